@@ -1,0 +1,107 @@
+"""Structured config schemas: the composed Hydra config is checked against these at start-up.
+
+Hydra composes ``conf/``; :func:`validate` then merges each top-level group into its
+dataclass schema, so a misspelt key or a wrong type fails before any work with a
+message naming the key (``trainer.max_epoch: not a key of TrainerConfig``). Each
+task registers the schemas of the groups it reads (see :mod:`bench.tasks`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from bench.errors import ConfigError
+
+
+@dataclass
+class PathsConfig:
+    root_dir: str
+    results_dir: str
+    data_dir: str
+    cache_dir: str
+    log_dir: str
+    wandb_dir: str
+
+
+@dataclass
+class LoggerConfig:
+    mode: str = "offline"  # offline | online | disabled
+    project: str = "bench"
+    group: Optional[str] = None
+    tags: list[str] = field(default_factory=list)
+
+
+@dataclass
+class TrainerConfig:
+    """The subset of ``lightning.Trainer`` arguments bench exposes (one place to change them)."""
+    accelerator: str = "cpu"
+    devices: Any = 1
+    num_nodes: int = 1
+    strategy: str = "auto"
+    precision: str = "32-true"
+    max_epochs: int = 1
+    max_steps: int = -1
+    fast_dev_run: bool = False
+    deterministic: bool = False
+    gradient_clip_val: Optional[float] = None
+    log_every_n_steps: int = 10
+    enable_progress_bar: bool = True
+    limit_train_batches: Optional[float] = None
+    num_sanity_val_steps: int = 0
+
+
+@dataclass
+class ImageDataConfig:
+    """An image-classification dataset (see :mod:`bench.data`)."""
+    _target_: str = "bench.data.ImageDataModule"
+    name: str = "embedded_photos"
+    root: Optional[str] = None
+    labels: str = "true"  # true | random (one fixed permutation of the targets)
+    image_size: int = 32
+    n_train: Optional[int] = None
+    n_test: Optional[int] = None
+    batch_size: int = 256
+    num_workers: int = 0
+    download: bool = False
+    normalize: bool = True
+    classes: Optional[list[int]] = None  # keep only these classes (binary subsets)
+    seed: int = 0
+
+
+@dataclass
+class ModelConfig:
+    """A model from the registry (see :mod:`bench.models`)."""
+    _target_: str = "bench.models.create_model"
+    name: str = "resnet20"
+    width: float = 1.0
+    weights: Optional[str] = None  # a local state-dict path, or 'torchvision' for the library's weights
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+def _check(node: DictConfig, schema: type, key: str) -> DictConfig:
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(schema), node)
+    except OmegaConfBaseException as e:
+        detail = str(e).splitlines()[0]
+        raise ConfigError(f"config group '{key}' is malformed: {detail} "
+                          f"(valid keys: {', '.join(f for f in schema.__dataclass_fields__)})") from None
+    return merged
+
+
+def validate(cfg: DictConfig, schemas: dict[str, type]) -> DictConfig:
+    """Check every group named in ``schemas`` (plus the shared ones); return the typed config."""
+    all_schemas = {"paths": PathsConfig, "logger": LoggerConfig, "trainer": TrainerConfig, **schemas}
+    out = OmegaConf.to_container(cfg, resolve=False)
+    checked = OmegaConf.create(out)
+    for key, schema in all_schemas.items():
+        if key not in cfg or cfg[key] is None:
+            raise ConfigError(f"config is missing the '{key}' group; add '{key}=<option>' to the command")
+        checked[key] = _check(cfg[key], schema, key)
+    try:
+        OmegaConf.resolve(checked)
+    except OmegaConfBaseException as e:
+        raise ConfigError(f"config does not resolve: {str(e).splitlines()[0]}") from None
+    return checked

@@ -1,0 +1,50 @@
+"""ImageNet models from torchvision, by name: ``tv_resnet18``, ``tv_vgg11``, ``tv_densenet121``, ...
+
+Their first layers are the 7x7 (ResNet/DenseNet) and 3x3 (VGG/MobileNet/ShuffleNet) filter
+banks of the whitening paper. ``weights='torchvision'`` loads the library's pretrained weights
+from the local torch hub cache (offline, a missing file is a clear error naming where to put
+it); a path loads a local state dict.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torchvision
+from torch import nn
+
+from bench.errors import ModelError
+from bench.models.registry import load_weights, register_model
+
+_ARCHS = ["resnet18", "resnet50", "vgg11", "vgg16", "densenet121", "mobilenet_v2", "shufflenet_v2_x1_0"]
+
+
+def _torchvision_weights(model: nn.Module, arch: str) -> None:
+    """Load torchvision's default ImageNet weights from the hub cache without touching the network."""
+    enum = torchvision.models.get_model_weights(arch).DEFAULT
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(enum.url).name
+    if not cached.is_file():
+        raise ModelError(f"torchvision weights for {arch} are not cached at {cached} and this machine is offline; "
+                         f"download {enum.url} there, or pass model.weights=<local state dict>")
+    model.load_state_dict(torch.load(cached, map_location="cpu", weights_only=True))
+    model.weights_loaded = True
+
+
+def _make(arch: str):
+    def build(num_classes=1000, in_chans=3, width=1.0, weights=None):
+        if in_chans != 3 or width != 1.0:
+            raise ModelError(f"tv_{arch} is a fixed ImageNet architecture: in_chans=3 and width=1.0 only")
+        model = torchvision.models.get_model(arch, weights=None, num_classes=num_classes)
+        if weights == "torchvision":
+            _torchvision_weights(model, arch)
+        elif weights is not None:
+            load_weights(model, weights)
+        return model
+
+    build.__name__ = f"tv_{arch}"
+    build.__doc__ = f"torchvision's {arch} (ImageNet layout)."
+    return register_model(build)
+
+
+for _arch in _ARCHS:
+    _make(_arch)

@@ -1,0 +1,74 @@
+"""Provenance of a run: code version, library versions, hardware, config hash."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import socket
+import subprocess
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+# Keys that change where and how a run is recorded but not what it computes.
+HASH_EXCLUDED_KEYS = ("paths", "logger", "skip_existing", "hydra", "run_name", "trainer_ui")
+
+_DISTRIBUTIONS = {
+    "torch": "torch",
+    "lightning": "lightning",
+    "hydra": "hydra-core",
+    "open_clip": "open_clip_torch",
+    "diffusers": "diffusers",
+    "bench": "bench",
+}
+
+
+def config_hash(config: dict[str, Any], exclude: tuple[str, ...] = HASH_EXCLUDED_KEYS) -> str:
+    """sha256 of the canonical JSON of the resolved config without path/logging keys."""
+    kept = {k: v for k, v in config.items() if k not in exclude}
+    canonical = json.dumps(kept, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def versions() -> dict[str, str | None]:
+    """Versions of python and of the libraries whose behaviour a result depends on."""
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for key, dist in _DISTRIBUTIONS.items():
+        try:
+            out[key] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[key] = None
+    return out
+
+
+def git_state(repo: Path | None = None) -> dict[str, Any]:
+    """The commit sha and whether the work tree has uncommitted changes (None outside git)."""
+    cwd = repo or Path(__file__).resolve().parent.parent
+
+    def git(*args: str) -> str | None:
+        try:
+            res = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return res.stdout.strip() if res.returncode == 0 else None
+
+    sha = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no") if sha else None
+    return {"sha": sha, "dirty": None if status is None else bool(status)}
+
+
+def hardware(accelerator: str = "cpu", n_devices: int = 1) -> dict[str, Any]:
+    """Where the run executes: device name, device count, world size, host."""
+    import torch
+
+    if accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available():
+        device = torch.cuda.get_device_name(0)
+    else:
+        device = platform.processor() or platform.machine() or "cpu"
+    return {
+        "device": device,
+        "n_devices": int(n_devices),
+        "world_size": int(os.environ.get("WORLD_SIZE", n_devices or 1)),
+        "hostname": socket.gethostname(),
+    }

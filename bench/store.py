@@ -1,0 +1,240 @@
+"""The results store: ``results/runs/<task>/<run_id>/{run.json, metrics.jsonl, artifacts/}``.
+
+The store is the source of truth (W&B is a mirror). A :class:`Run` is a context
+manager: it writes ``run.json`` with status ``running`` on entry, and ``completed``
+or ``failed`` on exit, so a crash is never mistaken for a finished run. Every file
+is written atomically and validated against results schema v1. Only rank 0 writes.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import os
+import secrets
+import time
+import traceback
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from bench.atomic import atomic_save, atomic_write_json, atomic_write_text
+from bench.schema import SCHEMA_VERSION, SchemaError, validate_metric, validate_run
+
+RUN_ID_ENV = "BENCH_RUN_ID"
+
+
+def new_run_id() -> str:
+    """Timestamp plus 32 random bits: sortable, and unique for jobs started in the same second."""
+    return f"{dt.datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(4)}"
+
+
+def is_rank_zero() -> bool:
+    """True in the process that owns the results (rank 0 of a distributed job, or a plain run)."""
+    return all(os.environ.get(k, "0") == "0" for k in ("RANK", "LOCAL_RANK", "SLURM_PROCID"))
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _json_scalar(value: Any) -> Any:
+    """Make a param value JSON-safe (numpy scalars, tensors, paths become plain values)."""
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
+
+
+class Run:
+    """One benchmark run being recorded. Use as ``with Run(...) as run: run.log_metric(...)``."""
+
+    def __init__(self, results_dir: str | os.PathLike, task: str, config: dict, *, config_hash: str,
+                 overrides: list[str], seed: int | None, provenance: dict[str, Any],
+                 tracker: Any = None, sweep: dict | None = None) -> None:
+        self.task = task
+        # Child processes of a DDP job inherit the run id, so every rank names the same run.
+        self.run_id = os.environ.get(RUN_ID_ENV) or new_run_id()
+        os.environ[RUN_ID_ENV] = self.run_id
+        self.dir = Path(results_dir) / "runs" / task / self.run_id
+        self.artifacts_dir = self.dir / "artifacts"
+        self.is_writer = is_rank_zero()
+        self.tracker = tracker
+        self._rows: list[dict] = []
+        self._t0 = time.monotonic()
+        self.record: dict[str, Any] = {
+            "schema_version": SCHEMA_VERSION, "run_id": self.run_id, "task": task,
+            "status": "running", "error": None, "started_at": _now(), "finished_at": None,
+            "wall_time_s": None, "config": config, "config_hash": config_hash,
+            "overrides": list(overrides), "seed": seed, "sweep": sweep,
+            "model": {"name": None, "source": None, "n_params": None},
+            "dataset": {"name": None, "split": None, "n": None},
+            "wandb": {"mode": getattr(tracker, "mode", "disabled"),
+                      "run_id": getattr(tracker, "run_id", None)},
+            **provenance,
+        }
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def __enter__(self) -> Run:
+        if self.is_writer:
+            if (self.dir / "run.json").exists():
+                raise FileExistsError(f"{self.dir} already holds a run; refusing to overwrite it")
+            self.artifacts_dir.mkdir(parents=True, exist_ok=True)
+            self._write_record()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        failed = exc_type is not None
+        if failed:
+            self.record["error"] = "".join(traceback.format_exception_only(exc_type, exc)).strip()[-2000:]
+        self.record["status"] = "failed" if failed else "completed"
+        self.record["finished_at"] = _now()
+        self.record["wall_time_s"] = round(time.monotonic() - self._t0, 3)
+        if self.is_writer:
+            self.flush()
+            self._write_record()
+        if self.tracker is not None:
+            self.tracker.log_table("metrics", self._rows)
+            self.tracker.finish(exit_code=1 if failed else 0)
+        return False
+
+    def _write_record(self) -> None:
+        validate_run(self.record, what=str(self.dir / "run.json"))
+        atomic_write_json(self.dir / "run.json", self.record)
+
+    # -- what was run on -------------------------------------------------------------------
+    def set_model(self, name: str, source: str, n_params: int | None) -> None:
+        """Record the model evaluated (registry name, where its weights came from, size)."""
+        self.record["model"] = {"name": name, "source": source, "n_params": n_params}
+        if self.is_writer:
+            self._write_record()
+
+    def set_dataset(self, name: str, split: str, n: int | None) -> None:
+        """Record the dataset evaluated on."""
+        self.record["dataset"] = {"name": name, "split": split, "n": n}
+        if self.is_writer:
+            self._write_record()
+
+    # -- metrics ---------------------------------------------------------------------------
+    def log_metric(self, metric: str, value: float, *, params: dict | None = None, split: str = "test",
+                   n: int | None = None, stderr: float | None = None, higher_is_better: bool = True,
+                   flush: bool = True) -> dict:
+        """Record one metric value under the conditions ``params``; NaN is stored as null."""
+        value = float(value)
+        row = {
+            "run_id": self.run_id, "task": self.task, "metric": metric,
+            "value": value if math.isfinite(value) else None,
+            "params": {str(k): _json_scalar(v) for k, v in (params or {}).items()},
+            "split": split, "n": None if n is None else int(n),
+            "stderr": None if stderr is None or not math.isfinite(stderr) else float(stderr),
+            "higher_is_better": bool(higher_is_better),
+        }
+        validate_metric(row)
+        self._rows.append(row)
+        if self.tracker is not None:
+            self.tracker.log_row(row)
+        if flush:
+            self.flush()
+        return row
+
+    def log_metrics(self, rows: Iterable[dict]) -> None:
+        """Record many metrics (each a dict of :meth:`log_metric` keyword arguments), one write."""
+        for row in rows:
+            self.log_metric(**row, flush=False)
+        self.flush()
+
+    @property
+    def metrics(self) -> list[dict]:
+        """The rows recorded so far."""
+        return list(self._rows)
+
+    def flush(self) -> None:
+        """Rewrite metrics.jsonl atomically with every row recorded so far."""
+        if self.is_writer:
+            text = "".join(json.dumps(r, sort_keys=True, allow_nan=False) + "\n" for r in self._rows)
+            atomic_write_text(self.dir / "metrics.jsonl", text)
+
+    # -- artifacts -------------------------------------------------------------------------
+    def artifact_path(self, name: str) -> Path:
+        """Where an artifact called ``name`` lives (inside ``artifacts/``)."""
+        path = (self.artifacts_dir / name).resolve()
+        if self.artifacts_dir.resolve() not in path.parents:
+            raise ValueError(f"artifact name {name!r} escapes the run's artifacts directory")
+        return path
+
+    def save_figure(self, name: str, fig: Any, dpi: int = 120) -> Path:
+        """Save a matplotlib figure as ``artifacts/<name>.png`` (atomic) and mirror it to W&B."""
+        import matplotlib.pyplot as plt
+
+        path = self.artifact_path(f"{name}.png")
+        if self.is_writer:
+            atomic_save(path, lambda tmp: fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png"))
+            if self.tracker is not None:
+                self.tracker.log_image(name, path)
+        plt.close(fig)
+        return path
+
+    def save_tensors(self, name: str, tensors: dict[str, Any]) -> Path:
+        """Save named arrays as ``artifacts/<name>.safetensors`` (atomic)."""
+        import torch
+        from safetensors.torch import save_file
+
+        path = self.artifact_path(f"{name}.safetensors")
+        if self.is_writer:
+            clean = {k: torch.as_tensor(v).detach().cpu().contiguous() for k, v in tensors.items()}
+            atomic_save(path, lambda tmp: save_file(clean, tmp))
+        return path
+
+    def save_json(self, name: str, obj: Any) -> Path:
+        """Save a JSON artifact ``artifacts/<name>.json`` (atomic)."""
+        path = self.artifact_path(f"{name}.json")
+        if self.is_writer:
+            atomic_write_json(path, obj)
+        return path
+
+
+# -- reading ---------------------------------------------------------------------------------
+def read_run(run_dir: Path) -> tuple[dict, list[dict]]:
+    """Read and validate one run directory; raise :class:`SchemaError`/``OSError`` naming the file."""
+    run_json = run_dir / "run.json"
+    try:
+        record = json.loads(run_json.read_text())
+    except json.JSONDecodeError as e:
+        raise SchemaError(f"{run_json}: not valid JSON ({e})") from None
+    validate_run(record, what=str(run_json))
+    rows = []
+    metrics = run_dir / "metrics.jsonl"
+    if metrics.exists():
+        for i, line in enumerate(metrics.read_text().splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise SchemaError(f"{metrics}:{i}: not valid JSON ({e})") from None
+            validate_metric(row, what=f"{metrics}:{i}")
+            rows.append(row)
+    return record, rows
+
+
+def iter_run_dirs(results_dir: Path, task: str | None = None) -> Iterator[Path]:
+    """Every directory under ``results/runs/`` that looks like a run (has a run.json)."""
+    root = Path(results_dir) / "runs"
+    pattern = f"{task}/*/run.json" if task else "*/*/run.json"
+    for run_json in sorted(root.glob(pattern)):
+        yield run_json.parent
+
+
+def find_completed(results_dir: Path, task: str, config_hash: str) -> Path | None:
+    """The directory of a completed run of ``task`` with this ``config_hash``, if any."""
+    for run_dir in iter_run_dirs(results_dir, task):
+        try:
+            record = json.loads((run_dir / "run.json").read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if record.get("config_hash") == config_hash and record.get("status") == "completed":
+            return run_dir
+    return None
