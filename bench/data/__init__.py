@@ -1,0 +1,1 @@
+"""Datasets: embedded (offline, from PyPI packages) and real (torchvision, ImageFolder)."""
