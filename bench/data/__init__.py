@@ -1,1 +1,139 @@
-"""Datasets: embedded (offline, from PyPI packages) and real (torchvision, ImageFolder)."""
+"""Image-classification data for every task: embedded (offline) and real (torchvision/ImageFolder).
+
+``ImageDataModule`` is the one LightningDataModule: it loads a split, optionally keeps a
+subset of classes or samples, optionally replaces the labels by one fixed permutation
+(random labels keep the class balance), and normalises with the dataset's channel stats —
+the same normalisation is then used for training and for the patch PCA.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from bench.data import embedded, real
+from bench.errors import DataError
+
+EMBEDDED = {"embedded_photos": embedded.load_photos, "mnist": embedded.load_mnist, "digits": embedded.load_digits}
+DATASETS = sorted([*EMBEDDED, "cifar10", "cifar100", "imagefolder"])
+
+
+class TensorImages(Dataset):
+    """Uint8 images in memory, normalised batch-wise on access (``__getitems__`` skips per-item overhead)."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> None:
+        self.images, self.labels = images, labels
+        self.mean, self.std = mean.view(1, -1, 1, 1), std.view(1, -1, 1, 1)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitems__(self, idx: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.images[idx].float().div_(255.0)
+        return (x - self.mean) / self.std, self.labels[idx]
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = self.__getitems__([i])
+        return x[0], y[0]
+
+
+def _batch_as_is(batch):
+    """``collate_fn`` for datasets whose ``__getitems__`` already returns a batch."""
+    return batch
+
+
+class ImageDataModule(L.LightningDataModule):
+    """One image-classification dataset, by name (see ``DATASETS``)."""
+
+    def __init__(self, name: str = "embedded_photos", root: str | None = None, labels: str = "true",
+                 image_size: int = 32, n_train: int | None = None, n_test: int | None = None,
+                 batch_size: int = 256, num_workers: int = 0, download: bool = False, normalize: bool = True,
+                 classes: list[int] | None = None, seed: int = 0) -> None:
+        super().__init__()
+        if name not in DATASETS:
+            raise DataError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
+        if labels not in ("true", "random"):
+            raise DataError(f"data.labels must be 'true' or 'random', not {labels!r}")
+        if name in ("cifar10", "cifar100", "imagefolder") and not root:
+            raise DataError(f"dataset {name} needs data.root=<directory holding it>")
+        self.name, self.root, self.labels_kind = name, root, labels
+        self.image_size, self.n_train, self.n_test = image_size, n_train, n_test
+        self.batch_size, self.num_workers, self.download = batch_size, num_workers, download
+        self.normalize, self.classes, self.seed = normalize, list(classes) if classes else None, seed
+        self.train: Dataset | None = None
+        self.test: Dataset | None = None
+
+    # -- loading -------------------------------------------------------------------------
+    def _load(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.name in EMBEDDED:
+            return EMBEDDED[self.name](split)
+        if self.name == "imagefolder":
+            ds = real.load_imagefolder(self.root, "train" if split == "train" else "val", self.image_size)
+            images = torch.stack([ds[i][0] for i in range(len(ds))]) if len(ds) <= 50_000 else None
+            if images is None:
+                raise DataError(f"{self.root} holds {len(ds)} images; bench keeps ImageFolder sets in memory "
+                                f"(<= 50,000): subsample it or pass data.n_train")
+            return images, torch.as_tensor(ds.targets, dtype=torch.int64)
+        return real.load_cifar(self.name, self.root, split, self.download)
+
+    def _select(self, images: torch.Tensor, labels: torch.Tensor, n: int | None, seed: int):
+        if self.classes is not None:
+            keep = torch.isin(labels, torch.tensor(self.classes))
+            remap = {c: i for i, c in enumerate(self.classes)}
+            images, labels = images[keep], torch.tensor([remap[int(c)] for c in labels[keep]])
+        if n is not None:
+            if n > len(labels):
+                raise DataError(f"{self.name} has {len(labels)} samples, fewer than the {n} requested")
+            idx = torch.from_numpy(np.random.default_rng(seed).permutation(len(labels))[:n])
+            images, labels = images[idx], labels[idx]
+        return images, labels
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train is not None:
+            return
+        x_tr, y_tr = self._select(*self._load("train"), self.n_train, self.seed)
+        x_te, y_te = self._select(*self._load("test"), self.n_test, self.seed + 1)
+        if self.labels_kind == "random":  # one fixed permutation of the targets: class balance is kept
+            y_tr = y_tr[torch.from_numpy(np.random.default_rng(12345).permutation(len(y_tr)))]
+        self.mean, self.std = self._stats(x_tr)
+        self.num_classes = int(max(y_tr.max(), y_te.max())) + 1
+        self.in_chans = int(x_tr.shape[1])
+        self.train = TensorImages(x_tr, y_tr, self.mean, self.std)
+        self.test = TensorImages(x_te, y_te, self.mean, self.std)
+
+    def _stats(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        c = x.shape[1]
+        if not self.normalize:
+            return torch.zeros(c), torch.ones(c)
+        if self.name in real.CIFAR_STATS:
+            return tuple(torch.tensor(s) for s in real.CIFAR_STATS[self.name])
+        xf = x.float().div(255.0).transpose(0, 1).reshape(c, -1)
+        return xf.mean(1), xf.std(1)
+
+    # -- loaders -------------------------------------------------------------------------
+    def _loader(self, ds: Dataset, shuffle: bool) -> DataLoader:
+        return DataLoader(ds, batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers,
+                          collate_fn=_batch_as_is, persistent_workers=self.num_workers > 0)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.test, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.test, shuffle=False)
+
+    def ordered_train_dataloader(self) -> DataLoader:
+        """The training set in a fixed order (patch statistics, evaluation on train)."""
+        return self._loader(self.train, shuffle=False)
+
+    @property
+    def cache_key(self) -> str:
+        """Identifies the exact training pixels and normalisation (labels excluded: they do not change patches)."""
+        parts = [self.name, str(Path(self.root).resolve()) if self.root else "",
+                 str(self.image_size), str(self.n_train), str(self.classes), str(self.normalize), str(self.seed)]
+        return "|".join(parts)

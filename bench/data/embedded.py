@@ -16,7 +16,7 @@ import torch
 
 MNIST_N_TRAIN = 4000
 PHOTO_NAMES = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry",
-               "motorcycle_left", "cat", "china", "flower")
+               "retina", "camera", "china", "flower")
 
 
 def _split(images: np.ndarray, labels: np.ndarray, split: str, n_train: int) -> tuple[torch.Tensor, torch.Tensor]:

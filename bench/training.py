@@ -1,0 +1,124 @@
+"""Training image classifiers with Lightning: one LightningModule and one Trainer factory for
+every task, so precision, devices, DDP and logging are configured in exactly one place.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from omegaconf import DictConfig
+from torch import nn
+from torch.nn import functional as F
+
+from bench.errors import TrainingError
+
+
+class ClassifierModule(L.LightningModule):
+    """Supervised training of any registry model.
+
+    ``loss='ce'`` is the usual cross-entropy; ``loss='mse'`` regresses one-hot targets (the
+    linear-CNN theory of the whitening paper is derived for MSE). A NaN/inf loss stops the
+    run with a :class:`TrainingError` instead of silently training on garbage.
+    """
+
+    def __init__(self, model: nn.Module, num_classes: int, lr: float = 0.01, momentum: float = 0.0,
+                 weight_decay: float = 0.0, optimizer: str = "sgd", loss: str = "ce",
+                 augment: bool = False) -> None:
+        super().__init__()
+        if optimizer not in ("sgd", "adamw"):
+            raise ValueError(f"optimizer must be 'sgd' or 'adamw', not {optimizer!r}")
+        if loss not in ("ce", "mse"):
+            raise ValueError(f"loss must be 'ce' or 'mse', not {loss!r}")
+        self.model = model
+        self.num_classes = num_classes
+        self.save_hyperparameters(ignore=["model"])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    def _loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.hparams.loss == "ce":
+            return F.cross_entropy(logits, y)
+        return F.mse_loss(logits, F.one_hot(y, self.num_classes).to(logits.dtype))
+
+    def _augment(self, x: torch.Tensor) -> torch.Tensor:
+        """Random crop (4-pixel reflect padding) and horizontal flip, batched on the device."""
+        n, _, h, w = x.shape
+        padded = F.pad(x, (4, 4, 4, 4), mode="reflect")
+        dy, dx = torch.randint(0, 9, (2,)).tolist()
+        x = padded[:, :, dy:dy + h, dx:dx + w]
+        flip = torch.rand(n, device=x.device) < 0.5
+        return torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        if self.hparams.augment:
+            x = self._augment(x)
+        loss = self._loss(self(x), y)
+        if not torch.isfinite(loss):
+            raise TrainingError(f"training loss became {loss.item()} at step {self.global_step}; "
+                                f"lower optim.lr (now {self.hparams.lr}) or add trainer.gradient_clip_val")
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=False)
+        return loss
+
+    def _eval_step(self, batch: Any, prefix: str) -> None:
+        x, y = batch
+        logits = self(x)
+        self.log(f"{prefix}/loss", self._loss(logits, y), sync_dist=True)
+        self.log(f"{prefix}/acc", (logits.argmax(1) == y).float().mean(), prog_bar=True, sync_dist=True)
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        self._eval_step(batch, "val")
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        self._eval_step(batch, "test")
+
+    def configure_optimizers(self):
+        hp = self.hparams
+        if hp.optimizer == "sgd":
+            return torch.optim.SGD(self.parameters(), lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay)
+        return torch.optim.AdamW(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
+
+
+def build_trainer(trainer_cfg: DictConfig, run: Any = None, callbacks: Sequence[L.Callback] = (),
+                  checkpoint_dir: str | Path | None = None, **overrides: Any) -> L.Trainer:
+    """A ``lightning.Trainer`` from the ``trainer`` config group, logging to the run's W&B run.
+
+    With ``checkpoint_dir`` the trainer keeps ``last.ckpt`` there after every epoch, so
+    :func:`fit` can resume an interrupted run.
+    """
+    kwargs = {k: v for k, v in dict(trainer_cfg).items() if v is not None}
+    kwargs.update(overrides)
+    callbacks = list(callbacks)
+    if checkpoint_dir is not None and not kwargs.get("fast_dev_run"):
+        from lightning.pytorch.callbacks import ModelCheckpoint
+
+        callbacks.append(ModelCheckpoint(dirpath=str(checkpoint_dir), save_last=True, save_top_k=0,
+                                         every_n_epochs=1, enable_version_counter=False))
+    tracker = getattr(run, "tracker", None)
+    logger = tracker.lightning_logger() if tracker is not None else False
+    return L.Trainer(logger=logger, callbacks=callbacks, enable_checkpointing=checkpoint_dir is not None,
+                     default_root_dir=str(checkpoint_dir) if checkpoint_dir else None,
+                     enable_model_summary=False, **kwargs)
+
+
+def fit(trainer: L.Trainer, module: L.LightningModule, datamodule: L.LightningDataModule,
+        checkpoint_dir: str | Path | None = None) -> None:
+    """``trainer.fit``, resuming from ``checkpoint_dir/last.ckpt`` when an earlier attempt left one."""
+    last = Path(checkpoint_dir) / "last.ckpt" if checkpoint_dir else None
+    trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if last and last.is_file() else None)
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, loader: Any, device: str | torch.device = "cpu") -> float:
+    """Top-1 accuracy of ``model`` over a loader of ``(x, y)`` batches."""
+    model.eval().to(device)
+    correct = total = 0
+    for x, y in loader:
+        correct += (model(x.to(device)).argmax(1).cpu() == y).sum().item()
+        total += len(y)
+    return correct / total if total else math.nan
