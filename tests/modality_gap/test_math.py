@@ -1,0 +1,153 @@
+"""The gap post-processing invariant, the metrics against straightforward loops, and the
+vectorised robustness sweep against a per-sample loop."""
+import math
+
+import pytest
+import torch
+
+from bench.modality_gap.gap import GapShift, gap_orthogonality, gap_vector, pca_basis, permutation_null_gap
+from bench.modality_gap.metrics import classification_metrics, nn_scores, recall_at_k
+from bench.modality_gap.robustness import Perturbation, robustness_sweep
+
+
+def _unit(x):
+    return x / x.norm(dim=-1, keepdim=True)
+
+
+def _clouds(n=400, m=12, d=32, gap=0.8, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    centre = _unit(torch.randn(d, generator=gen, dtype=torch.float64))
+    x = _unit(torch.randn(m, d, generator=gen, dtype=torch.float64) * 0.3 - gap / 2 * centre)
+    labels = torch.randint(m, (n,), generator=gen)
+    y = _unit(x[labels] + 0.4 * torch.randn(n, d, generator=gen, dtype=torch.float64) + gap * centre)
+    return y, x, labels
+
+
+def test_orthogonal_shift_leaves_clean_predictions_identical_for_every_alpha():
+    y, x, _ = _clouds()
+    shift = GapShift("paper")  # k = rank of centred X: g' is orthogonal to X's affine span
+    v = shift.direction(y, x)
+    assert torch.allclose((x - x[0]) @ v, torch.zeros(len(x), dtype=x.dtype), atol=1e-12)
+    clean = nn_scores(y, x).argmax(-1)
+    for alpha in (0.0, 0.25, 0.5, 1.0, 2.0, 10.0):
+        moved, same_x = shift.apply(y, x, alpha)
+        assert same_x is x
+        assert torch.equal(nn_scores(moved, x).argmax(-1), clean), alpha
+    # The invariant is not vacuous: shifting along the raw gap (inside X's span) does change predictions.
+    g = gap_vector(y, x)
+    assert not torch.equal(nn_scores(y - 10.0 * g, x).argmax(-1), clean)
+
+
+def test_gap_vector_and_orthogonality():
+    y, x, _ = _clouds(m=40, d=16)
+    g = gap_vector(y, x)
+    assert torch.allclose(g, y.mean(0) - x.mean(0))
+    basis = pca_basis(x)
+    assert basis.shape == (16, 16)  # 40 points in 16 dims: full rank
+    assert torch.allclose(basis.T @ basis, torch.eye(16, dtype=basis.dtype), atol=1e-10)
+    assert gap_orthogonality(g, x, 0) == pytest.approx(1.0)
+    assert gap_orthogonality(g, x, 16) == pytest.approx(0.0, abs=1e-12)
+    # A direction built orthogonal to a 3-D cloud's span is entirely outside its PCs.
+    flat = torch.zeros(50, 8, dtype=torch.float64)
+    flat[:, :3] = torch.randn(50, 3, dtype=torch.float64)
+    assert gap_orthogonality(torch.tensor([0, 0, 0, 1.0, 0, 0, 0, 0], dtype=torch.float64), flat, 3) == pytest.approx(1.0)
+
+
+def test_symmetric_shift_moves_both_and_renormalises():
+    y, x, _ = _clouds()
+    q, r = GapShift("symmetric").apply(y, x, 1.0)
+    assert torch.allclose(q.norm(dim=-1), torch.ones(len(q), dtype=q.dtype))
+    assert gap_vector(q, r).norm() < gap_vector(y, x).norm() / 2
+    with pytest.raises(ValueError, match="mode"):
+        GapShift("sideways")
+
+
+def test_gap_is_far_above_the_permutation_null():
+    y, x, _ = _clouds(m=100, gap=1.2)
+    mean_null, max_null = permutation_null_gap(y, x)
+    assert float(gap_vector(y, x).norm()) > 2 * max_null
+    y_same, x_same, _ = _clouds(m=100, gap=0.0)  # one distribution: the gap is at the null's level
+    assert float(gap_vector(y_same, x_same).norm()) < 2 * permutation_null_gap(y_same, x_same)[1]
+
+
+def test_classification_metrics_match_straightforward_loops():
+    gen = torch.Generator().manual_seed(1)
+    n, c, d = 300, 7, 16
+    img = _unit(torch.randn(n, d, generator=gen))
+    protos = _unit(torch.randn(c, d, generator=gen))
+    labels = torch.randint(c, (n,), generator=gen)
+    logits = 100 * img @ protos.T  # the CLIP convention
+    got = classification_metrics(nn_scores(img, protos), labels)
+    top1 = sum(int(logits[i].argmax()) == int(labels[i]) for i in range(n)) / n
+    top5 = sum(int(labels[i]) in sorted(range(c), key=lambda j: -float(logits[i, j]))[:5] for i in range(n)) / n
+    recalls = []
+    for cls in range(c):
+        idx = [i for i in range(n) if int(labels[i]) == cls]
+        if idx:
+            recalls.append(sum(int(logits[i].argmax()) == cls for i in idx) / len(idx))
+    assert got["acc1"] == pytest.approx(top1)
+    assert got["acc5"] == pytest.approx(top5)
+    assert got["mean_per_class_recall"] == pytest.approx(sum(recalls) / len(recalls))
+    assert math.isnan(classification_metrics(nn_scores(img, protos[:4]), labels.clamp(max=3))["acc5"])
+
+
+def test_recall_at_k_matches_a_loop():
+    gen = torch.Generator().manual_seed(2)
+    scores = torch.randn(50, 120, generator=gen)
+    positives = torch.zeros(50, 120, dtype=torch.bool)
+    for i in range(50):  # 5 captions per image, like COCO
+        positives[i, torch.randperm(120, generator=gen)[:5]] = True
+    got = recall_at_k(scores, positives, (1, 5, 10))
+    for k in (1, 5, 10):
+        hits = sum(any(bool(positives[i, j]) for j in scores[i].argsort(descending=True)[:k]) for i in range(50))
+        assert got[k] == pytest.approx(hits / 50)
+
+
+def _loop_sweep(y, x, labels, alphas, shift, pert_kind, levels, trials, seed, paraphrases=None):
+    """Per-sample reference: draw the same randomness, then one query at a time."""
+    out = []
+    direction = shift.direction(y, x)
+    for i, level in enumerate(levels):
+        pert = Perturbation(pert_kind, level)
+        t = 1 if pert_kind == "quantize" else trials
+        draws = pert.draw(t, *x.shape, 0 if paraphrases is None else len(paraphrases),
+                          torch.Generator().manual_seed(seed * 1000 + i))
+        for alpha in alphas:
+            q, r = shift.apply(y, x, alpha, direction)
+            perturbed = pert.apply(r, draws, paraphrases)
+            same = correct = 0
+            for trial in range(t):
+                for n in range(len(q)):
+                    clean = int(((r - q[n]) ** 2).sum(-1).argmin())
+                    pred = int(((perturbed[trial] - q[n]) ** 2).sum(-1).argmin())
+                    same += pred == clean
+                    correct += pred == int(labels[n])
+            out.append((same / (t * len(q)), correct / (t * len(q))))
+    return out
+
+
+@pytest.mark.parametrize("kind,levels", [("gaussian", [0.005, 0.04]), ("quantize", [8, 32]), ("paraphrase", [0.5])])
+def test_vectorised_sweep_equals_per_sample_loop(kind, levels):
+    y, x, labels = _clouds(n=120, m=10, d=16)
+    paraphrases = _unit(x.unsqueeze(0) + 0.2 * torch.randn(3, *x.shape, dtype=x.dtype)) if kind == "paraphrase" else None
+    shift = GapShift("paper")
+    rows = robustness_sweep(y, x, labels, alphas=[0.0, 0.5, 1.0], shift=shift, perturbation=kind, levels=levels,
+                            trials=4, seed=3, paraphrases=paraphrases, dtype=torch.float64)
+    ref = _loop_sweep(y, x, labels, [0.0, 0.5, 1.0], shift, kind, levels, 4, 3, paraphrases)
+    got = [v for r in rows for v in (r["robustness"], r["accuracy"])]
+    assert got == pytest.approx([v for pair in ref for v in pair], abs=1e-12)
+    assert all(r["clean_accuracy"] == rows[0]["clean_accuracy"] for r in rows)  # the invariant again
+
+
+def test_closing_the_gap_increases_gaussian_robustness_on_a_toy():
+    y, x, labels = _clouds(n=600, m=10, d=32, gap=4.0)
+    rows = robustness_sweep(y, x, labels, alphas=[0.0, 1.0], shift=GapShift("paper"), perturbation="gaussian",
+                            levels=[0.005], trials=20, seed=0, dtype=torch.float64)
+    assert rows[1]["robustness"] > rows[0]["robustness"] + 3 * max(rows[0]["robustness_stderr"], 1e-3)
+
+
+def test_bad_perturbations_fail_clearly():
+    with pytest.raises(ValueError, match="bins"):
+        Perturbation("quantize", 1.5)
+    with pytest.raises(ValueError, match="perturbation must be one of"):
+        Perturbation("blur", 1)
