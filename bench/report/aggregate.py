@@ -1,0 +1,242 @@
+"""Aggregate completed runs into one leaderboard per task.
+
+Runs that differ only by seed form a *group*: their config hash computed without ``seed`` is
+equal. Every metric is aggregated per group and per params combination (mean, sample std, number
+of seeds); the headline columns of a task come from the metrics registry, and the rows of each
+table are ranked by its first headline column.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from bench.provenance import HASH_EXCLUDED_KEYS, config_hash
+from bench.report.collect import RunData
+from bench.report.metrics import GENERIC_FMT, MetricSpec, headline_specs, spec_for
+
+SEEDLESS_EXCLUDED = (*HASH_EXCLUDED_KEYS, "seed")
+
+
+def group_hash(record: dict) -> str:
+    """The config hash of a run without its seed: runs with equal group hashes are seeds of one config."""
+    return config_hash(record["config"], exclude=SEEDLESS_EXCLUDED)
+
+
+def params_label(params: dict) -> str:
+    """``k=v, k=v`` in key order (empty for no params)."""
+    return ", ".join(f"{k}={v}" for k, v in sorted(params.items()))
+
+
+@dataclass(frozen=True)
+class Column:
+    """One headline column: a metric under one combination of its column params."""
+    key: str
+    metric: str
+    params: dict  # the values of the spec's column params (all params for unregistered metrics)
+    label: str
+    fmt: str
+    higher_is_better: bool
+
+
+@dataclass
+class Cell:
+    """A metric aggregated over the seeds of a group."""
+    mean: float | None
+    std: float | None
+    n: int
+
+
+@dataclass
+class Row:
+    """One leaderboard row: a config group and its aggregated headline cells."""
+    group: str
+    model: str
+    dataset: str
+    overrides: list[str]
+    runs: list[RunData]
+    cells: dict[str, Cell] = field(default_factory=dict)
+    rank: int | None = None
+
+    @property
+    def n_seeds(self) -> int:
+        return len(self.runs)
+
+    @property
+    def seeds(self) -> list:
+        return sorted((r.record["seed"] for r in self.runs), key=lambda s: (s is None, s))
+
+    @property
+    def representative(self) -> RunData:
+        """The most recently finished run of the group (its plots stand for the group)."""
+        return max(self.runs, key=lambda r: (r.record["finished_at"] or "", r.record["run_id"]))
+
+    def provenance(self) -> str:
+        """Git sha(s), date(s) and hardware of the runs behind this row."""
+        shas = sorted({(r.record["git"]["sha"] or "unknown")[:8] + ("-dirty" if r.record["git"]["dirty"] else "")
+                       for r in self.runs})
+        dates = sorted({(r.record["finished_at"] or r.record["started_at"])[:10] for r in self.runs})
+        hw = sorted({f"{r.record['hardware']['device']} ×{r.record['hardware']['n_devices']}" for r in self.runs})
+        date = dates[0] if len(dates) == 1 else f"{dates[0]}…{dates[-1]}"
+        return f"git {', '.join(shas)} · {date} · {'; '.join(hw)}"
+
+
+@dataclass
+class Leaderboard:
+    """The ranked table of one task, plus its full per-condition aggregate."""
+    task: str
+    columns: list[Column]
+    rows: list[Row]
+    conditions: pd.DataFrame  # one line per (group, metric, params): mean, std, n_seeds
+    fallback: bool  # True when no registered headline metric was found (generic columns)
+
+
+def _values_frame(runs: list[RunData]) -> pd.DataFrame:
+    """One line per metric row of every run, with its group and canonical params key."""
+    records = []
+    for run in runs:
+        group = group_hash(run.record)
+        for row in run.rows:
+            records.append({
+                "task": run.record["task"], "group": group, "run_id": run.record["run_id"],
+                "metric": row["metric"], "params": json.dumps(row["params"], sort_keys=True),
+                "value": math.nan if row["value"] is None else row["value"],
+                "higher_is_better": row["higher_is_better"],
+            })
+    columns = ["task", "group", "run_id", "metric", "params", "value", "higher_is_better"]
+    return pd.DataFrame.from_records(records, columns=columns)
+
+
+def _across_seeds(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Mean within each run (several rows on one key), then mean/std/count across the group's runs."""
+    per_run = frame.groupby([*keys, "run_id"], sort=False, dropna=False).agg(
+        value=("value", "mean"), higher_is_better=("higher_is_better", "first")).reset_index()
+    return per_run.groupby(keys, sort=False, dropna=False).agg(
+        mean=("value", "mean"), std=("value", "std"), n_seeds=("value", "count"),
+        higher_is_better=("higher_is_better", "first")).reset_index()
+
+
+def _column(spec: MetricSpec | None, metric: str, params: dict, higher_is_better: bool) -> Column:
+    """The headline column a metric row falls in; all params split unregistered metrics."""
+    shown = {k: params.get(k) for k in spec.columns} if spec else params
+    display = spec.display if spec else metric
+    label = f"{display} [{params_label(shown)}]" if shown else display
+    direction = higher_is_better if spec is None or spec.higher_is_better is None else spec.higher_is_better
+    return Column(f"{metric}|{json.dumps(shown, sort_keys=True)}", metric, shown, label,
+                  spec.fmt if spec else GENERIC_FMT, bool(direction))
+
+
+def _headline(frame: pd.DataFrame, task: str) -> tuple[pd.DataFrame, dict[str, Column], bool]:
+    """The rows of ``frame`` that head the table, each tagged with its column key."""
+    specs = {s.metric: s for s in headline_specs(task)}
+    registered = frame[frame["metric"].isin(specs)]
+    fallback = registered.empty
+    chosen = frame if fallback else registered
+    columns: dict[str, Column] = {}
+    keys = []
+    for metric, params_json, hib in zip(chosen["metric"], chosen["params"], chosen["higher_is_better"]):
+        params = json.loads(params_json)
+        spec = None if fallback else specs[metric]
+        if spec is not None and not spec.selects(params):
+            keys.append(None)
+            continue
+        column = _column(spec, metric, params, hib)
+        keys.append(column.key)
+        columns.setdefault(column.key, column)
+    chosen = chosen.assign(column=keys).dropna(subset=["column"])
+
+    def order(c: Column) -> tuple:
+        # Registry order first (the first spec ranks the table), then the spec's preferred values.
+        if fallback:
+            return (c.metric, c.label)
+        return (list(specs).index(c.metric), specs[c.metric].column_sort_key(c.params))
+
+    ordered = sorted(columns.values(), key=order)
+    return chosen, {c.key: c for c in ordered}, fallback
+
+
+def _distinguishing_overrides(runs_by_group: dict[str, list[RunData]]) -> dict[str, list[str]]:
+    """Each group's overrides without seed/path/logging keys and, when there are several groups,
+    without the overrides that every group shares."""
+    def relevant(override: str) -> bool:
+        key = override.lstrip("+~").split("=", 1)[0].split(".", 1)[0]
+        return key not in SEEDLESS_EXCLUDED
+
+    own = {g: [o for o in runs[0].record["overrides"] if relevant(o)] for g, runs in runs_by_group.items()}
+    if len(own) < 2:
+        return own
+    shared = set.intersection(*(set(v) for v in own.values()))
+    return {g: [o for o in v if o not in shared] for g, v in own.items()}
+
+
+def _named(record: dict, key: str, config_key: str | None = None) -> str:
+    """The model/dataset name the run recorded, else its config's ``name``, else an em dash."""
+    section = record["config"].get(config_key or key)
+    fallback = section.get("name") if isinstance(section, dict) else None
+    return str(record[key]["name"] or fallback or "—")
+
+
+def _rank(rows: list[Row], column: Column | None) -> None:
+    """Rank rows by ``column`` (ties share a rank; rows without a value are unranked, listed last)."""
+    if column is None:
+        return
+    means = pd.Series([r.cells[column.key].mean if column.key in r.cells else math.nan for r in rows],
+                      dtype="float64")
+    ranks = means.rank(method="min", ascending=not column.higher_is_better)
+    for row, rank in zip(rows, ranks):
+        row.rank = None if math.isnan(rank) else int(rank)
+    rows.sort(key=lambda r: (r.rank is None, r.rank or 0, r.model, r.dataset))
+
+
+def _leaderboard(task: str, runs: list[RunData]) -> Leaderboard:
+    frame = _values_frame(runs)
+    runs_by_group: dict[str, list[RunData]] = {}
+    for run in runs:
+        runs_by_group.setdefault(group_hash(run.record), []).append(run)
+    overrides = _distinguishing_overrides(runs_by_group)
+    rows = {g: Row(g, _named(rs[0].record, "model"), _named(rs[0].record, "dataset", "data"), overrides[g], rs)
+            for g, rs in runs_by_group.items()}
+
+    chosen, columns, fallback = _headline(frame, task)
+    for line in _across_seeds(chosen, ["group", "column"]).itertuples():
+        std = None if math.isnan(line.std) else float(line.std)
+        mean = None if math.isnan(line.mean) else float(line.mean)
+        rows[line.group].cells[line.column] = Cell(mean, std, int(line.n_seeds))
+    ordered = list(rows.values())
+    _rank(ordered, next(iter(columns.values()), None))
+
+    conditions = _across_seeds(frame, ["group", "metric", "params"])
+    conditions.insert(0, "task", task)
+    return Leaderboard(task, list(columns.values()), ordered, conditions, fallback)
+
+
+def build_leaderboards(runs: list[RunData]) -> list[Leaderboard]:
+    """One leaderboard per task (sorted by task name) from the completed runs."""
+    by_task: dict[str, list[RunData]] = {}
+    for run in runs:
+        by_task.setdefault(run.record["task"], []).append(run)
+    return [_leaderboard(task, by_task[task]) for task in sorted(by_task)]
+
+
+def conditions_table(boards: list[Leaderboard]) -> pd.DataFrame:
+    """The full per-condition aggregate of every task, with row identity and provenance (for CSV)."""
+    lines = []
+    for board in boards:
+        rows = {r.group: r for r in board.rows}
+        for c in board.conditions.itertuples():
+            row = rows[c.group]
+            spec = spec_for(board.task, c.metric)
+            hib = c.higher_is_better if spec is None or spec.higher_is_better is None else spec.higher_is_better
+            lines.append({
+                "task": board.task, "rank": row.rank, "model": row.model, "dataset": row.dataset,
+                "overrides": " ".join(row.overrides), "group": row.group[:12], "metric": c.metric,
+                "display": spec.display if spec else c.metric, "params": params_label(json.loads(c.params)),
+                "mean": c.mean, "std": c.std, "n_seeds": int(c.n_seeds), "higher_is_better": bool(hib),
+                "seeds": " ".join(map(str, row.seeds)),
+                "run_ids": " ".join(sorted(r.record["run_id"] for r in row.runs)),
+                "provenance": row.provenance(),
+            })
+    return pd.DataFrame(lines)
+

@@ -1,0 +1,39 @@
+"""Build every leaderboard output from a results folder, atomically."""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.atomic import atomic_write_text
+from bench.report.aggregate import build_leaderboards, conditions_table
+from bench.report.collect import Collection, collect
+from bench.report.render_html import render_html
+from bench.report.render_md import render_markdown
+from bench.schema import export_schemas
+
+
+@dataclass
+class Report:
+    """What was read and where the outputs went."""
+    collection: Collection
+    outputs: dict[str, Path]
+
+
+def write_report(results_dir: Path) -> Report:
+    """Read ``results_dir/runs``; write leaderboard.md/.csv/.html and export the JSON Schemas."""
+    results_dir = Path(results_dir)
+    collection = collect(results_dir)
+    boards = build_leaderboards(collection.completed)
+    generated_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    outputs = {
+        "markdown": results_dir / "leaderboard.md",
+        "csv": results_dir / "leaderboard.csv",
+        "html": results_dir / "leaderboard.html",
+    }
+    atomic_write_text(outputs["markdown"], render_markdown(boards, collection, results_dir, generated_at))
+    atomic_write_text(outputs["csv"], conditions_table(boards).to_csv(index=False))
+    atomic_write_text(outputs["html"], render_html(boards, collection, results_dir, generated_at))
+    schemas = export_schemas(results_dir / "schema")
+    outputs["schema"] = schemas[0].parent
+    return Report(collection, outputs)

@@ -1,0 +1,102 @@
+"""Render the leaderboards as ``results/leaderboard.md``."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench.report.aggregate import Cell, Column, Leaderboard, Row
+from bench.report.collect import Collection
+from bench.report.metrics import format_mean_std
+
+
+def cell_text(cell: Cell | None, column: Column, n_seeds: int) -> str:
+    """``mean ± std``, with the seed count when fewer seeds than the row has logged this metric."""
+    if cell is None:
+        return "—"
+    text = format_mean_std(cell.mean, cell.std, column.fmt)
+    return text if cell.n == n_seeds else f"{text} (n={cell.n})"
+
+
+def arrow(column: Column) -> str:
+    return "↑" if column.higher_is_better else "↓"
+
+
+def error_summary(error: str | None) -> str:
+    """The last line of a run's error (the exception and its message), or an empty string."""
+    lines = (error or "").strip().splitlines()
+    return lines[-1] if lines else ""
+
+
+def relative(path: Path, start: Path) -> str:
+    """``path`` relative to ``start`` with forward slashes (links that survive moving the folder)."""
+    return Path(path).resolve().relative_to(Path(start).resolve()).as_posix()
+
+
+def _md(text: object) -> str:
+    """A markdown table cell: no pipes or newlines."""
+    return str(text).replace("|", "\\|").replace("\n", " ").strip()
+
+
+def _table(header: list[str], lines: list[list[object]]) -> list[str]:
+    out = ["| " + " | ".join(map(_md, header)) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(map(_md, line)) + " |" for line in lines]
+    return out
+
+
+def row_identity(row: Row) -> list[str]:
+    """Rank, model, dataset, distinguishing overrides, seeds: what a row is."""
+    return ["—" if row.rank is None else str(row.rank), row.model, row.dataset,
+            " ".join(row.overrides) or "—", str(row.n_seeds)]
+
+
+IDENTITY_HEADER = ["rank", "model", "dataset", "overrides", "seeds"]
+
+
+def _board(board: Leaderboard, results_dir: Path) -> list[str]:
+    out = [f"## {board.task}", ""]
+    if board.fallback:
+        out += ["_No registered headline metric for this task: showing every metric "
+                "(add entries to `bench/report/metrics.py`)._", ""]
+    header = IDENTITY_HEADER + [f"{c.label} {arrow(c)}" for c in board.columns] + ["provenance"]
+    lines = [row_identity(r) + [cell_text(r.cells.get(c.key), c, r.n_seeds) for c in board.columns]
+             + [r.provenance()] for r in board.rows]
+    out += _table(header, lines) + [""]
+    if board.columns:
+        out += [f"Ranked by {board.columns[0].label} ({'higher' if board.columns[0].higher_is_better else 'lower'}"
+                " is better); mean ± std over seeds.", ""]
+    plots = [(r, p) for r in board.rows for p in r.representative.plots]
+    if plots:
+        out += ["Plots (one run per row):", ""]
+        out += [f"- {r.model} / {r.dataset} {' '.join(r.overrides)}: "
+                f"[{p.stem}]({relative(p, results_dir)})" for r, p in plots]
+        out.append("")
+    return out
+
+
+def _unfinished(collection: Collection, results_dir: Path) -> list[str]:
+    if not collection.unfinished:
+        return []
+    lines = [[r.record["task"], relative(r.dir, results_dir), r.status, r.record["started_at"],
+              error_summary(r.record.get("error"))] for r in collection.unfinished]
+    return ["## Not ranked: failed or still running", ""] + _table(
+        ["task", "run", "status", "started", "error"], lines) + [""]
+
+
+def _problems(collection: Collection, results_dir: Path) -> list[str]:
+    if not collection.problems:
+        return []
+    lines = [[relative(p.path, results_dir), p.reason] for p in collection.problems]
+    return ["## Skipped files", ""] + _table(["path", "reason"], lines) + [""]
+
+
+def render_markdown(boards: list[Leaderboard], collection: Collection, results_dir: Path,
+                    generated_at: str) -> str:
+    """The whole leaderboard page as markdown."""
+    out = ["# bench leaderboard", "",
+           f"Generated {generated_at} from {len(collection.completed)} completed run(s) under `runs/` "
+           "(results schema v1). Runs that differ only by seed are one row: mean ± std over seeds.", ""]
+    if not boards:
+        out += ["_No completed runs yet: run `bench experiment=<task>/embedded` first._", ""]
+    for board in boards:
+        out += _board(board, results_dir)
+    out += _unfinished(collection, results_dir) + _problems(collection, results_dir)
+    return "\n".join(out)
