@@ -18,6 +18,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench-report", description=__doc__)
     parser.add_argument("--results-dir", type=Path, default=None,
                         help="folder holding runs/ (default: $BENCH_ROOT/results or ./results)")
+    parser.add_argument("--screenshot", action="store_true",
+                        help="also save results/screenshots/leaderboard.png with headless chromium")
     args = parser.parse_args(argv)
     results_dir = args.results_dir or default_results_dir()
     if not (results_dir / "runs").is_dir():
@@ -31,8 +33,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench-report: skipped {problem.path}: {problem.reason}", file=sys.stderr)
     print(f"{len(c.completed)} completed run(s) ranked, {len(c.unfinished)} failed/running listed, "
           f"{len(c.problems)} file(s) skipped")
+    if args.screenshot:
+        from bench.errors import BenchError
+        from bench.report.browser import page_url, screenshot
+
+        try:
+            report.outputs["screenshot"] = screenshot(page_url(report.outputs["html"]),
+                                                      results_dir / "screenshots" / "leaderboard.png")
+        except BenchError as e:
+            print(f"bench-report: error: {e}", file=sys.stderr)
+            return 2
     for kind, path in report.outputs.items():
-        print(f"{kind:>8}: {path}")
+        print(f"{kind:>10}: {path}")
     return 0
 
 

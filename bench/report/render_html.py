@@ -24,7 +24,8 @@ STYLE = """
 body{font:14px/1.45 system-ui,sans-serif;margin:1.5em auto;max-width:1500px;padding:0 1em;color:#1b1b1b}
 table{border-collapse:collapse;margin:.6em 0 1em;font-variant-numeric:tabular-nums}
 th,td{border:1px solid #ccd;padding:.25em .55em;text-align:left;vertical-align:top}
-th{background:#eef1f7;cursor:pointer;user-select:none;white-space:nowrap}
+th{background:#eef1f7;cursor:pointer;user-select:none;min-width:4em}
+.scroll{overflow-x:auto}
 th[aria-sort=ascending]::after{content:" ▲"} th[aria-sort=descending]::after{content:" ▼"}
 td.num{text-align:right;white-space:nowrap} td.prov{font-size:12px;color:#555}
 tr:nth-child(even) td{background:#fafbfd}
@@ -85,8 +86,8 @@ def _td(text: object, sort: object = None, cls: str = "") -> str:
 
 
 def _table(table_id: str, head: list[str], body: list[str]) -> str:
-    return (f'<table class="sortable" id="{_e(table_id)}"><thead><tr>{"".join(head)}</tr></thead>'
-            f'<tbody>{"".join(body)}</tbody></table>')
+    return (f'<div class="scroll"><table class="sortable" id="{_e(table_id)}"><thead><tr>{"".join(head)}</tr>'
+            f'</thead><tbody>{"".join(body)}</tbody></table></div>')
 
 
 def _board_row(row: Row, columns: list[Column]) -> str:
