@@ -99,10 +99,13 @@ def _modality_gap(res: Results) -> None:
             run.set_dataset("cifar10", "test", 10000)
             rows = [{"metric": "gap_norm", "value": 0.82, "higher_is_better": False}]
             for alpha in (0.0, 0.5, 1.0):
-                rows.append({"metric": "acc1", "value": acc, "params": {"alpha": alpha, "mode": "orthogonal"}})
-                rows.append({"metric": "robustness", "value": rob + 0.2 * alpha,
-                             "params": {"alpha": alpha, "mode": "orthogonal", "perturbation": "gaussian",
-                                        "level": 0.022, "trials": 8}})
+                for mode in ("paper", "symmetric"):
+                    rows.append({"metric": "acc1", "value": acc, "params": {"alpha": alpha, "mode": mode}})
+                # Two noise levels: the headline cell is their mean within the run.
+                for level, drop in ((0.005, 0.0), (0.040, 0.1)):
+                    rows.append({"metric": "robustness", "value": rob + 0.2 * alpha - drop,
+                                 "params": {"alpha": alpha, "mode": "paper", "perturbation": "gaussian",
+                                            "level": level, "trials": 8}})
             run.log_metrics(rows)
             run.save_figure("robustness_vs_alpha", line_plot([0, 0.5, 1], [rob, rob + 0.1, rob + 0.2], "rob"))
             res.ids[f"modality_gap/{model}"] = run.run_id

@@ -57,9 +57,21 @@ def test_rank_follows_each_columns_direction(results):
     assert toy.fallback and [c.label for c in toy.columns] == ["loss"]
     assert [(r.model, r.rank) for r in toy.rows] == [("cnn", 1), ("mlp", 2)]  # lower loss ranks first
     gap = board(boards, "modality_gap")
-    assert [c.label for c in gap.columns][:2] == ["acc@1 [alpha=0.0, mode=orthogonal]",
-                                                  "acc@1 [alpha=1.0, mode=orthogonal]"]
+    assert [c.label for c in gap.columns][:2] == ["acc@1 [alpha=0.0, mode=paper]", "acc@1 [alpha=1.0, mode=paper]"]
     assert [r.model for r in gap.rows] == ["ViT-L-14", "ViT-B-16"]
+
+
+def test_registry_where_keeps_the_headline_small_and_conditions_complete(results):
+    gap = board(build_leaderboards(collect(results.dir).completed), "modality_gap")
+    assert [c.params for c in gap.columns if c.metric == "robustness"] == [
+        {"alpha": 0.0, "mode": "paper", "perturbation": "gaussian"},
+        {"alpha": 1.0, "mode": "paper", "perturbation": "gaussian"}]
+    assert not [c for c in gap.columns if c.params.get("mode") == "symmetric" or c.params.get("alpha") == 0.5]
+    vit_b = next(r for r in gap.rows if r.model == "ViT-B-16")
+    rob_alpha1 = next(c for c in gap.columns if c.metric == "robustness" and c.params["alpha"] == 1.0)
+    assert vit_b.cells[rob_alpha1.key].mean == pytest.approx(0.85)  # mean of levels 0.005 (0.9), 0.04 (0.8)
+    acc = gap.conditions.query("metric == 'acc1' and group == @vit_b.group")
+    assert len(acc) == 6  # every alpha x mode kept apart in the per-condition table
 
 
 def test_unfinished_runs_are_listed_not_ranked(results, report):
