@@ -69,6 +69,11 @@ class Row:
         return sorted((r.record["seed"] for r in self.runs), key=lambda s: (s is None, s))
 
     @property
+    def label(self) -> str:
+        """``model / dataset overrides`` for captions and links."""
+        return " ".join([f"{self.model} / {self.dataset}", *self.overrides])
+
+    @property
     def representative(self) -> RunData:
         """The most recently finished run of the group (its plots stand for the group)."""
         return max(self.runs, key=lambda r: (r.record["finished_at"] or "", r.record["run_id"]))
@@ -136,7 +141,7 @@ def _headline(frame: pd.DataFrame, task: str) -> tuple[pd.DataFrame, dict[str, C
     chosen = frame if fallback else registered
     columns: dict[str, Column] = {}
     keys = []
-    for metric, params_json, hib in zip(chosen["metric"], chosen["params"], chosen["higher_is_better"]):
+    for metric, params_json, hib in zip(chosen["metric"], chosen["params"], chosen["higher_is_better"], strict=True):
         params = json.loads(params_json)
         spec = None if fallback else specs[metric]
         if spec is not None and not spec.selects(params):
@@ -185,7 +190,7 @@ def _rank(rows: list[Row], column: Column | None) -> None:
     means = pd.Series([r.cells[column.key].mean if column.key in r.cells else math.nan for r in rows],
                       dtype="float64")
     ranks = means.rank(method="min", ascending=not column.higher_is_better)
-    for row, rank in zip(rows, ranks):
+    for row, rank in zip(rows, ranks, strict=True):
         row.rank = None if math.isnan(rank) else int(rank)
     rows.sort(key=lambda r: (r.rank is None, r.rank or 0, r.model, r.dataset))
 

@@ -2,9 +2,10 @@
 
 A :class:`MetricSpec` is keyed by ``(task, metric)``. Its ``columns`` are the params that split
 the metric into several headline columns (e.g. ``alpha`` for accuracy at alpha=0 and alpha=1);
-``where`` keeps only some values of a param for the headline (rows without that param pass). Params that are neither (e.g. the
-fitted ``tau`` of a formula fit, or the noise ``level`` of a robustness score) are averaged within
-a run for the headline cell; the full per-condition table (CSV, HTML details) keeps them apart.
+``where`` keeps only some values of a param for the headline (rows without that param pass).
+Params that are neither (e.g. the fitted ``tau`` of a formula fit, or the noise ``level`` of a
+robustness score) are averaged within a run for the headline cell; the full per-condition table
+(CSV, HTML details) keeps them apart.
 
 The registry decides which columns head a table, never whether a run appears: a task with no
 registered metric in its data falls back to one column per metric and params combination.

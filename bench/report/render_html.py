@@ -147,8 +147,7 @@ def _board(board: Leaderboard, results_dir: Path) -> str:
         parts.append(f'<p class="note">Ranked by {_e(c.label)} ({"higher" if c.higher_is_better else "lower"} '
                      "is better); mean ± std over seeds.</p>")
     parts.append(_conditions(board))
-    figures = [_figure(p, f"{r.model} / {r.dataset} {' '.join(r.overrides)} — {p.stem} "
-                          f"(run {r.representative.record['run_id']})", results_dir)
+    figures = [_figure(p, f"{r.label} — {p.stem} (run {r.representative.record['run_id']})", results_dir)
                for r in board.rows for p in r.representative.plots]
     if figures:
         parts.append(f'<h3>Plots</h3><div class="plots">{"".join(figures)}</div>')
@@ -163,7 +162,8 @@ def _unfinished(collection: Collection, results_dir: Path) -> str:
     body = ["<tr>" + _td(r.record["task"]) + _td(relative(r.dir, results_dir)) + _td(r.status)
             + _td(r.record["started_at"]) + _td(error_summary(r.record.get("error"))) + "</tr>"
             for r in collection.unfinished]
-    return f'<section id="unfinished"><h2>Not ranked: failed or still running</h2>{_table("unfinished-runs", head, body)}</section>'
+    return ('<section id="unfinished"><h2>Not ranked: failed or still running</h2>'
+            f'{_table("unfinished-runs", head, body)}</section>')
 
 
 def _problems(collection: Collection, results_dir: Path) -> str:

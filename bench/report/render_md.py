@@ -66,8 +66,7 @@ def _board(board: Leaderboard, results_dir: Path) -> list[str]:
     plots = [(r, p) for r in board.rows for p in r.representative.plots]
     if plots:
         out += ["Plots (one run per row):", ""]
-        out += [f"- {r.model} / {r.dataset} {' '.join(r.overrides)}: "
-                f"[{p.stem}]({relative(p, results_dir)})" for r, p in plots]
+        out += [f"- {r.label}: [{p.stem}]({relative(p, results_dir)})" for r, p in plots]
         out.append("")
     return out
 
