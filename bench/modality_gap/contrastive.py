@@ -1,0 +1,195 @@
+"""Train bench's small CLIP from scratch on MNIST digits paired with template captions, with
+open_clip's own contrastive loss, and record how the modality gap forms (paper, section on
+dynamics): ||g||, each modality's variance along g, and how doubly stochastic the batch similarity
+matrix is. The trained checkpoint is cached (safetensors) and reused.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from bench.atomic import atomic_save, atomic_write_json
+from bench.errors import TrainingError
+from bench.modality_gap.clip_models import SMALL_CLIP, SMALL_CLIP_MINILM, ClipBundle, load_clip
+from bench.modality_gap.zeroshot import ClassSet, load_class_set
+
+log = logging.getLogger(__name__)
+VARIANTS = {"scratch": SMALL_CLIP, "locked_text": SMALL_CLIP_MINILM}
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    """What defines a trained embedded CLIP (its cache key)."""
+    variant: str = "scratch"  # scratch | locked_text (pretrained MiniLM text tower, frozen)
+    epochs: int = 3
+    batch_size: int = 128
+    lr: float = 2e-3
+    weight_decay: float = 0.1
+    n_train: int = 4000
+    dynamics_every: int = 10  # steps between gap-dynamics measurements
+    seed: int = 0
+
+    @property
+    def arch(self) -> str:
+        if self.variant not in VARIANTS:
+            raise ValueError(f"embedded CLIP variant must be one of {sorted(VARIANTS)}, not {self.variant!r}")
+        return VARIANTS[self.variant]
+
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+
+
+def training_captions(class_set: ClassSet) -> list[list[str]]:
+    """Per class, every template filled with every name of the class ("a handwritten 7", ...)."""
+    out = []
+    for i, name in enumerate(class_set.classnames):
+        names = dict.fromkeys((name,) + (class_set.aliases[i] if class_set.aliases else ()))
+        out.append([t.format(c=n) for t in class_set.templates for n in names])
+    return out
+
+
+class CaptionedImages(Dataset):
+    """(image, tokens of a random caption of its class): a fresh caption every time it is drawn."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, tokens: list[torch.Tensor]) -> None:
+        self.images, self.labels, self.tokens = images, labels, tokens
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        options = self.tokens[int(self.labels[i])]
+        return self.images[i], options[torch.randint(len(options), ()).item()]
+
+
+class ContrastiveCLIP(L.LightningModule):
+    """Symmetric InfoNCE (open_clip's ClipLoss) with the model's learnable temperature."""
+
+    def __init__(self, model: torch.nn.Module, lr: float, weight_decay: float) -> None:
+        super().__init__()
+        from open_clip.loss import ClipLoss
+
+        self.model, self.lr, self.weight_decay = model, lr, weight_decay
+        self.loss = ClipLoss()
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        images, tokens = batch
+        out = self.model(images, tokens)
+        img, txt, scale = (out["image_features"], out["text_features"], out["logit_scale"]) if isinstance(out, dict) else out[:3]
+        loss = self.loss(img, txt, scale)
+        if not torch.isfinite(loss):
+            raise TrainingError(f"contrastive loss became {loss.item()} at step {self.global_step}; "
+                                f"lower clip.train.lr (now {self.lr})")
+        self.log("train/clip_loss", loss, prog_bar=True, on_step=True, on_epoch=False)
+        return loss
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        with torch.no_grad():  # CLIP clamps the temperature at 100
+            self.model.logit_scale.clamp_(0, 4.6052)
+
+    def configure_optimizers(self):
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
+        steps = max(1, self.trainer.estimated_stepping_batches)
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=self.lr, total_steps=steps, pct_start=0.15)
+        return [opt], [{"scheduler": sched, "interval": "step"}]
+
+
+@torch.no_grad()
+def gap_state(model: torch.nn.Module, images: torch.Tensor, tokens: torch.Tensor) -> dict[str, float]:
+    """The gap's state on one probe batch of pairs: ||g||, each modality's variance along g, and the
+    mean deviation from 1 of the column sums of the row-softmaxed similarity matrix (0 = doubly stochastic)."""
+    was_training = model.training
+    model.eval()
+    img = torch.nn.functional.normalize(model.encode_image(images), dim=-1)
+    txt = torch.nn.functional.normalize(model.encode_text(tokens), dim=-1)
+    model.train(was_training)
+    g = img.mean(0) - txt.mean(0)
+    u = g / g.norm().clamp_min(1e-12)
+    probs = (model.logit_scale.exp() * img @ txt.T).softmax(dim=1)
+    return {"gap_norm": float(g.norm()), "image_var_along_gap": float((img @ u).var()),
+            "text_var_along_gap": float((txt @ u).var()),
+            "doubly_stochastic_error": float((probs.sum(0) - 1).abs().mean()),
+            "logit_scale": float(model.logit_scale.exp())}
+
+
+class GapDynamics(L.Callback):
+    """Measures :func:`gap_state` on a fixed probe batch before training and every few steps."""
+
+    def __init__(self, images: torch.Tensor, tokens: torch.Tensor, every: int) -> None:
+        self.images, self.tokens, self.every = images, tokens, every
+        self.history: list[dict[str, float]] = []
+
+    def _measure(self, trainer: L.Trainer, pl_module: ContrastiveCLIP) -> None:
+        state = {"step": trainer.global_step,
+                 **gap_state(pl_module.model, self.images.to(pl_module.device), self.tokens.to(pl_module.device))}
+        self.history.append(state)
+        if trainer.logger:
+            trainer.logger.log_metrics({f"gap_dynamics/{k}": v for k, v in state.items() if k != "step"},
+                                       step=trainer.global_step)
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: ContrastiveCLIP) -> None:
+        self._measure(trainer, pl_module)
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: ContrastiveCLIP, *args: Any) -> None:
+        if trainer.global_step % self.every == 0:
+            self._measure(trainer, pl_module)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: ContrastiveCLIP) -> None:
+        if not self.history or self.history[-1]["step"] != trainer.global_step:
+            self._measure(trainer, pl_module)
+
+
+def _preprocessed_mnist(bundle: ClipBundle, split: str, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    from bench.modality_gap.datasets import load_eval_data
+
+    data = load_eval_data("mnist", split=split, n=n)
+    return torch.stack([bundle.preprocess(data.images[i]) for i in range(len(data.images))]), data.labels
+
+
+def train_embedded_clip(spec: TrainSpec, cache_dir: str | Path, trainer_cfg: Any = None,
+                        run: Any = None) -> tuple[Path, list[dict[str, float]]]:
+    """Train (or reuse from ``cache_dir``) the embedded CLIP; return its checkpoint and gap dynamics."""
+    from safetensors.torch import save_file
+
+    from bench.training import build_trainer
+
+    ckpt = Path(cache_dir) / "modality_gap" / "clip" / f"{spec.arch}-{spec.digest()}.safetensors"
+    dyn = ckpt.with_suffix(".dynamics.json")
+    if ckpt.is_file() and dyn.is_file():
+        log.info("embedded CLIP from cache %s", ckpt)
+        return ckpt, json.loads(dyn.read_text())
+    L.seed_everything(spec.seed, verbose=False)
+    bundle = load_clip(spec.arch, None)
+    model = bundle.model.train()
+    if spec.variant == "locked_text":
+        model.lock_text_tower(unlocked_layers=0, freeze_layer_norm=True)
+    class_set = load_class_set("mnist")
+    captions = training_captions(class_set)
+    tokens = [bundle.tokenizer(c) for c in captions]
+    images, labels = _preprocessed_mnist(bundle, "train", spec.n_train)
+    gen = torch.Generator().manual_seed(spec.seed)
+    probe = torch.randperm(len(labels), generator=gen)[:spec.batch_size]
+    probe_tokens = torch.stack([tokens[int(labels[i])][torch.randint(len(tokens[int(labels[i])]), (), generator=gen)]
+                                for i in probe])
+    dynamics = GapDynamics(images[probe], probe_tokens, spec.dynamics_every)
+    loader = DataLoader(CaptionedImages(images, labels, tokens), batch_size=spec.batch_size, shuffle=True,
+                        drop_last=True, generator=torch.Generator().manual_seed(spec.seed))
+    overrides = {"max_epochs": spec.epochs, "max_steps": -1, "limit_train_batches": None, "num_sanity_val_steps": 0}
+    trainer = build_trainer(trainer_cfg if trainer_cfg is not None else {"accelerator": "cpu", "devices": 1},
+                            run, callbacks=[dynamics], **overrides)
+    trainer.fit(ContrastiveCLIP(model, spec.lr, spec.weight_decay), train_dataloaders=loader)
+    if trainer.is_global_zero:
+        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        atomic_write_json(dyn, dynamics.history)
+        atomic_save(ckpt, lambda tmp: save_file(state, tmp, metadata={"train_spec": json.dumps(asdict(spec))}))
+    trainer.strategy.barrier()
+    return ckpt, dynamics.history
