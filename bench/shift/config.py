@@ -1,0 +1,84 @@
+"""Config schemas of the shift task: the ``generator`` and ``task`` groups."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+
+@dataclass
+class GeneratorTrainConfig:
+    """Training of an embedded generator on MNIST (ignored when ``source`` is set)."""
+    epochs: int = 20
+    batch_size: int = 128
+    lr: float = 2e-3
+    seed: int = 0
+    beta: float = 1.0  # VAE: weight of the KL term
+
+
+@dataclass
+class GeneratorConfig:
+    """A deterministic class-conditional decoder ``G(z, y)`` (see :mod:`bench.shift.generators`).
+
+    ``kind``: ``vae`` (embedded conditional VAE decoder), ``unet`` (a class-conditional
+    diffusers ``UNet2DModel`` with a deterministic sampler; embedded when ``source`` is null)
+    or ``dit`` (diffusers ``DiTPipeline``; ``source`` required).
+    """
+    kind: str = "vae"
+    source: Optional[str] = None  # hub id or local directory (unet, dit); null: train the embedded one
+    latent_dim: int = 16  # vae
+    hidden: int = 256  # vae: MLP width; unet: base channel count (use ~32)
+    image_size: int = 28  # embedded unet: 16 or 28
+    sampler: str = "ddim"  # unet/dit: ddim (eta=0) | euler | heun (EDM-style Karras sigmas)
+    steps: int = 50
+    sigma_min: float = 0.002
+    sigma_max: float = 80.0
+    rho: float = 7.0
+    guidance_scale: float = 1.0  # dit: classifier-free guidance (1 = none)
+    classes: Optional[list[int]] = None  # dit: ImageNet class ids used as labels 0..K-1
+    batch_size: int = 256  # decoding batch
+    device: str = "auto"
+    train: GeneratorTrainConfig = field(default_factory=GeneratorTrainConfig)
+
+
+@dataclass
+class FamilyConfig:
+    """One shift family's sweep: intensities starting at its training value."""
+    values: list[float] = field(default_factory=list)
+    unit: str = "param"  # param (R, t or s) | angle_pi (the shift angle divided by pi)
+
+
+@dataclass
+class ClassifierTrainConfig:
+    epochs: int = 5
+    batch_size: int = 128
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    optimizer: str = "sgd"
+
+
+@dataclass
+class ShiftTaskConfig:
+    """The controllable-shift benchmark."""
+    name: str = "shift"
+    families: dict[str, FamilyConfig] = field(default_factory=dict)
+    # seeds: anchors, and the eps/label draws of each split (separate, fixed)
+    anchor_seed: int = 1234
+    train_seed: int = 1
+    val_seed: int = 2
+    test_seed: int = 3
+    n_train: int = 4000  # generated base training set (per base distribution)
+    n_val: int = 500
+    n_test: int = 500  # per intensity (paired across a family's intensities)
+    shard_size: int = 1000
+    # classifiers and ablations: every combination of these is trained on each base set
+    classifiers: list[dict[str, Any]] = field(default_factory=list)  # ModelConfig-like dicts; empty: the `model` group
+    augment: list[bool] = field(default_factory=lambda: [False])
+    train_sizes: list[Optional[int]] = field(default_factory=lambda: [None])  # null: all of n_train
+    train: ClassifierTrainConfig = field(default_factory=ClassifierTrainConfig)
+    # generator quality: real held-out data scored by a generated-data classifier (CAS), and vice versa
+    real_data: Optional[str] = "mnist"  # a bench.data name with the generator's classes, or null
+    real_data_root: Optional[str] = None
+    mc_samples: int = 4096  # Monte-Carlo check of the closed-form latent KL
+    grid_size: int = 8  # sample grid per intensity: grid_size x grid_size images
+    morph_rows: int = 8  # samples shown morphing across each sweep

@@ -1,0 +1,167 @@
+"""Latent shift families of Control+Shift (Friedman & Chowers 2024).
+
+Every family moves only the distribution of the latent ``z`` fed to a fixed generator
+``G(z, y)``; one geometric parameter sets the intensity. With ``eps ~ N(0, I_d)`` and
+anchors ``a1, a2`` drawn once from a fixed seed:
+
+- ``truncation``: ``z = R * eps`` (train R = 0.9);
+- ``extend``:     ``z = slerp(a1, eps; t)`` (train t = 0.5; angle = pi (t - 0.5));
+- ``overlap``:    ``z = slerp(slerp(a1, a2; s), eps; 0.5)`` (train s = 0; angle = pi s).
+
+``extend`` and ``overlap`` share the anchor ``a1``, so their base distributions coincide
+(``extend(0.5) == overlap(0)``): one base training set serves both. Each family also has a
+Gaussian approximation (exact for truncation; for the slerp families it uses that
+independent high-dimensional Gaussians are nearly orthogonal), which gives the closed-form
+``latent_kl`` reported beside each intensity.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from bench.errors import ConfigError
+
+FAMILIES = ("truncation", "extend", "overlap")
+TRAIN_VALUES = {"truncation": 0.9, "extend": 0.5, "overlap": 0.0}
+PARAM_NAMES = {"truncation": "R", "extend": "t", "overlap": "s"}
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
+    """Spherical interpolation ``[sin((1-t) w) a + sin(t w) b] / sin w``, ``w = angle(a, b)``.
+
+    Vectors are not normalised (the paper's convention); ``a`` and ``b`` broadcast over
+    leading dimensions and interpolate along the last one. Computed in float64; a pair at
+    angle ~0 falls back to linear interpolation (the limit of the formula).
+    """
+    a64, b64 = a.double(), b.double()
+    cos = (a64 * b64).sum(-1, keepdim=True) / (a64.norm(dim=-1, keepdim=True) * b64.norm(dim=-1, keepdim=True))
+    omega = torch.arccos(cos.clamp(-1.0, 1.0))
+    sin_omega = torch.sin(omega)
+    small = sin_omega < 1e-7
+    safe = torch.where(small, torch.ones_like(sin_omega), sin_omega)
+    wa = torch.where(small, torch.full_like(omega, 1.0 - t), torch.sin((1.0 - t) * omega) / safe)
+    wb = torch.where(small, torch.full_like(omega, t), torch.sin(t * omega) / safe)
+    return (wa * a64 + wb * b64).to(torch.promote_types(a.dtype, b.dtype))
+
+
+def draw_anchors(dim: int, seed: int) -> torch.Tensor:
+    """The two anchors ``(2, dim)`` drawn once from ``N(0, I)`` with a fixed seed."""
+    return torch.randn(2, dim, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+
+
+@dataclass(frozen=True)
+class Shift:
+    """One point of a sweep: a family at an intensity ``value`` (its geometric parameter)."""
+    family: str
+    value: float
+
+    def __post_init__(self) -> None:
+        if self.family not in FAMILIES:
+            raise ConfigError(f"unknown shift family {self.family!r}; choose one of: {', '.join(FAMILIES)}")
+
+    @property
+    def angle(self) -> float | None:
+        """The shift angle in radians (extend: pi (t - 0.5), overlap: pi s); None for truncation."""
+        if self.family == "extend":
+            return math.pi * (self.value - 0.5)
+        if self.family == "overlap":
+            return math.pi * self.value
+        return None
+
+    @property
+    def key(self) -> str:
+        """A canonical name of the latent distribution: equal keys decode identical datasets."""
+        if self.family == "truncation":
+            return f"scale{self.value:g}"
+        center = "a1" if self.family == "extend" or self.value == 0 else f"slerp-a1-a2-{self.value:g}"
+        t = self.value if self.family == "extend" else 0.5
+        return f"slerp-{center}-eps-{t:g}"
+
+    def center(self, anchors: torch.Tensor) -> torch.Tensor | None:
+        """The anchor the slerp families pull towards (None for truncation)."""
+        if self.family == "truncation":
+            return None
+        if self.family == "extend":
+            return anchors[0]
+        return slerp(anchors[0], anchors[1], self.value)
+
+    def latents(self, eps: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
+        """Map standard-normal draws ``eps`` (N, d) to this shift's latents (N, d)."""
+        if self.family == "truncation":
+            return self.value * eps
+        t = self.value if self.family == "extend" else 0.5
+        return slerp(self.center(anchors).to(eps.dtype), eps, t)
+
+    def gaussian(self, anchors: torch.Tensor) -> tuple[torch.Tensor, float]:
+        """The isotropic Gaussian ``N(mean, var I)`` this shift's latents follow (approximately
+        for the slerp families: there ``angle(center, eps) ~ pi/2`` in high dimension)."""
+        d = anchors.shape[1]
+        if self.family == "truncation":
+            return torch.zeros(d, dtype=torch.float64), self.value ** 2
+        t = self.value if self.family == "extend" else 0.5
+        return math.cos(t * math.pi / 2) * self.center(anchors).double(), math.sin(t * math.pi / 2) ** 2
+
+
+def gaussian_kl(mean_p: torch.Tensor, var_p: float, mean_q: torch.Tensor, var_q: float) -> float:
+    """KL(N(mean_p, var_p I) || N(mean_q, var_q I)) in nats."""
+    d = mean_p.numel()
+    if var_p <= 0 or var_q <= 0:
+        raise ConfigError("a latent shift with zero variance has no KL divergence (check R > 0, t > 0)")
+    ratio = var_p / var_q
+    sq = float(((mean_p - mean_q) ** 2).sum())
+    return 0.5 * (d * (ratio - 1.0 - math.log(ratio)) + sq / var_q)
+
+
+def latent_kl(shift: Shift, base: Shift, anchors: torch.Tensor) -> float:
+    """Closed-form KL(shifted latents || base latents) from the families' Gaussian forms.
+
+    Truncation reduces to the paper's ``(d/2)(r - 1 - ln r)``, ``r = R^2 / R_0^2``; extend is a
+    mean-and-scale change, overlap a pure mean shift with covariance I/2.
+    """
+    return gaussian_kl(*shift.gaussian(anchors), *base.gaussian(anchors))
+
+
+def latent_kl_mc(shift: Shift, base: Shift, anchors: torch.Tensor, n: int = 4096,
+                 seed: int = 0) -> tuple[float, float]:
+    """Monte-Carlo check of :func:`latent_kl`: the mean over *real* shifted latents (made by
+    :meth:`Shift.latents`, not by the approximation) of ``log p(z) - log q(z)``, with its
+    standard error. Agreement with the closed form checks both the formula and the
+    near-orthogonality approximation at this latent dimension."""
+    d = anchors.shape[1]
+    eps = torch.randn(n, d, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    z = shift.latents(eps, anchors)
+
+    def log_density(mean: torch.Tensor, var: float) -> torch.Tensor:
+        return -0.5 * (((z - mean) ** 2).sum(1) / var + d * math.log(2 * math.pi * var))
+
+    diff = log_density(*shift.gaussian(anchors)) - log_density(*base.gaussian(anchors))
+    return float(diff.mean()), float(diff.std() / math.sqrt(n))
+
+
+def parse_values(family: str, values: list[float], unit: str) -> list[float]:
+    """Intensities in the family's own parameter from config values given as the parameter
+    (``unit='param'``) or as the shift angle in multiples of pi (``unit='angle_pi'``)."""
+    if unit == "param":
+        return [float(v) for v in values]
+    if unit != "angle_pi":
+        raise ConfigError(f"shift unit must be 'param' or 'angle_pi' (angle / pi), not {unit!r}")
+    if family == "truncation":
+        raise ConfigError("truncation has no angle; give its radii R with unit: param")
+    offset = 0.5 if family == "extend" else 0.0
+    return [offset + float(v) for v in values]
+
+
+def validate_sweep(family: str, values: list[float]) -> None:
+    """A sweep must start at the family's training value and increase (intensity grows)."""
+    base = TRAIN_VALUES[family]
+    if not values:
+        raise ConfigError(f"shift family {family!r} has no intensities; list some under task.families.{family}.values")
+    if not math.isclose(values[0], base, abs_tol=1e-9):
+        raise ConfigError(f"the {family} sweep must start at its training value {PARAM_NAMES[family]}={base} "
+                          f"(got {values[0]}); the accuracy drop is measured from there")
+    if any(b <= a for a, b in zip(values, values[1:])):
+        raise ConfigError(f"the {family} intensities must increase strictly, got {values}")
+    if family == "extend" and values[-1] > 1.0 + 1e-9:
+        raise ConfigError(f"extend t must lie in [0.5, 1] (t = 1 is the full prior), got {values[-1]}")

@@ -1,0 +1,60 @@
+"""Deterministic class-conditional generators ``G(z, y)``: ``build_generator(cfg, cache_dir)``.
+
+- ``vae``: the embedded conditional VAE decoder (trained on MNIST and cached; the fast default);
+- ``unet``: a class-conditional diffusers ``UNet2DModel`` driven by a deterministic ODE sampler
+  (DDIM eta=0, Euler or Heun on the EDM schedule); a hub id / local directory, or the embedded
+  tiny one trained on MNIST;
+- ``dit``: diffusers' ``DiTPipeline`` (ImageNet classes) from a hub id / local directory.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench.errors import ConfigError
+from bench.shift.config import GeneratorConfig
+from bench.shift.generators.base import Generator, resolve_device, weights_hash
+
+KINDS = ("vae", "unet", "dit")
+
+__all__ = ["Generator", "KINDS", "build_generator", "weights_hash"]
+
+
+def _vae(cfg: GeneratorConfig, cache_dir: str | Path) -> Generator:
+    from bench.shift.generators.embedded import cached_state, fit_generator, mnist_train_tensors
+    from bench.shift.generators.vae import ConditionalVAE, VAEGenerator
+
+    if cfg.source is not None:
+        raise ConfigError("the vae generator is trained by bench on MNIST; unset generator.source "
+                          "(or use generator=unet / generator=dit for a pretrained model)")
+    hp = {"latent_dim": cfg.latent_dim, "num_classes": 10, "hidden": cfg.hidden,
+          "lr": cfg.train.lr, "beta": cfg.train.beta}
+    key = {"version": 1, **hp, "epochs": cfg.train.epochs, "batch_size": cfg.train.batch_size, "seed": cfg.train.seed}
+
+    def train() -> ConditionalVAE:
+        import lightning as L
+
+        L.seed_everything(cfg.train.seed, verbose=False)
+        vae = ConditionalVAE(**hp)
+        fit_generator(vae, mnist_train_tensors(), cfg.train.epochs, cfg.train.batch_size, cfg.train.seed)
+        return vae
+
+    state, folder = cached_state(cache_dir, "vae", key, train)
+    vae = ConditionalVAE(**hp)
+    vae.load_state_dict(state)
+    return VAEGenerator(vae.decoder, cfg.latent_dim, 10, tag=folder.name.removeprefix("vae-"),
+                        device=resolve_device(cfg.device))
+
+
+def build_generator(cfg: GeneratorConfig, cache_dir: str | Path) -> Generator:
+    """The generator a ``generator`` config describes (training and caching embedded ones)."""
+    if cfg.kind == "vae":
+        return _vae(cfg, cache_dir)
+    if cfg.kind == "unet":
+        from bench.shift.generators.diffusers_unet import build_unet_generator
+
+        return build_unet_generator(cfg, cache_dir)
+    if cfg.kind == "dit":
+        from bench.shift.generators.dit import build_dit_generator
+
+        return build_dit_generator(cfg)
+    raise ConfigError(f"unknown generator.kind {cfg.kind!r}; choose one of: {', '.join(KINDS)}")
