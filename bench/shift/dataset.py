@@ -1,0 +1,215 @@
+"""Generated datasets as sha256-checked shards on disk, with a manifest per set.
+
+A *set* is ``n`` images of one split decoded at one shift. Its ``eps`` and labels come from
+the split's seed and the shard index only, so every set of a split with the same seed is
+*paired*: the test sets of every intensity decode the same ``eps`` and labels. Layout::
+
+    <root>/<split>-<shift key>-seed<S>-n<N>-shard<K>/
+        shard-00000.safetensors   # images uint8 (n, C, H, W), labels int64, index int64
+        manifest.json             # generator id + weights hash, shift, seeds, counts, shard sha256s
+        grid.png                  # the first images, one sample grid per intensity
+
+Generation is batched across every set that shares ``eps`` (a whole sweep decodes as one
+stream), atomic (each shard and manifest write is a rename), resumable (a shard whose bytes
+match the manifest's sha256 is skipped; an unrecorded or mismatching one is torn and is
+decoded again), and deterministic, so a resumed build is byte-identical to an uninterrupted one.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torchvision.utils import make_grid, save_image
+from tqdm.auto import tqdm
+
+from bench.atomic import atomic_save, atomic_write_json
+from bench.errors import DataError
+from bench.shift.families import Shift
+from bench.shift.generators import Generator
+
+log = logging.getLogger("bench.shift")
+MANIFEST_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class SetSpec:
+    """One generated set: ``n`` images of ``split`` drawn with ``seed`` and decoded at ``shift``."""
+    split: str
+    shift: Shift
+    n: int
+    seed: int
+
+    def dirname(self, shard_size: int) -> str:
+        return f"{self.split}-{self.shift.key}-seed{self.seed}-n{self.n}-shard{shard_size}"
+
+    @property
+    def stream(self) -> tuple[int, int]:
+        """Sets with the same stream decode the same eps and labels (they are paired)."""
+        return self.seed, self.n
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def draw_shard(seed: int, shard: int, n: int, dim: int, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``eps`` (n, dim) and uniform labels (n,) of one shard: a function of (seed, shard) only."""
+    state = int(np.random.SeedSequence([seed, shard]).generate_state(1, dtype=np.uint64)[0] >> 1)
+    g = torch.Generator().manual_seed(state)
+    labels = torch.randint(num_classes, (n,), generator=g)
+    return torch.randn(n, dim, generator=g), labels
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    return images.mul(255.0).round_().clamp_(0, 255).to(torch.uint8)
+
+
+class ShardedDatasets:
+    """Builds and reads the generated sets of one generator and anchor draw under ``root``."""
+
+    def __init__(self, generator: Generator, root: str | Path, anchors: torch.Tensor, anchor_seed: int,
+                 shard_size: int = 1000, batch_size: int = 256, progress: bool = True) -> None:
+        if shard_size < 1 or batch_size < 1:
+            raise DataError("shard_size and batch_size must be positive")
+        self.generator, self.anchors, self.anchor_seed = generator, anchors, anchor_seed
+        self.shard_size, self.batch_size, self.progress = shard_size, batch_size, progress
+        self.root = Path(root) / f"{generator.id}-{generator.weights_hash[:12]}" / f"anchors{anchor_seed}"
+
+    def path(self, spec: SetSpec) -> Path:
+        return self.root / spec.dirname(self.shard_size)
+
+    def shard_counts(self, n: int) -> list[int]:
+        return [min(self.shard_size, n - k * self.shard_size) for k in range(math.ceil(n / self.shard_size))]
+
+    # -- manifest ---------------------------------------------------------------------------
+    def _manifest(self, spec: SetSpec) -> dict:
+        path = self.path(spec) / "manifest.json"
+        if path.is_file():
+            try:
+                manifest = json.loads(path.read_text())
+                if manifest.get("format") == MANIFEST_FORMAT:
+                    return manifest
+            except json.JSONDecodeError:
+                log.warning("%s is unreadable; rebuilding its set", path)
+        return {"format": MANIFEST_FORMAT, "generator": self.generator.describe(), "split": spec.split,
+                "latent": spec.shift.key, "shifts": [],
+                "seeds": {"eps_and_labels": spec.seed, "anchors": self.anchor_seed},
+                "counts": {"n": spec.n, "shard_size": self.shard_size, "n_shards": len(self.shard_counts(spec.n))},
+                "shards": {}, "complete": False}
+
+    def _write_manifest(self, spec: SetSpec, manifest: dict) -> None:
+        atomic_write_json(self.path(spec) / "manifest.json", manifest)
+
+    def _shard_ok(self, spec: SetSpec, manifest: dict, k: int) -> bool:
+        """True when shard ``k`` exists and its bytes match the manifest (else it is missing or torn)."""
+        path = self.path(spec) / f"shard-{k:05d}.safetensors"
+        record = manifest["shards"].get(str(k))
+        if not path.is_file():
+            return False
+        if record is None or record["sha256"] != sha256_file(path):
+            log.warning("torn shard %s (not recorded in the manifest or its sha256 differs): decoding it again", path)
+            return False
+        return True
+
+    # -- building ---------------------------------------------------------------------------
+    def build(self, specs: list[SetSpec]) -> None:
+        """Generate every set in ``specs`` that is not complete on disk."""
+        manifests: dict[SetSpec, dict] = {}  # one per directory: equal latent keys share a set
+        first: dict[Path, SetSpec] = {}
+        for spec in specs:
+            owner = first.setdefault(self.path(spec), spec)
+            manifest = manifests.setdefault(owner, self._manifest(owner))
+            alias = {"family": spec.shift.family, "value": spec.shift.value}
+            if alias not in manifest["shifts"]:
+                manifest["shifts"].append(alias)
+                manifest["shifts"].sort(key=lambda a: (a["family"], a["value"]))
+            manifests[spec] = manifest
+        todo: dict[tuple, dict[int, list[SetSpec]]] = defaultdict(lambda: defaultdict(list))
+        for spec, manifest in manifests.items():
+            for k in range(len(self.shard_counts(spec.n))):
+                if not self._shard_ok(spec, manifest, k):
+                    todo[spec.stream][k].append(spec)
+        # one draw of eps per (stream, shard) decodes the shard of every set that shares it;
+        # the batch always holds *all* sets of the stream so a resumed shard decodes bit-identically
+        groups = {stream: [s for s in manifests if s.stream == stream] for stream in todo}
+        total = sum(len(groups[st]) * self.shard_counts(st[1])[k] for st, shards in todo.items() for k in shards)
+        with tqdm(total=total, desc="generating", unit="img", disable=not self.progress or total == 0) as bar:
+            for stream, shards in todo.items():
+                for k, missing in sorted(shards.items()):
+                    self._decode_shard(groups[stream], k, set(missing), manifests, bar)
+        for spec, manifest in manifests.items():
+            if not manifest["complete"]:
+                manifest["complete"] = True
+                manifest["counts"]["per_class"] = self._class_counts(spec)
+            self._write_manifest(spec, manifest)
+            if not (self.path(spec) / "grid.png").is_file():
+                self.save_grid(spec, self.path(spec) / "grid.png")
+
+    def _decode_shard(self, specs: list[SetSpec], k: int, missing: set[SetSpec], manifests: dict, bar: tqdm) -> None:
+        seed, n = specs[0].stream
+        count = self.shard_counts(n)[k]
+        eps, labels = draw_shard(seed, k, count, self.generator.latent_dim, self.generator.num_classes)
+        z = torch.cat([spec.shift.latents(eps, self.anchors.to(eps.dtype)) for spec in specs]).float()
+        y = labels.repeat(len(specs))
+        images = []
+        for i in range(0, len(z), self.batch_size):
+            images.append(to_uint8(self.generator.decode(z[i:i + self.batch_size], y[i:i + self.batch_size])))
+            bar.update(len(images[-1]))
+        images = torch.cat(images).split(count)
+        index = torch.arange(k * self.shard_size, k * self.shard_size + count)
+        for spec, imgs in zip(specs, images):
+            if spec not in missing:
+                continue
+            path = self.path(spec) / f"shard-{k:05d}.safetensors"
+            tensors = {"images": imgs.contiguous(), "labels": labels.clone(), "index": index}
+            atomic_save(path, lambda tmp: save_file(tensors, tmp))
+            manifests[spec]["shards"][str(k)] = {"file": path.name, "n": count, "sha256": sha256_file(path)}
+            self._write_manifest(spec, manifests[spec])
+
+    # -- reading ----------------------------------------------------------------------------
+    def load(self, spec: SetSpec) -> tuple[torch.Tensor, torch.Tensor]:
+        """Images uint8 (n, C, H, W) and labels of a complete set, every shard hash-checked."""
+        manifest = self._manifest(spec)
+        if not manifest["complete"]:
+            raise DataError(f"generated set {self.path(spec)} is incomplete; run the shift task again to finish it")
+        images, labels = [], []
+        for k in range(manifest["counts"]["n_shards"]):
+            if not self._shard_ok(spec, manifest, k):
+                raise DataError(f"shard {k} of {self.path(spec)} is missing or torn; rerun to regenerate it")
+            shard = load_file(str(self.path(spec) / f"shard-{k:05d}.safetensors"))
+            images.append(shard["images"])
+            labels.append(shard["labels"])
+        return torch.cat(images), torch.cat(labels)
+
+    def _class_counts(self, spec: SetSpec) -> list[int]:
+        labels = torch.cat([draw_shard(spec.seed, k, c, 1, self.generator.num_classes)[1]
+                            for k, c in enumerate(self.shard_counts(spec.n))])
+        return torch.bincount(labels, minlength=self.generator.num_classes).tolist()
+
+    def first_images(self, spec: SetSpec, count: int) -> torch.Tensor:
+        """The first ``count`` images of a set (from shard 0)."""
+        shard = load_file(str(self.path(spec) / "shard-00000.safetensors"))
+        return shard["images"][:count]
+
+    def save_grid(self, spec: SetSpec, path: Path, side: int = 8) -> None:
+        """A ``side`` x ``side`` grid of the set's first images."""
+        grid = make_grid(self.first_images(spec, side * side).float() / 255.0, nrow=side, padding=1)
+        atomic_save(path, lambda tmp: save_image(grid, tmp, format="png"))
+
+    def morph(self, specs: list[SetSpec], rows: int = 8) -> torch.Tensor:
+        """One image of a paired sweep: row i is sample i, column j its decoding at intensity j."""
+        columns = [self.first_images(spec, rows).float() / 255.0 for spec in specs]
+        tiles = torch.stack(columns, 1).flatten(0, 1)  # (rows * n_values, C, H, W), row-major
+        return make_grid(tiles, nrow=len(specs), padding=1)
