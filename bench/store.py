@@ -57,7 +57,11 @@ class Run:
                  tracker: Any = None, sweep: dict | None = None) -> None:
         self.task = task
         # Child processes of a DDP job inherit the run id, so every rank names the same run.
-        self.run_id = os.environ.get(RUN_ID_ENV) or new_run_id()
+        # The process that minted the id clears it on exit, so the next job of a sequential
+        # multirun in the same process gets its own.
+        inherited = os.environ.get(RUN_ID_ENV)
+        self._owns_run_id = inherited is None
+        self.run_id = inherited or new_run_id()
         os.environ[RUN_ID_ENV] = self.run_id
         self.dir = Path(results_dir) / "runs" / task / self.run_id
         self.artifacts_dir = self.dir / "artifacts"
@@ -99,6 +103,8 @@ class Run:
         if self.tracker is not None:
             self.tracker.log_table("metrics", self._rows)
             self.tracker.finish(exit_code=1 if failed else 0)
+        if self._owns_run_id:
+            os.environ.pop(RUN_ID_ENV, None)
         return False
 
     def _write_record(self) -> None:

@@ -43,13 +43,15 @@ class Tracker:
     def enabled(self) -> bool:
         return self.run is not None
 
-    def lightning_logger(self) -> Any:
-        """A Lightning ``WandbLogger`` bound to this run, or ``False`` (Lightning's 'no logger')."""
+    def lightning_logger(self, prefix: str = "") -> Any:
+        """A Lightning ``WandbLogger`` bound to this run, or ``False`` (Lightning's 'no logger').
+
+        ``prefix`` separates several trainings inside one bench run (e.g. one per model)."""
         if not self.enabled:
             return False
         from lightning.pytorch.loggers import WandbLogger
 
-        return WandbLogger(experiment=self.run)
+        return WandbLogger(experiment=self.run, prefix=prefix)
 
     def log_row(self, row: dict) -> None:
         if self.enabled:

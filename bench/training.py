@@ -85,11 +85,12 @@ class ClassifierModule(L.LightningModule):
 
 
 def build_trainer(trainer_cfg: DictConfig, run: Any = None, callbacks: Sequence[L.Callback] = (),
-                  checkpoint_dir: str | Path | None = None, **overrides: Any) -> L.Trainer:
+                  checkpoint_dir: str | Path | None = None, log_prefix: str = "", **overrides: Any) -> L.Trainer:
     """A ``lightning.Trainer`` from the ``trainer`` config group, logging to the run's W&B run.
 
     With ``checkpoint_dir`` the trainer keeps ``last.ckpt`` there after every epoch, so
-    :func:`fit` can resume an interrupted run.
+    :func:`fit` can resume an interrupted run. ``log_prefix`` names this training in W&B when
+    one bench run trains several models.
     """
     kwargs = {k: v for k, v in dict(trainer_cfg).items() if v is not None}
     kwargs.update(overrides)
@@ -100,7 +101,7 @@ def build_trainer(trainer_cfg: DictConfig, run: Any = None, callbacks: Sequence[
         callbacks.append(ModelCheckpoint(dirpath=str(checkpoint_dir), save_last=True, save_top_k=0,
                                          every_n_epochs=1, enable_version_counter=False))
     tracker = getattr(run, "tracker", None)
-    logger = tracker.lightning_logger() if tracker is not None else False
+    logger = tracker.lightning_logger(log_prefix) if tracker is not None else False
     return L.Trainer(logger=logger, callbacks=callbacks, enable_checkpointing=checkpoint_dir is not None,
                      default_root_dir=str(checkpoint_dir) if checkpoint_dir else None,
                      enable_model_summary=False, **kwargs)

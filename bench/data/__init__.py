@@ -35,6 +35,10 @@ class TensorImages(Dataset):
         x = self.images[idx].float().div_(255.0)
         return (x - self.mean) / self.std, self.labels[idx]
 
+    def tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every image (normalised) and label at once."""
+        return self.__getitems__(list(range(len(self))))
+
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = self.__getitems__([i])
         return x[0], y[0]

@@ -1,0 +1,45 @@
+"""Whitening evidence beyond the profile: spatial autocorrelation of first-layer outputs and
+the correlation of PCA coefficients with the labels (the formula's key assumption)."""
+from __future__ import annotations
+
+import torch
+from torch.nn import functional as F
+
+from bench.whitening.patch_pca import PatchPCA
+
+
+def spatial_autocorrelation(maps: torch.Tensor, max_delta: int) -> torch.Tensor:
+    """C(delta) of feature maps (N, F, H, W) for delta = 0..max_delta, normalised so C(0) = 1.
+
+    Each channel is centred over images and locations; horizontal and vertical shifts are
+    averaged, and channels are pooled (sum of products over sum of squares)."""
+    if max_delta >= min(maps.shape[-2:]):
+        raise ValueError(f"max_delta={max_delta} must be smaller than the feature map ({tuple(maps.shape[-2:])})")
+    x = maps.double()
+    x = x - x.mean(dim=(0, 2, 3), keepdim=True)
+    out = []
+    for d in range(max_delta + 1):
+        horiz = (x[..., :, : x.shape[-1] - d] * x[..., :, d:]).mean()
+        vert = (x[..., : x.shape[-2] - d, :] * x[..., d:, :]).mean()
+        out.append((horiz + vert) / 2)
+    c = torch.stack(out)
+    return c / c[0]
+
+
+def first_layer_outputs(images: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
+    """Responses of a filter bank (no bias, no padding); ``None`` means the raw input channels."""
+    return images if weight is None else F.conv2d(images, weight.to(images.dtype))
+
+
+def label_pca_correlation(images: torch.Tensor, labels: torch.Tensor, pca: PatchPCA) -> torch.Tensor:
+    """|corr| between each image's mean PCA coefficient and each one-vs-all label: (D, classes).
+
+    The image-averaged coefficient is what conv -> global average pool sees, so this is the
+    quantity the formula assumes uncorrelated with the labels."""
+    cols = F.unfold(images.double(), pca.kernel_size)  # (N, D, L)
+    coeffs = (cols.mean(2) - pca.mean) @ pca.eigvecs  # (N, D)
+    onehot = F.one_hot(labels, int(labels.max()) + 1).double()
+    a = coeffs - coeffs.mean(0)
+    b = onehot - onehot.mean(0)
+    denom = a.norm(dim=0)[:, None] * b.norm(dim=0)[None, :]
+    return ((a.T @ b) / denom.clamp_min(1e-300)).abs()

@@ -1,0 +1,109 @@
+"""PCA of every stride-1 k x k image patch, computed by streaming.
+
+Patches are flattened in (C, kh, kw) order — the order of ``conv.weight.flatten(1)`` — so an
+eigenvector is directly comparable with a filter. Only the running sum and the D x D sum of
+outer products (float64) are kept, so memory does not grow with the number of patches.
+Results are cached on disk keyed by the dataset's pixels + normalisation and the kernel size,
+so every model compared on a dataset uses the same basis (the paper's pitfall: near-degenerate
+eigenvalues make a per-model PCA unstable).
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.nn import functional as F
+from tqdm.auto import tqdm
+
+from bench.atomic import atomic_save
+
+log = logging.getLogger(__name__)
+CACHE_VERSION = "patch-pca-v1"
+
+
+@dataclass
+class PatchPCA:
+    """Eigen-decomposition of the patch covariance; ``eigvals[i]`` is lambda_i^2 (descending)."""
+    eigvals: torch.Tensor  # (D,) covariance eigenvalues, descending
+    eigvecs: torch.Tensor  # (D, D) columns u_i, matching eigvals
+    mean: torch.Tensor  # (D,) mean patch
+    n_patches: int
+    kernel_size: int
+
+    @property
+    def stds(self) -> torch.Tensor:
+        """lambda_i: the standard deviation of the patches along u_i."""
+        return self.eigvals.clamp_min(0).sqrt()
+
+
+class PatchMoments:
+    """Running first and second moments of patches (float64), fed batch by batch."""
+
+    def __init__(self, kernel_size: int) -> None:
+        self.k = kernel_size
+        self.n = 0
+        self.sum: torch.Tensor | None = None
+        self.outer: torch.Tensor | None = None
+
+    def update(self, images: torch.Tensor) -> None:
+        """Add every stride-1 patch of a (N, C, H, W) batch."""
+        cols = F.unfold(images.double(), self.k)  # (N, D, L)
+        patches = cols.transpose(1, 2).reshape(-1, cols.shape[1])  # (N*L, D)
+        if self.sum is None:
+            d = patches.shape[1]
+            self.sum, self.outer = torch.zeros(d, dtype=torch.float64), torch.zeros(d, d, dtype=torch.float64)
+        self.sum += patches.sum(0)
+        self.outer += patches.T @ patches
+        self.n += patches.shape[0]
+
+    def finalize(self) -> PatchPCA:
+        """Centre, eigendecompose, sort descending."""
+        if self.n < 2:
+            raise ValueError("patch PCA needs at least two patches")
+        mean = self.sum / self.n
+        cov = (self.outer - self.n * torch.outer(mean, mean)) / (self.n - 1)
+        vals, vecs = torch.linalg.eigh(cov)
+        order = torch.argsort(vals, descending=True)
+        return PatchPCA(vals[order], vecs[:, order], mean, self.n, self.k)
+
+
+def patch_pca(batches: Iterable[torch.Tensor], kernel_size: int, progress: bool = True) -> PatchPCA:
+    """Streaming PCA over every patch of every image in ``batches`` (each (N, C, H, W))."""
+    moments = PatchMoments(kernel_size)
+    for images in tqdm(batches, desc=f"patch PCA ({kernel_size}x{kernel_size})", disable=not progress,
+                       leave=False):
+        moments.update(images)
+    return moments.finalize()
+
+
+def cache_path(cache_dir: str | Path, data_key: str, kernel_size: int) -> Path:
+    digest = hashlib.sha256(f"{CACHE_VERSION}|{data_key}|k={kernel_size}".encode()).hexdigest()[:16]
+    return Path(cache_dir) / "patch_pca" / f"{digest}.safetensors"
+
+
+def load_or_compute(cache_dir: str | Path, data_key: str, kernel_size: int,
+                    batches: Iterable[torch.Tensor]) -> PatchPCA:
+    """The cached PCA for this dataset and kernel size, recomputed if missing or corrupt."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file, save_file
+
+    path = cache_path(cache_dir, data_key, kernel_size)
+    if path.exists():
+        try:
+            t = load_file(str(path))
+            pca = PatchPCA(t["eigvals"], t["eigvecs"], t["mean"], int(t["n_patches"]), kernel_size)
+            d = pca.eigvals.shape[0]
+            if pca.eigvecs.shape == (d, d) and pca.mean.shape == (d,) and torch.isfinite(pca.eigvecs).all():
+                return pca
+            log.warning("patch PCA cache %s has inconsistent shapes; recomputing", path)
+        except (SafetensorError, KeyError, OSError, RuntimeError) as e:
+            log.warning("patch PCA cache %s is unreadable (%s); recomputing", path, e)
+    pca = patch_pca(batches, kernel_size)
+    tensors = {"eigvals": pca.eigvals, "eigvecs": pca.eigvecs.contiguous(), "mean": pca.mean,
+               "n_patches": torch.tensor(pca.n_patches)}
+    atomic_save(path, lambda tmp: save_file(tensors, tmp, metadata={"data_key": data_key}))
+    return pca

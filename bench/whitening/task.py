@@ -1,0 +1,259 @@
+"""task=whitening: first-layer energy profiles, the linear-CNN formula, consistency, whitening evidence.
+
+One run is a *study* on one dataset: it trains (or loads) every model variant listed in
+``task.variants``, computes the patch PCA once and reuses it for all of them, then records
+  formula_fit_r   per model (params arch, width, seed, labels, dataset, weights, tau)
+  consistency_r   per pair of models that differ in one axis (seed/width/arch/labels), and
+                  each trained model against its own init (axis=init)
+  autocorr        C(delta) of first-layer outputs (filters = input/random/trained)
+  label_pca_corr  max |corr| between image-mean PCA coefficients and one-vs-all labels
+  test_acc        each model's accuracy on the test split.
+"""
+from __future__ import annotations
+
+import itertools
+import logging
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import lightning as L
+import numpy as np
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from bench.config import ImageDataConfig, ModelConfig
+from bench.errors import ConfigError
+from bench.models import create_model, first_conv, n_params
+from bench.provenance import config_hash
+from bench.store import Run
+from bench.training import ClassifierModule, accuracy, build_trainer, fit
+from bench.whitening import plots
+from bench.whitening.analyses import first_layer_outputs, label_pca_correlation, spatial_autocorrelation
+from bench.whitening.patch_pca import PatchPCA, load_or_compute
+from bench.whitening.profile import energy_profile, fit_tau, formula_profile_tau, pearson, tau_grid
+from bench.whitening.recording import FirstLayerRecorder
+
+log = logging.getLogger(__name__)
+AXES = ("arch", "width", "seed", "labels")
+
+
+@dataclass
+class VariantConfig:
+    """One model of the study; unset fields fall back to ``model.*``, ``seed`` and ``data.labels``."""
+    arch: Optional[str] = None
+    width: Optional[float] = None
+    seed: Optional[int] = None
+    labels: Optional[str] = None
+
+
+@dataclass
+class OptimConfig:
+    """The paper's protocol by default: SGD lr 0.01, no momentum, no weight decay, cross-entropy."""
+    optimizer: str = "sgd"
+    lr: float = 0.01
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    loss: str = "ce"
+    augment: bool = False
+
+
+@dataclass
+class WhiteningTaskConfig:
+    name: str = "whitening"
+    kernel_size: int = 3
+    subtract_init: bool = True  # profile of W_trained - W_init (the paper's default)
+    train: bool = True  # false: evaluate given weights as they are (ImageNet 7x7 case; no W_init)
+    variants: list[VariantConfig] = field(default_factory=lambda: [VariantConfig()])
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    record_steps: list[int] = field(default_factory=lambda: [10, 30, 100, 300, 1000])
+    tau_grid_size: int = 200
+    autocorr_max_delta: int = 10
+    autocorr_images: int = 256
+
+
+SCHEMAS = {"task": WhiteningTaskConfig, "data": ImageDataConfig, "model": ModelConfig}
+
+
+@dataclass(frozen=True)
+class Variant:
+    arch: str
+    width: float
+    seed: int
+    labels: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.arch}-w{self.width:g}-s{self.seed}-{self.labels}"
+
+
+@dataclass
+class Trained:
+    """What the analyses need from a trained model: its first-layer filters over time."""
+    snapshots: dict[int, torch.Tensor]  # step -> first conv weight (step 0 = init when trained here)
+    test_acc: float
+    n_params: int
+
+    @property
+    def init(self) -> torch.Tensor | None:
+        return self.snapshots.get(0)
+
+    @property
+    def final(self) -> torch.Tensor:
+        return self.snapshots[max(self.snapshots)]
+
+
+def resolve_variants(cfg: DictConfig) -> list[Variant]:
+    out = []
+    for v in cfg.task.variants:
+        out.append(Variant(v.arch or cfg.model.name, float(v.width if v.width is not None else cfg.model.width),
+                           int(v.seed if v.seed is not None else cfg.seed), v.labels or cfg.data.labels))
+    ids = [v.id for v in out]
+    if len(set(ids)) != len(ids):
+        raise ConfigError(f"task.variants lists the same model twice: {ids}")
+    return out
+
+
+def _train(cfg: DictConfig, run: Run, dm, variant: Variant, ckpt_dir: Path) -> Trained:
+    L.seed_everything(variant.seed, workers=True, verbose=False)
+    weights = cfg.model.weights if variant.arch == cfg.model.name else None
+    kwargs = OmegaConf.to_container(cfg.model.kwargs) if variant.arch == cfg.model.name else {}
+    model = create_model(variant.arch, num_classes=dm.num_classes, in_chans=dm.in_chans, width=variant.width,
+                         weights=weights, kwargs=kwargs)
+    conv = first_conv(model)
+    if conv.kernel_size != (cfg.task.kernel_size,) * 2 or conv.in_channels != dm.in_chans:
+        raise ConfigError(f"{variant.arch}'s first conv is {conv.kernel_size} over {conv.in_channels} channels, but "
+                          f"task.kernel_size={cfg.task.kernel_size} and the data has {dm.in_chans} channels")
+    if not cfg.task.train:
+        return Trained({-1: conv.weight.detach().clone()}, accuracy(model, dm.test_dataloader()), n_params(model))
+    recorder = FirstLayerRecorder(list(cfg.task.record_steps))
+    trainer = build_trainer(cfg.trainer, run, callbacks=[recorder], checkpoint_dir=ckpt_dir,
+                            log_prefix=variant.id)
+    module = ClassifierModule(model, dm.num_classes, **OmegaConf.to_container(cfg.task.optim))
+    fit(trainer, module, dm, ckpt_dir)
+    return Trained(recorder.snapshots, accuracy(model, dm.test_dataloader()), n_params(model))
+
+
+def train_or_load(cfg: DictConfig, run: Run, dm, variant: Variant) -> Trained:
+    """Train one variant, or reuse an earlier identical training from the cache (resumable)."""
+    from safetensors.torch import load_file, save_file
+
+    key = config_hash({"data": dm.cache_key, "labels": variant.labels, "variant": asdict(variant),
+                       "model": OmegaConf.to_container(cfg.model), "task": OmegaConf.to_container(cfg.task.optim),
+                       "train": cfg.task.train, "record_steps": list(cfg.task.record_steps),
+                       "trainer": {k: cfg.trainer[k] for k in ("max_epochs", "max_steps", "precision",
+                                                              "fast_dev_run", "limit_train_batches")},
+                       "batch_size": cfg.data.batch_size}, exclude=())[:20]
+    root = Path(cfg.paths.cache_dir) / "whitening" / "trained"
+    path, ckpt_dir = root / f"{variant.id}-{key}.safetensors", root / f"{variant.id}-{key}.ckpt"
+    if path.exists():
+        try:
+            t = load_file(str(path))
+            snaps = {int(k.removeprefix("step_")): v for k, v in t.items() if k.startswith("step_")}
+            log.info("reusing trained %s from %s", variant.id, path)
+            return Trained(snaps, float(t["test_acc"]), int(t["n_params"]))
+        except Exception as e:  # noqa: BLE001 - a corrupt cache is retrained, never trusted
+            log.warning("cache %s unreadable (%s); retraining", path, e)
+    trained = _train(cfg, run, dm, variant, ckpt_dir)
+    if run.is_writer and not cfg.trainer.fast_dev_run:
+        from bench.atomic import atomic_save
+
+        tensors = {f"step_{s}": w.contiguous() for s, w in trained.snapshots.items()}
+        tensors |= {"test_acc": torch.tensor(trained.test_acc), "n_params": torch.tensor(trained.n_params)}
+        atomic_save(path, lambda tmp: save_file(tensors, tmp))
+        shutil.rmtree(ckpt_dir, ignore_errors=True)
+    return trained
+
+
+def _profile(trained: Trained, pca: PatchPCA, subtract_init: bool) -> torch.Tensor:
+    w = trained.final - trained.init if subtract_init and trained.init is not None else trained.final
+    return energy_profile(w, pca.eigvecs)
+
+
+def run(cfg: DictConfig, run: Run) -> None:
+    variants = resolve_variants(cfg)
+    datamodules = {}
+    for labels in sorted({v.labels for v in variants}):
+        dm = instantiate(cfg.data, labels=labels, _convert_="all")
+        dm.setup()
+        datamodules[labels] = dm
+    dm0 = next(iter(datamodules.values()))
+    run.set_dataset(cfg.data.name, "train", len(dm0.train))
+    k = cfg.task.kernel_size
+    pca = load_or_compute(cfg.paths.cache_dir, dm0.cache_key, k, (x for x, _ in dm0.ordered_train_dataloader()))
+    run.save_tensors("patch_pca", {"eigvals": pca.eigvals, "eigvecs": pca.eigvecs, "mean": pca.mean})
+
+    trained = {v: train_or_load(cfg, run, datamodules[v.labels], v) for v in variants}
+    first = variants[0]
+    run.set_model(first.arch, cfg.model.weights or "trained from scratch by bench", trained[first].n_params)
+    dataset = cfg.data.name
+    subtract = cfg.task.subtract_init
+    taus = tau_grid(pca.eigvals, cfg.task.tau_grid_size)
+    run.save_tensors("tau_grid", {"tau": taus})
+
+    profiles, formulas, fits, rows = {}, {}, {}, []
+    for v, t in trained.items():
+        prof = _profile(t, pca, subtract)
+        r, tau = fit_tau(prof, pca.eigvals, taus)
+        profiles[v.id], formulas[v.id], fits[v.id] = prof, formula_profile_tau(pca.eigvals, tau), (r, tau)
+        base = {"arch": v.arch, "width": v.width, "seed": v.seed, "labels": v.labels, "dataset": dataset}
+        rows.append(dict(metric="formula_fit_r", value=r, params={**base, "weights": "trained", "tau": tau}))
+        rows.append(dict(metric="test_acc", value=t.test_acc, params=base, n=len(datamodules[v.labels].test)))
+        if t.init is not None:
+            init_prof = energy_profile(t.init, pca.eigvecs)
+            profiles[f"{v.id}@init"] = init_prof
+            r0, tau0 = fit_tau(init_prof, pca.eigvals, taus)
+            rows.append(dict(metric="formula_fit_r", value=r0, params={**base, "weights": "init", "tau": tau0}))
+            rows.append(dict(metric="consistency_r", value=pearson(prof, init_prof),
+                             params={"axis": "init", "a": v.id, "b": f"{v.id}@init"}))
+    for a, b in itertools.combinations(variants, 2):
+        differs = [ax for ax in AXES if getattr(a, ax) != getattr(b, ax)]
+        if len(differs) == 1:
+            rows.append(dict(metric="consistency_r", value=pearson(profiles[a.id], profiles[b.id]),
+                             params={"axis": differs[0], "a": a.id, "b": b.id}))
+    run.log_metrics(rows)
+    run.save_tensors("profiles", profiles)
+    run.save_tensors("filters", {f"{v.id}@step{s}": w for v, t in trained.items() for s, w in t.snapshots.items()})
+
+    trained_only = {n: p for n, p in profiles.items() if not n.endswith("@init")}
+    run.save_figure("profile_vs_formula", plots.profile_vs_formula(trained_only, formulas, fits))
+    names = list(profiles)
+    matrix = np.array([[pearson(profiles[a], profiles[b]) for b in names] for a in names])
+    run.save_figure("consistency_heatmap", plots.consistency_heatmap(names, matrix))
+    _autocorrelation(cfg, run, dm0, trained, variants)
+    _label_pca(run, datamodules, pca)
+    for v, t in trained.items():
+        steps = sorted(s for s in t.snapshots if s > 0)
+        if t.init is not None and len(steps) > 1:
+            over_time = [energy_profile(t.snapshots[s] - t.init, pca.eigvecs) for s in steps]
+            run.save_figure(f"profile_over_time_{v.id}", plots.profile_over_time(steps, over_time, v.id))
+
+
+def _autocorrelation(cfg: DictConfig, run: Run, dm, trained: dict[Variant, Trained], variants: list[Variant]) -> None:
+    """C(delta) of the raw input, of random (init) filters and of each trained bank."""
+    images = torch.cat([x for x, _ in dm.test_dataloader()])[: cfg.task.autocorr_images]
+    d = cfg.task.autocorr_max_delta
+    banks = {"input": None}
+    if trained[variants[0]].init is not None:
+        banks["random"] = trained[variants[0]].init
+    banks |= {f"trained:{v.id}": t.final for v, t in trained.items()}
+    curves, rows = {}, []
+    with torch.no_grad():
+        for name, weight in banks.items():
+            c = spatial_autocorrelation(first_layer_outputs(images, weight), d)
+            curves[name] = c
+            kind, _, variant = name.partition(":")
+            rows += [dict(metric="autocorr", value=float(c[i]), higher_is_better=False, n=len(images),
+                          params={"delta": i, "filters": kind, "variant": variant or None}) for i in range(d + 1)]
+    run.log_metrics(rows)
+    run.save_figure("autocorrelation", plots.autocorr_curves(curves))
+
+
+def _label_pca(run: Run, datamodules: dict, pca: PatchPCA) -> None:
+    for labels, dm in datamodules.items():
+        x, y = dm.train.tensors()
+        corr = label_pca_correlation(x, y, pca)
+        run.log_metric("label_pca_corr", float(corr.max()), params={"labels": labels}, split="train",
+                       n=len(y), higher_is_better=False)

@@ -1,0 +1,43 @@
+"""Shared test fixtures: every test runs offline, in its own results root, on 1 CPU thread."""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("WANDB_SILENT", "true")
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+
+
+@pytest.fixture(autouse=True)
+def bench_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test writes results, caches and W&B files under its own temp root."""
+    monkeypatch.setenv("BENCH_ROOT", str(tmp_path))
+    monkeypatch.delenv("BENCH_RUN_ID", raising=False)
+    return tmp_path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_thread() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+@pytest.fixture
+def compose() -> Callable[[list[str]], object]:
+    """Compose ``conf/`` with Hydra exactly as ``bench`` does, given command-line overrides."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    def _compose(overrides: list[str] | None = None):
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            return hydra_compose(config_name="config", overrides=list(overrides or []))
+
+    return _compose

@@ -1,0 +1,76 @@
+"""Every config composes and validates; bad input fails at start with a message naming the key."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.cli import execute
+from bench.config import validate
+from bench.errors import ConfigError
+from bench.tasks import TASKS, get_task
+
+CONF = Path(__file__).resolve().parent.parent / "conf"
+
+
+def _options(group: str) -> list[str]:
+    return sorted(str(p.relative_to(CONF / group).with_suffix("")) for p in (CONF / group).rglob("*.yaml"))
+
+
+@pytest.mark.parametrize("experiment", _options("experiment"))
+def test_every_experiment_composes_and_validates(compose, experiment):
+    cfg = compose([f"experiment={experiment}"])
+    _, schemas = get_task(cfg.task.name).load()
+    validate(cfg, schemas)
+
+
+@pytest.mark.parametrize("group", ["trainer", "logger", "paths", "data", "model"])
+def test_every_group_option_composes(compose, group):
+    for option in _options(group):
+        cfg = compose([f"{group}={option}"])
+        _, schemas = get_task(cfg.task.name).load()
+        validate(cfg, schemas)
+
+
+@pytest.mark.parametrize("task", sorted(TASKS))
+def test_every_task_composes(compose, task):
+    cfg = compose([f"task={task}"])
+    assert cfg.task.name == task
+    validate(cfg, get_task(task).load()[1])
+
+
+def test_typo_in_a_key_names_the_key(compose):
+    cfg = compose(["+trainer.max_epoch=3"])
+    with pytest.raises(ConfigError, match="max_epoch"):
+        validate(cfg, get_task("whitening").load()[1])
+
+
+def test_wrong_type_names_the_key(compose):
+    cfg = compose(["trainer.max_epochs=lots"])
+    with pytest.raises(ConfigError, match="max_epochs"):
+        validate(cfg, get_task("whitening").load()[1])
+
+
+def test_unknown_task_lists_the_choices(compose):
+    cfg = compose(["task.name=whitenin"])
+    with pytest.raises(ConfigError, match="unknown task 'whitenin'.*whitening"):
+        execute(cfg)
+
+
+def test_cli_bad_override_fails_cleanly(tmp_path):
+    """Through the real console script: one clear line, exit code 2, no traceback."""
+    bench = Path(sys.executable).parent / "bench"
+    res = subprocess.run([str(bench), "model.name=resnet9000", "logger=none", "trainer.fast_dev_run=true"],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 2, res.stderr[-2000:]
+    assert "bench: error: unknown model 'resnet9000'" in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_cli_missing_data_root_names_the_fix(tmp_path):
+    bench = Path(sys.executable).parent / "bench"
+    res = subprocess.run([str(bench), "data=cifar10", f"data.root={tmp_path / 'nowhere'}", "logger=none"],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 2
+    assert "cifar10 not found under" in res.stderr and "data.root" in res.stderr
+    assert "Traceback" not in res.stderr

@@ -1,0 +1,84 @@
+"""Datasets: embedded ones load offline; CIFAR loads through torchvision's real loader from its
+on-disk format; a missing root is a clear error."""
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from bench.data import ImageDataModule
+from bench.errors import DataError
+
+
+def write_cifar10(root, n_train=50, n_test=20):
+    """A small CIFAR-10 in torchvision's on-disk format (python pickles in cifar-10-batches-py)."""
+    base = root / "cifar-10-batches-py"
+    base.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    files = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    for name in files:
+        n = n_test if name == "test_batch" else n_train // 5
+        batch = {"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8), "labels": list(rng.integers(0, 10, n)),
+                 "batch_label": name, "filenames": [f"{i}.png" for i in range(n)]}
+        with open(base / name, "wb") as f:
+            pickle.dump(batch, f)
+    with open(base / "batches.meta", "wb") as f:
+        pickle.dump({"label_names": [f"class{i}" for i in range(10)]}, f)
+    # torchvision checks md5s of these files before loading: patch its table to our files
+    return base
+
+
+def test_cifar10_through_torchvision_loader(tmp_path, monkeypatch):
+    import hashlib
+
+    import torchvision
+
+    base = write_cifar10(tmp_path)
+    md5 = lambda p: hashlib.md5((base / p).read_bytes()).hexdigest()  # noqa: E731
+    cls = torchvision.datasets.CIFAR10
+    monkeypatch.setattr(cls, "train_list", [[f"data_batch_{i}", md5(f"data_batch_{i}")] for i in range(1, 6)])
+    monkeypatch.setattr(cls, "test_list", [["test_batch", md5("test_batch")]])
+    monkeypatch.setitem(cls.meta, "md5", md5("batches.meta"))
+    dm = ImageDataModule("cifar10", root=str(tmp_path), batch_size=16)
+    dm.setup()
+    assert len(dm.train) == 50 and len(dm.test) == 20 and dm.in_chans == 3
+    x, y = next(iter(dm.train_dataloader()))
+    assert x.shape == (16, 3, 32, 32) and x.dtype == torch.float32
+    # CIFAR normalisation constants are the usual ones
+    assert torch.allclose(dm.mean, torch.tensor([0.4914, 0.4822, 0.4465]))
+
+
+def test_missing_root_is_a_clear_error(tmp_path):
+    dm = ImageDataModule("cifar10", root=str(tmp_path / "missing"))
+    with pytest.raises(DataError, match="cifar10 not found under .*data.root"):
+        dm.setup()
+    with pytest.raises(DataError, match="needs data.root"):
+        ImageDataModule("cifar100", root=None)
+
+
+def test_random_labels_are_a_fixed_permutation():
+    a = ImageDataModule("digits", labels="random")
+    b = ImageDataModule("digits", labels="random")
+    t = ImageDataModule("digits", labels="true")
+    for dm in (a, b, t):
+        dm.setup()
+    assert torch.equal(a.train.labels, b.train.labels)
+    assert not torch.equal(a.train.labels, t.train.labels)
+    assert torch.equal(a.train.labels.sort().values, t.train.labels.sort().values)  # class balance kept
+    assert torch.equal(a.train.images, t.train.images) and a.cache_key == t.cache_key
+
+
+@pytest.mark.parametrize("name,shape", [("mnist", (1, 28, 28)), ("digits", (1, 16, 16)),
+                                        ("embedded_photos", (3, 32, 32))])
+def test_embedded_datasets(name, shape):
+    dm = ImageDataModule(name)
+    dm.setup()
+    assert tuple(dm.train.images.shape[1:]) == shape and dm.num_classes == 10
+    x, _ = dm.train.tensors()
+    assert abs(x.mean().item()) < 0.05 and abs(x.std().item() - 1) < 0.1  # normalised with train stats
+
+
+def test_class_subset_and_sample_count():
+    dm = ImageDataModule("mnist", classes=[3, 5], n_train=100)
+    dm.setup()
+    assert len(dm.train) == 100 and set(dm.train.labels.tolist()) == {0, 1} and dm.num_classes == 2

@@ -1,0 +1,116 @@
+"""The closed-form profile is an expectation over label noise: test exactly that.
+
+One trained theory model correlates only moderately with the formula; the root-mean-square
+profile over 100 independent label draws matches it at the same t, with no fitting.
+"""
+import math
+
+import pytest
+import torch
+
+from bench.whitening.profile import energy_profile, fit_tau, formula_profile, formula_profile_tau, pearson
+from tests.whitening.theory import synthetic_tiles, train_theory_model
+
+C, K_SIZE, GRID, N_IMAGES, FILTERS, DRAWS = 3, 3, 2, 4000, 2, 100
+
+
+@pytest.fixture(scope="module")
+def data():
+    images, eigvals, eigvecs = synthetic_tiles(N_IMAGES, GRID, C, K_SIZE, seed=0)
+    labels = torch.randn(N_IMAGES, DRAWS, generator=torch.Generator().manual_seed(1))
+    # The formula's eta is the GD step seen by the summed filter on one patch: eta * K / P.
+    eta_formula = 0.1 / eigvals.max().item()
+    eta_gd = eta_formula * GRID * GRID / FILTERS
+    return images, labels, eigvals, eigvecs, eta_gd, eta_formula
+
+
+_TRAINED: dict[int, torch.Tensor] = {}
+
+
+def _profiles(data, steps):
+    """Profiles of the 100 label draws after ``steps`` GD steps (trained once per module)."""
+    if steps not in _TRAINED:
+        images, labels, eigvals, eigvecs, eta_gd, _ = data
+        w_init, w_final = train_theory_model(images, labels, K_SIZE, FILTERS, eta_gd, steps)
+        _TRAINED[steps] = torch.stack([energy_profile(w_final[r] - w_init[r], eigvecs) for r in range(DRAWS)])
+    return _TRAINED[steps]
+
+
+def _rms_r(profiles, formula, idx):
+    return pearson(profiles[idx].pow(2).mean(0).sqrt(), formula)
+
+
+@pytest.mark.parametrize("steps", [10, 200, pytest.param(5000, marks=pytest.mark.slow)])
+def test_rms_over_label_draws_matches_formula(data, steps):
+    profiles = _profiles(data, steps)
+    formula = formula_profile(data[2], data[5], steps)
+    singles = [pearson(p, formula) for p in profiles]
+    tens = [_rms_r(profiles, formula, slice(10 * i, 10 * i + 10)) for i in range(10)]
+    r_100 = _rms_r(profiles, formula, slice(None))
+    assert r_100 >= 0.98, f"RMS profile over {DRAWS} draws: r={r_100:.4f}"
+    # r rises with the number of label draws averaged over
+    assert sum(singles) / DRAWS < sum(tens) / 10 < r_100
+    if steps >= 200:  # once the profile has left the e ∝ lambda regime, one run is a poor estimate
+        assert sum(singles) / DRAWS < 0.8
+
+
+def test_single_run_correlates_only_moderately(data):
+    profiles = _profiles(data, 200)
+    formula = formula_profile(data[2], data[5], 200)
+    r_single = pearson(profiles[0], formula)
+    assert 0.1 < r_single < 0.8, r_single
+
+
+def test_long_training_approaches_whitening():
+    eigvals = 1.0 / torch.arange(1, 28, dtype=torch.float64) ** 2
+    inverse = 1.0 / eigvals.sqrt()
+    eta = 0.5 / eigvals.max().item()
+    r = [pearson(formula_profile(eigvals, eta, t), inverse) for t in (10, 1_000, 100_000, 10_000_000)]
+    assert r == sorted(r) and r[-1] > 0.999, r
+    assert pearson(formula_profile(eigvals, eta, 1), eigvals.sqrt()) > 0.999  # small t: e ∝ lambda
+
+
+def test_trained_theory_model_approaches_whitening(data):
+    # Training longer moves energy from the leading components to the trailing ones (towards
+    # e ∝ 1/lambda): the trailing-to-leading energy ratio grows with t, as the formula says.
+    ratios = []
+    for steps in (10, 200):
+        rms = _profiles(data, steps).pow(2).mean(0).sqrt()
+        formula = formula_profile(data[2], data[5], steps)
+        ratios.append((rms[-5:].mean() / rms[:5].mean()).item())
+        assert math.isclose(ratios[-1], (formula[-5:].mean() / formula[:5].mean()).item(), rel_tol=0.2)
+    assert ratios[1] > 3 * ratios[0], ratios
+
+
+def test_small_eta_limit_matches_tau_form():
+    eigvals = torch.rand(27, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) + 0.01
+    eta, t = 1e-5, 30_000
+    assert pearson(formula_profile(eigvals, eta, t), formula_profile_tau(eigvals, eta * t)) > 0.99999
+
+
+def test_fit_recovers_tau_of_a_formula_profile():
+    eigvals = 1.0 / torch.arange(1, 28, dtype=torch.float64) ** 2
+    r, tau = fit_tau(formula_profile_tau(eigvals, 50.0), eigvals)
+    assert r > 0.999 and math.isclose(tau, 50.0, rel_tol=0.1)  # grid step is ~8%
+
+
+def test_random_init_against_trained_profile_is_uncorrelated():
+    d = 3 * 7 * 7  # 7x7 RGB: many components, so chance correlations are small
+    eigvals = 1.0 / torch.arange(1, d + 1, dtype=torch.float64) ** 2
+    eigvecs, _ = torch.linalg.qr(torch.randn(d, d, dtype=torch.float64, generator=torch.Generator().manual_seed(0)))
+    trained = formula_profile_tau(eigvals, 200.0)
+    rs = []
+    for seed in range(5):
+        init = torch.nn.init.kaiming_normal_(torch.empty(64, 3, 7, 7), generator=torch.Generator().manual_seed(seed))
+        rs.append(pearson(energy_profile(init, eigvecs), trained))
+    assert max(abs(r) for r in rs) < 0.35, rs
+
+
+def test_profile_invariant_to_orthogonal_mixing_of_filters():
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(16, 3, 3, 3, generator=g)
+    eigvecs, _ = torch.linalg.qr(torch.randn(27, 27, dtype=torch.float64, generator=g))
+    q, _ = torch.linalg.qr(torch.randn(16, 16, dtype=torch.float64, generator=g))
+    mixed = (q @ w.reshape(16, -1).double()).reshape(16, 3, 3, 3)
+    torch.testing.assert_close(energy_profile(mixed, eigvecs), energy_profile(w, eigvecs))
+    assert not torch.allclose(mixed.float(), w)
