@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Optional
+
+from bench.config import ModelConfig
 
 
 @dataclass
@@ -49,7 +51,7 @@ class FamilyConfig:
 
 @dataclass
 class ClassifierTrainConfig:
-    epochs: int = 5
+    """Optimiser of the classifiers (epochs: ``trainer.max_epochs``)."""
     batch_size: int = 128
     lr: float = 0.05
     momentum: float = 0.9
@@ -72,7 +74,7 @@ class ShiftTaskConfig:
     n_test: int = 500  # per intensity (paired across a family's intensities)
     shard_size: int = 1000
     # classifiers and ablations: every combination of these is trained on each base set
-    classifiers: list[dict[str, Any]] = field(default_factory=list)  # ModelConfig-like dicts; empty: the `model` group
+    classifiers: list[ModelConfig] = field(default_factory=list)  # empty: the `model` group
     augment: list[bool] = field(default_factory=lambda: [False])
     train_sizes: list[Optional[int]] = field(default_factory=lambda: [None])  # null: all of n_train
     train: ClassifierTrainConfig = field(default_factory=ClassifierTrainConfig)

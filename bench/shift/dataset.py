@@ -203,13 +203,21 @@ class ShardedDatasets:
         shard = load_file(str(self.path(spec) / "shard-00000.safetensors"))
         return shard["images"][:count]
 
+    def grid(self, spec: SetSpec, side: int = 8) -> torch.Tensor:
+        """A ``side`` x ``side`` grid image of the set's first images."""
+        return make_grid(self.first_images(spec, side * side).float() / 255.0, nrow=side, padding=1)
+
     def save_grid(self, spec: SetSpec, path: Path, side: int = 8) -> None:
-        """A ``side`` x ``side`` grid of the set's first images."""
-        grid = make_grid(self.first_images(spec, side * side).float() / 255.0, nrow=side, padding=1)
+        grid = self.grid(spec, side)
         atomic_save(path, lambda tmp: save_image(grid, tmp, format="png"))
 
     def morph(self, specs: list[SetSpec], rows: int = 8) -> torch.Tensor:
-        """One image of a paired sweep: row i is sample i, column j its decoding at intensity j."""
+        """One image of a paired sweep: row i is sample i, column j its decoding at intensity j.
+        Written next to the sets as ``morph-<family>-<values>.png``."""
         columns = [self.first_images(spec, rows).float() / 255.0 for spec in specs]
         tiles = torch.stack(columns, 1).flatten(0, 1)  # (rows * n_values, C, H, W), row-major
-        return make_grid(tiles, nrow=len(specs), padding=1)
+        image = make_grid(tiles, nrow=len(specs), padding=1)
+        values = "_".join(f"{s.shift.value:g}" for s in specs)
+        atomic_save(self.root / f"morph-{specs[0].shift.family}-{values}.png",
+                    lambda tmp: save_image(image, tmp, format="png"))
+        return image

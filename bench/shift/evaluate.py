@@ -1,0 +1,77 @@
+"""Classifiers on generated data: training (the shared ClassifierModule), scoring, and the
+per-intensity accuracy table reduced to ``accuracy_drop`` and ``auc``."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+from torch import nn
+from torch.utils.data import DataLoader
+
+from bench.data import TensorImages
+from bench.models import create_model
+from bench.training import ClassifierModule, accuracy, build_trainer
+
+
+@dataclass(frozen=True)
+class Normaliser:
+    """Per-channel statistics of a training set, applied to every set a classifier sees."""
+    mean: torch.Tensor
+    std: torch.Tensor
+
+    @classmethod
+    def fit(cls, images: torch.Tensor) -> Normaliser:
+        x = images.float().div(255.0).transpose(0, 1).flatten(1)
+        return cls(x.mean(1), x.std(1).clamp_min(1e-3))
+
+    def dataset(self, images: torch.Tensor, labels: torch.Tensor) -> TensorImages:
+        return TensorImages(images, labels, self.mean, self.std)
+
+
+def _loader(ds: TensorImages, batch_size: int, shuffle: bool, seed: int = 0) -> DataLoader:
+    # TensorImages.__getitems__ returns whole batches, so collation is the identity
+    return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, collate_fn=lambda batch: batch,
+                      generator=torch.Generator().manual_seed(seed) if shuffle else None)
+
+
+def train_classifier(images: torch.Tensor, labels: torch.Tensor, model_cfg: dict, train_cfg: DictConfig,
+                     augment: bool, trainer_cfg: DictConfig, run, num_classes: int,
+                     seed: int) -> tuple[nn.Module, Normaliser]:
+    """Train a registry model on uint8 ``images`` with the shared Lightning module; return it in
+    eval mode with the normalisation it was trained under."""
+    import lightning as L
+
+    L.seed_everything(seed, verbose=False)
+    norm = Normaliser.fit(images)
+    model = create_model(model_cfg["name"], num_classes=num_classes, in_chans=images.shape[1],
+                         width=model_cfg.get("width", 1.0), weights=model_cfg.get("weights"),
+                         kwargs=model_cfg.get("kwargs") or {})
+    module = ClassifierModule(model, num_classes, lr=train_cfg.lr, momentum=train_cfg.momentum,
+                              weight_decay=train_cfg.weight_decay, optimizer=train_cfg.optimizer, augment=augment)
+    trainer = build_trainer(trainer_cfg, run)
+    trainer.fit(module, train_dataloaders=_loader(norm.dataset(images, labels), train_cfg.batch_size, True, seed))
+    return model.eval(), norm
+
+
+def score(model: nn.Module, norm: Normaliser, images: torch.Tensor, labels: torch.Tensor,
+          batch_size: int = 512) -> tuple[float, float]:
+    """Top-1 accuracy and its binomial standard error."""
+    acc = accuracy(model, _loader(norm.dataset(images, labels), batch_size, False))
+    return acc, math.sqrt(max(acc * (1 - acc), 0.0) / len(labels))
+
+
+def normalised_intensity(values: list[float]) -> list[float]:
+    """Intensities mapped to [0, 1]: 0 at the base value, 1 at the strongest."""
+    lo, hi = values[0], values[-1]
+    return [(v - lo) / (hi - lo) if hi > lo else 0.0 for v in values]
+
+
+def auc(values: list[float], accuracies: list[float]) -> float:
+    """Area under accuracy vs normalised intensity (trapezoid): the base accuracy when nothing
+    drops, lower the earlier and further accuracy falls along the sweep."""
+    if len(values) == 1:
+        return float(accuracies[0])
+    return float(np.trapezoid(accuracies, normalised_intensity(values)))

@@ -1,0 +1,208 @@
+"""task=shift: the controllable-shift benchmark (Control+Shift, Friedman & Chowers 2024).
+
+1. Build (or load from the cache) a deterministic generator ``G(z, y)``.
+2. Generate, as sharded datasets, each family's base train/val sets and its paired test sets
+   (one ``eps`` and label draw decoded at every intensity).
+3. Train every classifier variant (architecture x augmentation x training-set size) on each base
+   set, score it along each sweep: ``accuracy``, ``accuracy_drop``, ``auc``, with ``latent_kl``
+   beside each intensity.
+4. Measure the generator instead of assuming it: ``cas`` (generated-trained classifier on real
+   held-out images) beside ``real_on_generated`` (real-trained classifier on generated images).
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from bench.atomic import atomic_save
+from bench.config import ModelConfig
+from bench.errors import ConfigError, DataError
+from bench.models import n_params as count_params
+from bench.shift import plots
+from bench.shift.config import GeneratorConfig, ShiftTaskConfig
+from bench.shift.dataset import SetSpec, ShardedDatasets
+from bench.shift.evaluate import auc, score, train_classifier
+from bench.shift.families import (
+    FAMILIES, PARAM_NAMES, Shift, draw_anchors, latent_kl, latent_kl_mc, parse_values, validate_sweep)
+from bench.shift.generators import Generator, build_generator
+
+log = logging.getLogger("bench.shift")
+
+SCHEMAS = {"task": ShiftTaskConfig, "generator": GeneratorConfig, "model": ModelConfig}
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One classifier configuration of the ablation grid."""
+    model: dict
+    augment: bool
+    n_train: int
+
+    @property
+    def params(self) -> dict:
+        return {"arch": self.model["name"], "width": float(self.model.get("width", 1.0)),
+                "aug": self.augment, "n_train": self.n_train}
+
+    @property
+    def label(self) -> str:
+        return f"{self.model['name']} w{self.model.get('width', 1.0):g}{' aug' if self.augment else ''} n={self.n_train}"
+
+
+def sweeps(task: DictConfig) -> dict[str, list[float]]:
+    """Each configured family's intensities in its own parameter, checked."""
+    if not task.families:
+        raise ConfigError("task.families is empty; give at least one of "
+                          f"{', '.join(FAMILIES)} with its values (e.g. task.families.truncation.values=[0.9,1.1])")
+    out = {}
+    for family, fam_cfg in task.families.items():
+        Shift(family, 0.0)  # validates the name
+        values = parse_values(family, list(fam_cfg["values"]), fam_cfg["unit"])
+        validate_sweep(family, values)
+        out[family] = values
+    return out
+
+
+def variants(cfg: DictConfig) -> list[Variant]:
+    task = cfg.task
+    models = [OmegaConf.to_container(m, resolve=True) for m in task.classifiers] or \
+        [OmegaConf.to_container(cfg.model, resolve=True)]
+    sizes = [n if n is not None else task.n_train for n in task.train_sizes]
+    for n in sizes:
+        if not 0 < n <= task.n_train:
+            raise ConfigError(f"task.train_sizes entries must lie in (0, task.n_train={task.n_train}], got {n}")
+    return [Variant(m, bool(aug), int(n)) for m in models for aug in task.augment for n in sizes]
+
+
+def _save_png(run, name: str, image: torch.Tensor) -> None:
+    from torchvision.utils import save_image
+
+    if run.is_writer:
+        atomic_save(run.artifact_path(f"{name}.png"), lambda tmp: save_image(image, tmp, format="png"))
+
+
+def _real_data(task: DictConfig, generator: Generator):
+    """The real held-out images (uint8) with the generator's classes and size, or None."""
+    if task.real_data is None:
+        return None
+    from bench.data import ImageDataModule
+
+    dm = ImageDataModule(task.real_data, root=task.real_data_root, image_size=generator.image_shape[-1],
+                         normalize=False)
+    dm.setup()
+    if tuple(dm.train.images.shape[1:]) != tuple(generator.image_shape) or dm.num_classes != generator.num_classes:
+        raise DataError(f"task.real_data={task.real_data} has images {tuple(dm.train.images.shape[1:])} and "
+                        f"{dm.num_classes} classes but {generator.id} makes {tuple(generator.image_shape)} with "
+                        f"{generator.num_classes}; pick the generator's dataset or set task.real_data=null")
+    return (dm.train.images, dm.train.labels), (dm.test.images, dm.test.labels)
+
+
+def run(cfg: DictConfig, run) -> None:
+    task = cfg.task
+    sweep = sweeps(task)
+    grid = variants(cfg)
+    cache_dir = Path(cfg.paths.cache_dir)
+    generator = build_generator(cfg.generator, cache_dir)
+    log.info("generator %s (weights %s), latent dim %d", generator.id, generator.weights_hash[:12], generator.latent_dim)
+    run.save_json("generator", generator.describe())
+    anchors = draw_anchors(generator.latent_dim, task.anchor_seed)
+    store = ShardedDatasets(generator, cache_dir / "shift" / "datasets", anchors, task.anchor_seed,
+                            task.shard_size, cfg.generator.batch_size)
+
+    # -- generation: base train/val per family, paired test sets per intensity -------------
+    base = {f: Shift(f, values[0]) for f, values in sweep.items()}
+    train_specs = {f: SetSpec("train", base[f], task.n_train, task.train_seed) for f in sweep}
+    val_specs = {f: SetSpec("val", base[f], task.n_val, task.val_seed) for f in sweep}
+    test_specs = {f: [SetSpec("test", Shift(f, v), task.n_test, task.test_seed) for v in values]
+                  for f, values in sweep.items()}
+    store.build([*train_specs.values(), *val_specs.values(), *(s for specs in test_specs.values() for s in specs)])
+    run.set_dataset(f"shift:{generator.id}", "test", task.n_test)
+
+    # -- latent divergence beside each intensity; sample grids and the morph per family -----
+    kl_rows, kls = [], {}
+    for family, specs in test_specs.items():
+        for spec in specs:
+            s = spec.shift
+            params = {"family": family, "intensity": s.value, "param": PARAM_NAMES[family], "angle": s.angle}
+            kls[s] = latent_kl(s, base[family], anchors)
+            mc, se = latent_kl_mc(s, base[family], anchors, task.mc_samples, seed=task.anchor_seed + 1)
+            kl_rows += [dict(metric="latent_kl", value=kls[s], params=params, higher_is_better=False),
+                        dict(metric="latent_kl_mc", value=mc, stderr=se, params=params, n=task.mc_samples,
+                             higher_is_better=False)]
+            _save_png(run, f"grid_{family}_{s.value:g}", store.grid(spec, task.grid_size))
+        _save_png(run, f"morph_{family}", store.morph(specs, task.morph_rows))
+    run.log_metrics(kl_rows)
+
+    # -- classifiers: one per base set (extend and overlap share theirs) x variant ----------
+    bases: dict[Path, list[str]] = {}
+    for family, spec in train_specs.items():
+        bases.setdefault(store.path(spec), []).append(family)
+    real = _real_data(task, generator)
+    table: list[dict] = []
+    n_params = None
+    for families in bases.values():
+        images, labels = store.load(train_specs[families[0]])
+        val_images, val_labels = store.load(val_specs[families[0]])
+        base_name = "+".join(families)
+        for i, variant in enumerate(grid):
+            log.info("training %s on the %s base set", variant.label, base_name)
+            model, norm = train_classifier(images[:variant.n_train], labels[:variant.n_train], variant.model,
+                                           task.train, variant.augment, cfg.trainer, run, generator.num_classes,
+                                           seed=cfg.seed + i)
+            n_params = count_params(model) if n_params is None else n_params
+            rows = []
+            acc, se = score(model, norm, val_images, val_labels)
+            rows.append(dict(metric="accuracy", value=acc, stderr=se, n=len(val_labels), split="val",
+                             params={"base": base_name, **variant.params}))
+            if real is not None:
+                acc, se = score(model, norm, *real[1])
+                rows.append(dict(metric="cas", value=acc, stderr=se, n=len(real[1][1]),
+                                 params={"base": base_name, **variant.params}))
+            for family in families:
+                values, accs = [], []
+                for spec in test_specs[family]:
+                    acc, se = score(model, norm, *store.load(spec))
+                    values.append(spec.shift.value)
+                    accs.append(acc)
+                    params = {"family": family, "intensity": spec.shift.value, **variant.params}
+                    rows += [dict(metric="accuracy", value=acc, stderr=se, n=task.n_test, params=params),
+                             dict(metric="accuracy_drop", value=accs[0] - acc, n=task.n_test, params=params,
+                                  higher_is_better=False)]
+                    table.append({"family": family, "intensity": spec.shift.value, "angle": spec.shift.angle,
+                                  "latent_kl": kls[spec.shift], "classifier": variant.label, **variant.params,
+                                  "accuracy": acc, "stderr": se, "n": task.n_test})
+                rows.append(dict(metric="auc", value=auc(values, accs), params={"family": family, **variant.params}))
+            run.log_metrics(rows)
+
+    # -- the other direction of the generator check: a real-trained classifier on generated data
+    if real is not None:
+        variant = Variant(grid[0].model, False, len(real[0][1]))
+        model, norm = train_classifier(*real[0], variant.model, task.train, False, cfg.trainer, run,
+                                       generator.num_classes, seed=cfg.seed)
+        acc, se = score(model, norm, *real[1])
+        rows = [dict(metric="real_accuracy", value=acc, stderr=se, n=len(real[1][1]), params=variant.params)]
+        for families in bases.values():
+            gen_test = store.load(test_specs[families[0]][0])
+            acc, se = score(model, norm, *gen_test)
+            rows.append(dict(metric="real_on_generated", value=acc, stderr=se, n=task.n_test,
+                             params={"base": "+".join(families), **variant.params}))
+        run.log_metrics(rows)
+
+    run.set_model("+".join(dict.fromkeys(v.model["name"] for v in grid)), f"trained on {generator.id}",
+                  n_params if len({v.model["name"] for v in grid}) == 1 else None)
+    run.save_json("accuracy_table", table)
+    for family in sweep:
+        run.save_figure(f"accuracy_vs_intensity_{family}", plots.accuracy_vs_intensity(table, family))
+    _log_table(table)
+
+
+def _log_table(table: list[dict]) -> None:
+    """The per-intensity accuracies, one line per (family, classifier), in the log."""
+    lines: dict[tuple, list[str]] = {}
+    for r in table:
+        lines.setdefault((r["family"], r["classifier"]), []).append(f"{r['intensity']:g}:{100 * r['accuracy']:.1f}")
+    for (family, classifier), pts in lines.items():
+        log.info("%-10s %-28s %s", family, classifier, "  ".join(pts))
