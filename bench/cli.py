@@ -1,15 +1,25 @@
 """The ``bench`` command: one Hydra app for every task.
 
     bench task=whitening model=vgg11 data=cifar10        # one run
-    bench -m experiment=whitening/embedded seed=0,1,2      # a sweep
+    bench -m experiment=whitening/embedded seed=0,1,2      # a sweep (re-running it skips finished jobs)
+    bench experiment=whitening/embedded trainer=ddp        # DDP over every visible GPU of one node
 
 Compose -> validate against the schemas -> skip if already completed -> record a Run
 around the task's ``run(cfg, run)``.
+
+Hydra and DDP: Lightning starts ranks > 0 by re-executing this command line. Under ``-m`` that
+would start the whole sweep again in every child, so the job publishes its own overrides and
+output directory in ``BENCH_DDP_JOB`` and a child rank runs exactly that job (see
+:func:`ddp_child_argv`). Children inherit the run id and never write (see :mod:`bench.store`).
 """
 from __future__ import annotations
 
+import json
 import logging
+import os
 import sys
+from contextlib import contextmanager
+from collections.abc import Iterator
 from pathlib import Path
 
 import hydra
@@ -19,19 +29,93 @@ from bench.errors import BenchError
 
 log = logging.getLogger("bench")
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+DDP_JOB_ENV = "BENCH_DDP_JOB"
+# What Lightning's subprocess launcher exports in the launching process; cleared after each job
+# so that the next job of a sequential sweep launches (and rendezvouses with) its own ranks.
+LAUNCHER_ENV = ("LOCAL_RANK", "NODE_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+CONFIG_FLAGS = ("--config-dir", "-cd", "--config-path", "-cp", "--config-name", "-cn")
 
 
-def _hydra_context() -> tuple[list[str], dict | None]:
-    """The command-line overrides and, inside a multirun, which sweep job this is."""
+def _hydra_context() -> tuple[list[str], dict | None, str | None]:
+    """The command-line overrides, which sweep job this is (inside a multirun), and the job's output dir."""
     from hydra.core.hydra_config import HydraConfig
 
     if not HydraConfig.initialized():
-        return [], None
+        return [], None, None
     hc = HydraConfig.get()
     sweep = None
     if hc.mode.name == "MULTIRUN":
-        sweep = {"dir": hc.sweep.dir, "job_num": hc.job.num, "job_id": str(hc.job.id)}
-    return list(hc.overrides.task), sweep
+        sweep = {"name": sweep_name(hc.sweep.dir), "dir": str(hc.sweep.dir),
+                 "job_num": int(hc.job.num), "job_id": str(hc.job.id), "output_dir": hc.runtime.output_dir}
+    return list(hc.overrides.task), sweep, hc.runtime.output_dir
+
+
+def sweep_name(sweep_dir: str) -> str:
+    """A sweep's name (its W&B group): the sweep directory below the log dir, e.g. ``whitening/multirun_<time>``."""
+    path = Path(sweep_dir)
+    return f"{path.parent.name}/{path.name}" if path.parent.name else path.name
+
+
+def ddp_child_argv(argv: list[str], environ: os._Environ | dict = os.environ) -> list[str]:
+    """The arguments a process must run with: its own, unless it is a DDP child rank of a bench job.
+
+    Lightning re-executes the parent's command line (plus ``hydra.run.dir``) for ranks > 0; a child
+    of a multirun would run the whole sweep. A child runs its parent's job instead: the same task
+    overrides, the same output directory (one per job), no second ``.hydra/`` config dump.
+    """
+    spec = environ.get(DDP_JOB_ENV)
+    rank = environ.get("LOCAL_RANK", "0")
+    if not spec or rank == "0":
+        return argv
+    job = json.loads(spec)
+    out_dir = job["output_dir"].replace("\\", "\\\\").replace("'", "\\'")
+    return [argv[0], *_config_flags(argv[1:]), *job["overrides"], f"hydra.run.dir='{out_dir}'",
+            "hydra.output_subdir=null", f"hydra.job.name=rank{rank}"]
+
+
+def _config_flags(args: list[str]) -> list[str]:
+    """The ``--config-dir/-path/-name`` flags (and values) of a command line: a child needs the same config."""
+    out, keep_next = [], False
+    for arg in args:
+        if keep_next or arg.split("=", 1)[0] in CONFIG_FLAGS:
+            out.append(arg)
+            keep_next = not keep_next and "=" not in arg
+        else:
+            keep_next = False
+    return out
+
+
+@contextmanager
+def ddp_job_scope(overrides: list[str], output_dir: str | None) -> Iterator[None]:
+    """Publish this job for DDP child ranks, and end its process group when the job ends.
+
+    The process that publishes the job (rank 0) also clears what Lightning's launcher exported,
+    so the next job of a sequential multirun starts its own ranks on a fresh port.
+    """
+    owner = output_dir is not None and DDP_JOB_ENV not in os.environ
+    env_before = set(os.environ)
+    if owner:
+        os.environ[DDP_JOB_ENV] = json.dumps({"overrides": overrides, "output_dir": output_dir})
+    ok = False
+    try:
+        yield
+        ok = True
+    finally:
+        _end_process_group(wait_for_ranks=ok)
+        if owner:
+            for key in (DDP_JOB_ENV, *LAUNCHER_ENV):
+                if key not in env_before:
+                    os.environ.pop(key, None)
+
+
+def _end_process_group(wait_for_ranks: bool) -> None:
+    """Destroy this job's process group (after a barrier, so every rank has finished the job)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        if wait_for_ranks:
+            dist.barrier()
+        dist.destroy_process_group()
 
 
 def execute(cfg: DictConfig, overrides: list[str] | None = None) -> Path:
@@ -48,20 +132,25 @@ def execute(cfg: DictConfig, overrides: list[str] | None = None) -> Path:
     cfg = validate(cfg, schemas)
     config = OmegaConf.to_container(cfg, resolve=True)
     digest = config_hash(config)
-    hydra_overrides, sweep = _hydra_context()
+    hydra_overrides, sweep, output_dir = _hydra_context()
     results_dir = Path(cfg.paths.results_dir)
-    if cfg.skip_existing and (done := find_completed(results_dir, cfg.task.name, digest)):
+    # null: skip inside a sweep (re-running a sweep resumes it), run again when run alone.
+    skip = cfg.skip_existing if cfg.skip_existing is not None else sweep is not None
+    if skip and (done := find_completed(results_dir, cfg.task.name, digest)):
         log.info("skip_existing: %s already completed this config (%s)", done, digest[:12])
         return done
     lightning.seed_everything(cfg.seed, workers=True, verbose=False)
+    group = cfg.logger.group or (sweep["name"] if sweep else cfg.task.name)
     tracker = Tracker(cfg.logger.mode, cfg.logger.project, cfg.paths.wandb_dir,
-                      name=cfg.get("run_name"), group=cfg.logger.group or cfg.task.name,
-                      tags=[cfg.task.name, *cfg.logger.tags], config=config)
+                      name=cfg.get("run_name"), group=group,
+                      tags=[cfg.task.name, *(["sweep"] if sweep else []), *cfg.logger.tags], config=config)
+    n_devices = _n_devices(cfg.trainer.devices) * int(cfg.trainer.num_nodes)
     provenance = {"git": git_state(), "versions": versions(),
-                  "hardware": hardware(cfg.trainer.accelerator, _n_devices(cfg.trainer.devices))}
-    with Run(results_dir, cfg.task.name, config, config_hash=digest,
-             overrides=overrides if overrides is not None else hydra_overrides,
-             seed=cfg.seed, provenance=provenance, tracker=tracker, sweep=sweep) as run:
+                  "hardware": hardware(cfg.trainer.accelerator, n_devices)}
+    with ddp_job_scope(hydra_overrides, output_dir), \
+            Run(results_dir, cfg.task.name, config, config_hash=digest,
+                overrides=overrides if overrides is not None else hydra_overrides,
+                seed=cfg.seed, provenance=provenance, tracker=tracker, sweep=sweep) as run:
         log.info("run %s -> %s", run.run_id, run.dir)
         task_run(cfg, run)
     log.info("completed %s: %d metrics, artifacts in %s", run.run_id, len(run.metrics), run.artifacts_dir)
@@ -87,4 +176,9 @@ def _app(cfg: DictConfig) -> None:
 
 def main() -> None:
     """Console-script entry point."""
+    sys.argv = ddp_child_argv(sys.argv)
     _app()
+
+
+if __name__ == "__main__":
+    main()
