@@ -133,6 +133,7 @@ def execute(cfg: DictConfig, overrides: list[str] | None = None) -> Path:
     config = OmegaConf.to_container(cfg, resolve=True)
     digest = config_hash(config)
     hydra_overrides, sweep, output_dir = _hydra_context()
+    _check_launchable(cfg.trainer, hydra_in_use=output_dir is not None)
     results_dir = Path(cfg.paths.results_dir)
     # null: skip inside a sweep (re-running a sweep resumes it), run again when run alone.
     skip = cfg.skip_existing if cfg.skip_existing is not None else sweep is not None
@@ -155,6 +156,18 @@ def execute(cfg: DictConfig, overrides: list[str] | None = None) -> Path:
         task_run(cfg, run)
     log.info("completed %s: %d metrics, artifacts in %s", run.run_id, len(run.metrics), run.artifacts_dir)
     return run.dir
+
+
+def _check_launchable(trainer: DictConfig, hydra_in_use: bool) -> None:
+    """DDP re-executes the command line for ranks > 0, which only works from the ``bench`` command
+    (from a notebook or pytest it would re-run those instead)."""
+    launched_externally = any(k in os.environ for k in ("LOCAL_RANK", "RANK", "SLURM_PROCID"))
+    if str(trainer.strategy).startswith("ddp") and _n_devices(trainer.devices) * int(trainer.num_nodes) > 1 \
+            and not hydra_in_use and not launched_externally:
+        from bench.errors import ConfigError
+
+        raise ConfigError(f"trainer.strategy={trainer.strategy} starts one process per device by re-running the "
+                          "command; run it with the `bench` command (or torchrun/srun), not from Python")
 
 
 def _n_devices(devices: object) -> int:

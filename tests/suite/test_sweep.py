@@ -98,3 +98,10 @@ class _CountBatches(L.Callback):
 
     def on_train_batch_end(self, *args) -> None:
         self.batches += 1
+
+
+def test_ddp_from_python_is_a_clear_error(compose):
+    from bench.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="run it with the `bench` command"):
+        cli.execute(compose([*TINY, "trainer=ddp_cpu"]))
