@@ -22,11 +22,11 @@ class GeneratorConfig:
     """A deterministic class-conditional decoder ``G(z, y)`` (see :mod:`bench.shift.generators`).
 
     ``kind``: ``vae`` (embedded conditional VAE decoder), ``unet`` (a class-conditional
-    diffusers ``UNet2DModel`` with a deterministic sampler; embedded when ``source`` is null)
-    or ``dit`` (diffusers ``DiTPipeline``; ``source`` required).
+    diffusers ``UNet2DModel`` with a deterministic sampler) or ``dit`` (diffusers ``DiTPipeline``).
+    ``source``: a hub id or local directory, or ``embedded`` (vae, unet: train on MNIST and cache).
     """
     kind: str = "vae"
-    source: Optional[str] = None  # hub id or local directory (unet, dit); null: train the embedded one
+    source: Optional[str] = "embedded"
     latent_dim: int = 16  # vae
     hidden: int = 256  # vae: MLP width; unet: base channel count (use ~32)
     image_size: int = 28  # embedded unet: 16 or 28
@@ -63,7 +63,7 @@ class ClassifierTrainConfig:
 class ShiftTaskConfig:
     """The controllable-shift benchmark."""
     name: str = "shift"
-    families: dict[str, FamilyConfig] = field(default_factory=dict)
+    families: dict[str, Optional[FamilyConfig]] = field(default_factory=dict)  # null switches a family off
     # seeds: anchors, and the eps/label draws of each split (separate, fixed)
     anchor_seed: int = 1234
     train_seed: int = 1

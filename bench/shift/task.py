@@ -59,10 +59,14 @@ def sweeps(task: DictConfig) -> dict[str, list[float]]:
                           f"{', '.join(FAMILIES)} with its values (e.g. task.families.truncation.values=[0.9,1.1])")
     out = {}
     for family, fam_cfg in task.families.items():
+        if fam_cfg is None:  # switched off (the single-family presets)
+            continue
         Shift(family, 0.0)  # validates the name
         values = parse_values(family, list(fam_cfg["values"]), fam_cfg["unit"])
         validate_sweep(family, values)
         out[family] = values
+    if not out:
+        raise ConfigError("every shift family is switched off (null); give one its values")
     return out
 
 

@@ -15,6 +15,7 @@ from bench.shift.config import GeneratorConfig
 from bench.shift.generators.base import Generator, resolve_device, weights_hash
 
 KINDS = ("vae", "unet", "dit")
+EMBEDDED = "embedded"  # generator.source of the generators bench trains itself
 
 __all__ = ["Generator", "KINDS", "build_generator", "weights_hash"]
 
@@ -23,8 +24,8 @@ def _vae(cfg: GeneratorConfig, cache_dir: str | Path) -> Generator:
     from bench.shift.generators.embedded import cached_state, fit_generator, mnist_train_tensors
     from bench.shift.generators.vae import ConditionalVAE, VAEGenerator
 
-    if cfg.source is not None:
-        raise ConfigError("the vae generator is trained by bench on MNIST; unset generator.source "
+    if cfg.source != EMBEDDED:
+        raise ConfigError("the vae generator is trained by bench on MNIST: set generator.source=embedded "
                           "(or use generator=unet / generator=dit for a pretrained model)")
     hp = {"latent_dim": cfg.latent_dim, "num_classes": 10, "hidden": cfg.hidden,
           "lr": cfg.train.lr, "beta": cfg.train.beta}
@@ -47,6 +48,9 @@ def _vae(cfg: GeneratorConfig, cache_dir: str | Path) -> Generator:
 
 def build_generator(cfg: GeneratorConfig, cache_dir: str | Path) -> Generator:
     """The generator a ``generator`` config describes (training and caching embedded ones)."""
+    if not cfg.source:
+        raise ConfigError(f"generator.source is required for generator.kind={cfg.kind}: a hub id (in the local "
+                          f"Hugging Face cache), a local directory, or 'embedded' (vae, unet: trained on MNIST)")
     if cfg.kind == "vae":
         return _vae(cfg, cache_dir)
     if cfg.kind == "unet":

@@ -3,7 +3,7 @@ deterministic ODE sampler from the initial noise ``z`` (C x H x W).
 
 ``generator.source`` is a hub id (read from the local Hugging Face cache only: this machine is
 offline) or a local directory holding a saved ``UNet2DModel`` (or a pipeline folder with
-``unet/`` and ``scheduler/``). With no source, bench trains a tiny MNIST UNet (DDPM epsilon
+``unet/`` and ``scheduler/``). With ``source: embedded``, bench trains a tiny MNIST UNet (DDPM epsilon
 objective, linear betas) and caches it.
 """
 from __future__ import annotations
@@ -111,7 +111,7 @@ def load_pretrained_unet(source: str):
 
 def build_unet_generator(cfg: GeneratorConfig, cache_dir: str | Path) -> UNetGenerator:
     """A pretrained UNet (``cfg.source``) or the embedded tiny MNIST one (trained and cached)."""
-    if cfg.source is not None:
+    if cfg.source != "embedded":
         unet, scheduler_config = load_pretrained_unet(cfg.source)
         return UNetGenerator(unet, scheduler_config, cfg, tag=Path(cfg.source).name or "pretrained")
     from bench.shift.generators.embedded import cached_state, fit_generator, mnist_train_tensors

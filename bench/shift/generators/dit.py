@@ -68,7 +68,7 @@ def build_dit_generator(cfg: GeneratorConfig) -> DiTGenerator:
     """A DiT pipeline from ``generator.source`` (a local directory or a hub id in the local cache)."""
     from diffusers import DiTPipeline
 
-    if not cfg.source:
+    if cfg.source == "embedded":
         raise ConfigError("generator=dit needs generator.source=<hub id or local pipeline directory> "
                           "(e.g. facebook/DiT-XL-2-256); bench does not train DiT")
     device = resolve_device(cfg.device)
