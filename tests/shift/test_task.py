@@ -1,0 +1,81 @@
+"""The shift task end to end through the bench CLI: records validate, every metric is there, and
+accuracy falls with intensity (the paper's claim) on the embedded MNIST pipeline."""
+import json
+from pathlib import Path
+
+import pytest
+
+from bench.cli import execute
+from bench.errors import ConfigError
+from bench.store import read_run
+
+TINY = [
+    "experiment=shift/embedded", "logger=none", "trainer.enable_progress_bar=false", "trainer.max_epochs=6",
+    "generator.hidden=128", "generator.train.epochs=6",
+    "task.n_train=1000", "task.n_val=200", "task.n_test=300", "task.shard_size=500", "task.mc_samples=256",
+    "task.families.truncation.values=[0.9,2.5]", "task.families.extend.values=[0.5,1.0]",
+    "task.families.overlap.values=[0.0,1.0]",
+    "task.classifiers=[{name: mlp_mixer, width: 0.25, kwargs: {num_blocks: 2, img_size: 28, patch_size: 7}}]",
+    "task.train.optimizer=adamw", "task.train.lr=0.003", "task.train.batch_size=64",
+]
+
+
+def _rows(run_dir: Path, metric: str) -> list[dict]:
+    return [r for r in read_run(run_dir)[1] if r["metric"] == metric]
+
+
+def _assert_declines(run_dir: Path, sigmas: float) -> None:
+    """At the strongest intensity accuracy is below the base value by more than ``sigmas``
+    combined standard errors, for every family and classifier."""
+    acc = _rows(run_dir, "accuracy")
+    for auc_row in _rows(run_dir, "auc"):
+        p = auc_row["params"]
+        sweep = sorted((r for r in acc if r["split"] == "test" and r["params"]["family"] == p["family"]
+                        and r["params"]["arch"] == p["arch"]), key=lambda r: r["params"]["intensity"])
+        base, last = sweep[0], sweep[-1]
+        margin = sigmas * (base["stderr"] ** 2 + last["stderr"] ** 2) ** 0.5
+        assert base["value"] - last["value"] > margin, (p, base["value"], last["value"])
+        assert auc_row["value"] < base["value"]
+
+
+def test_embedded_pipeline_end_to_end(compose):
+    run_dir = execute(compose(TINY))
+    record, rows = read_run(run_dir)
+    assert record["status"] == "completed"
+    metrics = {r["metric"] for r in rows}
+    assert {"accuracy", "accuracy_drop", "auc", "latent_kl", "latent_kl_mc", "cas", "real_accuracy",
+            "real_on_generated"} <= metrics
+    # KL beside each intensity: zero at the base, positive beyond, the MC check close to the closed form
+    for kl, mc in zip(_rows(run_dir, "latent_kl"), _rows(run_dir, "latent_kl_mc")):
+        assert kl["params"] == mc["params"]
+        assert (kl["value"] == 0) == (kl["params"]["intensity"] in (0.9, 0.5, 0.0))
+        assert abs(kl["value"] - mc["value"]) < 5 * mc["stderr"] + 0.25 * kl["value"] + 1e-9
+    # generator quality is measured on real MNIST, in both directions
+    assert 0.2 < _rows(run_dir, "cas")[0]["value"] <= 1 and _rows(run_dir, "real_accuracy")[0]["value"] > 0.5
+    _assert_declines(run_dir, sigmas=2.0)
+    art = run_dir / "artifacts"
+    for name in ["accuracy_vs_intensity_truncation.png", "morph_overlap.png", "grid_extend_1.png",
+                 "accuracy_table.json", "generator.json"]:
+        assert (art / name).is_file(), name
+    table = json.loads((art / "accuracy_table.json").read_text())
+    assert len(table) == 6 and {r["family"] for r in table} == {"truncation", "extend", "overlap"}
+
+
+def test_bad_sweep_is_a_clear_config_error(compose):
+    cfg = compose(["experiment=shift/embedded", "logger=none", "task.families.extend.values=[0.6,1.0]"])
+    with pytest.raises(ConfigError, match="must start at its training value"):
+        execute(cfg)
+
+
+def test_cifar_preset_needs_a_generator_source(compose):
+    cfg = compose(["experiment=shift/cifar10_overlap", "logger=none", "trainer=cpu"])
+    assert list(k for k, v in cfg.task.families.items() if v is not None) == ["overlap"]
+    with pytest.raises(ConfigError, match="generator.source is required"):
+        execute(cfg)
+
+
+@pytest.mark.slow
+def test_embedded_preset_accuracy_declines_in_every_family(compose):
+    """The full `bench experiment=shift/embedded` (about 4 minutes on 2 cores): at the strongest
+    intensity of every family, every classifier is clearly below its base accuracy."""
+    _assert_declines(execute(compose(["experiment=shift/embedded", "logger=none"])), sigmas=3.0)
