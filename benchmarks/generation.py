@@ -34,7 +34,7 @@ SWEEPS = {"truncation": [0.9, 0.95, 1.0, 1.05, 1.1], "extend": [0.5, 0.625, 0.75
 
 def generator_config(kind: str) -> GeneratorConfig:
     if kind == "vae":
-        return GeneratorConfig(kind="vae", latent_dim=16, hidden=128, device="cpu",
+        return GeneratorConfig(kind="vae", latent_dim=16, hidden=256, device="cpu",  # conf/generator/vae.yaml
                                train=GeneratorTrainConfig(epochs=15, batch_size=128))
     return GeneratorConfig(kind="unet", image_size=16, hidden=32, steps=20, device="cpu",
                            train=GeneratorTrainConfig(epochs=15, batch_size=64))
