@@ -23,6 +23,7 @@ run: install
 	$(BIN)/python scripts/run_embedded.py
 
 test: install
+	bash scripts/install_chromium.sh
 	$(BIN)/python -m pytest -q; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 

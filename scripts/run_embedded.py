@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-EXPERIMENTS = ["whitening/embedded"]
+EXPERIMENTS = ["whitening/embedded", "modality_gap/embedded", "shift/embedded"]
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -17,8 +17,7 @@ from torch.utils.data import DataLoader, Dataset
 from bench.data import embedded, real
 from bench.errors import DataError
 
-EMBEDDED = {"embedded_photos": embedded.load_photos, "photo_rotations": embedded.load_photo_rotations,
-            "mnist": embedded.load_mnist, "digits": embedded.load_digits}
+EMBEDDED = {"embedded_photos": embedded.load_photos, "mnist": embedded.load_mnist, "digits": embedded.load_digits}
 DATASETS = sorted([*EMBEDDED, "cifar10", "cifar100", "imagefolder"])
 
 

@@ -4,9 +4,6 @@
 - ``digits``: sklearn's 1,797 8x8 digits, upsampled to 16x16.
 - ``photos``: 32x32 crops from scikit-image's and sklearn's bundled photographs; the label is
   the photograph a crop comes from (a real, if easy, classification target).
-- ``photo_rotations``: the same crops, each turned by 0/90/180/270 degrees; the label is the
-  turn. Natural images have an upright orientation, so the task is learnable, while the
-  image-mean patch statistics barely depend on the label (the formula's assumption).
 
 Every loader returns ``(images uint8 (N, C, H, W), labels int64 (N,))``.
 """
@@ -89,10 +86,3 @@ def load_photos(split: str = "train", n_per_photo: int = 600, size: int = 32) ->
         labels += [label] * n
     return torch.from_numpy(np.stack(crops)), torch.tensor(labels, dtype=torch.int64)
 
-
-def load_photo_rotations(split: str = "train", n_per_photo: int = 600, size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
-    """Photograph crops turned by a random multiple of 90 degrees; label = number of quarter turns."""
-    crops, _ = load_photos(split, n_per_photo, size)
-    turns = torch.from_numpy(np.random.default_rng(2 if split == "train" else 3).integers(0, 4, len(crops)))
-    rotated = torch.stack([torch.rot90(c, int(k), dims=(1, 2)) for c, k in zip(crops, turns)])
-    return rotated, turns.to(torch.int64)
