@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import sys
 from contextlib import contextmanager
 from collections.abc import Iterator
@@ -180,11 +181,17 @@ def _n_devices(devices: object) -> int:
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
 def _app(cfg: DictConfig) -> None:
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
     try:
         execute(cfg)
     except BenchError as e:
         print(f"bench: error: {e}", file=sys.stderr)
         sys.exit(2)
+    except SIGTERMException:  # Lightning's SystemExit(None): without this a killed run would exit 0
+        print("bench: terminated by SIGTERM; the run is recorded as failed, run the command again to resume",
+              file=sys.stderr)
+        sys.exit(128 + signal.SIGTERM)
 
 
 def main() -> None:

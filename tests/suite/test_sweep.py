@@ -105,3 +105,17 @@ def test_ddp_from_python_is_a_clear_error(compose):
 
     with pytest.raises(ConfigError, match="run it with the `bench` command"):
         cli.execute(compose([*TINY, "trainer=ddp_cpu"]))
+
+
+def test_a_terminated_run_exits_nonzero(monkeypatch):
+    """Lightning turns SIGTERM into SystemExit(None) (status 0); a killed sweep must not look successful."""
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    def killed(cfg):
+        raise SIGTERMException()
+
+    monkeypatch.setattr(cli, "execute", killed)
+    monkeypatch.setattr(sys, "argv", ["bench", *TINY])
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main()
+    assert exit_info.value.code == 143
