@@ -39,7 +39,7 @@ def _loader(ds: TensorImages, batch_size: int, shuffle: bool, seed: int = 0) -> 
 
 def train_classifier(images: torch.Tensor, labels: torch.Tensor, model_cfg: dict, train_cfg: DictConfig,
                      augment: bool, trainer_cfg: DictConfig, run, num_classes: int,
-                     seed: int) -> tuple[nn.Module, Normaliser]:
+                     seed: int, log_prefix: str = "") -> tuple[nn.Module, Normaliser]:
     """Train a registry model on uint8 ``images`` with the shared Lightning module; return it in
     eval mode with the normalisation it was trained under."""
     import lightning as L
@@ -51,7 +51,7 @@ def train_classifier(images: torch.Tensor, labels: torch.Tensor, model_cfg: dict
                          kwargs=model_cfg.get("kwargs") or {})
     module = ClassifierModule(model, num_classes, lr=train_cfg.lr, momentum=train_cfg.momentum,
                               weight_decay=train_cfg.weight_decay, optimizer=train_cfg.optimizer, augment=augment)
-    trainer = build_trainer(trainer_cfg, run)
+    trainer = build_trainer(trainer_cfg, run, log_prefix=log_prefix)
     trainer.fit(module, train_dataloaders=_loader(norm.dataset(images, labels), train_cfg.batch_size, True, seed))
     return model.eval(), norm
 

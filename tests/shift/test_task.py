@@ -36,6 +36,9 @@ def _assert_declines(run_dir: Path, sigmas: float) -> None:
         margin = sigmas * (base["stderr"] ** 2 + last["stderr"] ** 2) ** 0.5
         assert base["value"] - last["value"] > margin, (p, base["value"], last["value"])
         assert auc_row["value"] < base["value"]
+        drop = [r for r in _rows(run_dir, "accuracy_drop") if r["params"]["family"] == p["family"]
+                and r["params"]["arch"] == p["arch"]]
+        assert drop[0]["value"] == pytest.approx(base["value"] - last["value"])
 
 
 def test_embedded_pipeline_end_to_end(compose):
