@@ -161,7 +161,8 @@ def train_or_load(cfg: DictConfig, run: Run, dm, variant: Variant) -> Trained:
         from bench.atomic import atomic_save
 
         tensors = {f"step_{s}": w.contiguous() for s, w in trained.snapshots.items()}
-        tensors |= {"test_acc": torch.tensor(trained.test_acc), "n_params": torch.tensor(trained.n_params)}
+        tensors |= {"test_acc": torch.tensor(trained.test_acc, dtype=torch.float64),
+                    "n_params": torch.tensor(trained.n_params)}
         atomic_save(path, lambda tmp: save_file(tensors, tmp))
         shutil.rmtree(ckpt_dir, ignore_errors=True)
     return trained

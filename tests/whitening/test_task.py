@@ -1,0 +1,65 @@
+"""task=whitening end to end on a tiny config: records validate, plots exist, caches are reused."""
+import json
+from pathlib import Path
+
+import pytest
+
+from bench.cli import execute
+from bench.store import read_run
+from bench.whitening.patch_pca import cache_path
+
+TINY = ["task=whitening", "data=digits", "data.n_train=200", "data.n_test=100", "data.batch_size=50",
+        "model=linear_cnn", "model.width=0.25", "trainer.max_epochs=1", "trainer.enable_progress_bar=false",
+        "task.record_steps=[1,2]", "task.autocorr_max_delta=4", "task.autocorr_images=32",
+        "task.variants=[{seed:0},{seed:1},{labels:random},{arch:resnet20}]", "task.tau_grid_size=50"]
+
+
+def _metrics(run_dir):
+    return {(r["metric"], json.dumps(r["params"], sort_keys=True)): r["value"] for r in read_run(run_dir)[1]}
+
+
+def test_whitening_study_end_to_end(compose, bench_root):
+    run_dir = execute(compose([*TINY, "logger=wandb"]))
+    record, rows = read_run(run_dir)
+    assert record["status"] == "completed" and record["task"] == "whitening"
+    assert record["dataset"] == {"name": "digits", "split": "train", "n": 200}
+    assert record["wandb"]["mode"] == "offline" and record["wandb"]["run_id"]
+    assert list((bench_root / "outputs" / "wandb").glob("wandb/offline-run-*")), "W&B offline run directory"
+    names = {r["metric"] for r in rows}
+    assert names == {"formula_fit_r", "consistency_r", "autocorr", "label_pca_corr", "test_acc"}
+    axes = {r["params"]["axis"] for r in rows if r["metric"] == "consistency_r"}
+    assert axes == {"seed", "labels", "arch", "init"}
+    fits = [r for r in rows if r["metric"] == "formula_fit_r"]
+    assert len(fits) == 8 and all(-1 <= r["value"] <= 1 for r in fits)
+    auto = {(r["params"]["filters"], r["params"]["delta"]): r["value"] for r in rows if r["metric"] == "autocorr"}
+    assert auto[("input", 0)] == pytest.approx(1.0) and auto[("input", 4)] < 1.0
+    arts = {p.name for p in (run_dir / "artifacts").iterdir()}
+    for name in ("profile_vs_formula.png", "consistency_heatmap.png", "autocorrelation.png",
+                 "profile_over_time_linear_cnn-w0.25-s0-true.png", "profiles.safetensors", "patch_pca.safetensors"):
+        assert name in arts, name
+
+    # A second identical study reuses the PCA and every trained model: same numbers, new run dir.
+    again = execute(compose([*TINY, "logger=none"]))
+    assert again != run_dir and _metrics(again) == _metrics(run_dir)
+
+    # skip_existing: the same config (logger keys are not part of the hash) is not run a third time.
+    assert execute(compose([*TINY, "logger=none", "skip_existing=true"])) in (run_dir, again)
+
+
+def test_corrupt_pca_cache_is_rebuilt(compose, bench_root):
+    cfg = compose([*TINY, "logger=none", "task.variants=[{}]"])
+    first = execute(cfg)
+    caches = list((bench_root / ".cache" / "bench" / "patch_pca").glob("*.safetensors"))
+    assert len(caches) == 1
+    caches[0].write_bytes(b"garbage")
+    second = execute(compose([*TINY, "logger=none", "task.variants=[{}]"]))
+    assert read_run(second)[0]["status"] == "completed"
+    assert _metrics(first) == _metrics(second)
+    assert caches[0].stat().st_size > 100
+
+
+def test_kernel_size_mismatch_is_a_clear_error(compose):
+    from bench.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="first conv is .*task.kernel_size=5"):
+        execute(compose([*TINY, "logger=none", "task.kernel_size=5", "task.variants=[{}]"]))
