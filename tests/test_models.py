@@ -8,11 +8,13 @@ from bench.errors import ModelError
 from bench.models import create_model, first_conv, list_models
 from bench.training import ClassifierModule, build_trainer, fit
 
-TRAINER = OmegaConf.create({"accelerator": "cpu", "devices": 1, "fast_dev_run": True, "enable_progress_bar": False})
+# Two steps: some families (timm's MLP-Mixer, ViT) zero-initialise their head, so the first step
+# cannot reach the first layer.
+TRAINER = OmegaConf.create({"accelerator": "cpu", "devices": 1, "fast_dev_run": 2, "enable_progress_bar": False})
 
 
 class TinyData(ImageDataModule):
-    """8 random 32x32 RGB images: enough for one step of any model."""
+    """8 random 32x32 RGB images: two steps of any model."""
 
     def setup(self, stage=None):
         from bench.data import TensorImages
@@ -31,9 +33,9 @@ def test_fast_dev_run(name):
     conv = first_conv(model)
     assert conv.in_channels == 3
     before = conv.weight.detach().clone()
-    dm = TinyData(batch_size=8)
+    dm = TinyData(batch_size=4)
     fit(build_trainer(TRAINER), ClassifierModule(model, 4, lr=0.1), dm)
-    assert not torch.equal(before, first_conv(model).weight), "one training step must move the first layer"
+    assert not torch.equal(before, first_conv(model).weight), "training must move the first layer"
 
 
 def test_unknown_model_lists_registry():

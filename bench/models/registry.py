@@ -60,7 +60,10 @@ def load_weights(model: nn.Module, path: str | Path) -> None:
         raise ModelError(f"cannot read weights {path}: {e}; re-save it with torch.save(model.state_dict())") from None
     if isinstance(state, dict) and "state_dict" in state:  # Lightning checkpoint: strip the 'model.' prefix
         state = {k.removeprefix("model."): v for k, v in state["state_dict"].items()}
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as e:  # shape mismatches raise even with strict=False
+        raise ModelError(f"weights {path} do not fit this model: {str(e).splitlines()[-1].strip()}") from None
     if missing or unexpected:
         raise ModelError(f"weights {path} do not fit this model: missing {missing[:5]}, unexpected {unexpected[:5]}")
     model.weights_loaded = True
