@@ -18,7 +18,7 @@ class VGG(nn.Module):
         c = in_chans
         for v in _CFGS[depth]:
             if v == "M":
-                layers.append(nn.MaxPool2d(2))
+                layers.append(nn.MaxPool2d(2, ceil_mode=True))  # 28x28 inputs keep a 1x1 map
                 continue
             out = scaled(v, width)
             layers.append(nn.Conv2d(c, out, 3, padding=1))
