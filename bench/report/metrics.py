@@ -72,10 +72,12 @@ REGISTRY: dict[tuple[str, str], MetricSpec] = {
                    columns=("alpha", "mode", "perturbation"), where={"alpha": (0, 1), "mode": ("paper",)},
                    order={"perturbation": ("gaussian", "quantize", "paraphrase")}),
         # Paper 3: accuracy under controlled latent shifts.
-        MetricSpec("shift", "auc", "AUC acc-vs-intensity", ".4g", True, columns=("family",), order=SHIFT_FAMILIES),
-        MetricSpec("shift", "accuracy_drop", "accuracy drop", ".4g", False, columns=("family",),
+        # A shift run trains several classifiers: each architecture keeps its own columns.
+        MetricSpec("shift", "auc", "AUC acc-vs-intensity", ".4g", True, columns=("arch", "family"),
                    order=SHIFT_FAMILIES),
-        MetricSpec("shift", "cas", "CAS", ".4g", True),
+        MetricSpec("shift", "accuracy_drop", "accuracy drop", ".4g", False, columns=("arch", "family"),
+                   order=SHIFT_FAMILIES),
+        MetricSpec("shift", "cas", "CAS", ".4g", True, columns=("arch",)),
         MetricSpec("shift", "accuracy", "accuracy", ".4g", True, columns=("family", "intensity"),
                    headline=False),
     ]
