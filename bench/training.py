@@ -27,7 +27,7 @@ class ClassifierModule(L.LightningModule):
 
     def __init__(self, model: nn.Module, num_classes: int, lr: float = 0.01, momentum: float = 0.0,
                  weight_decay: float = 0.0, optimizer: str = "sgd", loss: str = "ce",
-                 augment: bool = False) -> None:
+                 augment: bool = False, hflip: bool = True) -> None:
         super().__init__()
         if optimizer not in ("sgd", "adamw"):
             raise ValueError(f"optimizer must be 'sgd' or 'adamw', not {optimizer!r}")
@@ -46,11 +46,14 @@ class ClassifierModule(L.LightningModule):
         return F.mse_loss(logits, F.one_hot(y, self.num_classes).to(logits.dtype))
 
     def _augment(self, x: torch.Tensor) -> torch.Tensor:
-        """Random crop (4-pixel reflect padding) and horizontal flip, batched on the device."""
+        """Random crop (4-pixel reflect padding) and, unless ``hflip=False`` (digits, text), a
+        horizontal flip, batched on the device."""
         n, _, h, w = x.shape
         padded = F.pad(x, (4, 4, 4, 4), mode="reflect")
         dy, dx = torch.randint(0, 9, (2,)).tolist()
         x = padded[:, :, dy:dy + h, dx:dx + w]
+        if not self.hparams.hflip:
+            return x
         flip = torch.rand(n, device=x.device) < 0.5
         return torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
 

@@ -98,7 +98,8 @@ def _model(cfg: DictConfig, run: Any) -> tuple[ClipBundle, str, list[dict] | Non
     return bundle, weights, None
 
 
-def _embeddings(bundle: ClipBundle, weights: str, data: EvalData, cfg: DictConfig) -> dict[str, torch.Tensor]:
+def _embeddings(bundle: ClipBundle, weights: str, data: EvalData, cfg: DictConfig,
+                write: bool) -> dict[str, torch.Tensor]:
     """Image, text (per template) and paraphrase embeddings of ``data``, through the cache."""
     kw = trainer_kwargs(cfg.trainer)
     bs = cfg.clip.batch_size
@@ -124,7 +125,7 @@ def _embeddings(bundle: ClipBundle, weights: str, data: EvalData, cfg: DictConfi
                                          trainer_kwargs=kw, batch_size=bs).view(len(cs.paraphrase_templates), c, -1)
         return out
 
-    return cached(cfg.paths.cache_dir, key, build)
+    return cached(cfg.paths.cache_dir, key, build, write=write)  # rank 0 alone writes the cache
 
 
 def _device(name: str) -> str:
@@ -153,7 +154,7 @@ def run(cfg: DictConfig, run: Any) -> None:
     run.set_dataset(data.name, data.split, len(data.images))
     if history:
         _log_dynamics(run, history)
-    emb = _embeddings(bundle, weights, data, cfg)
+    emb = _embeddings(bundle, weights, data, cfg, write=run.is_writer)
     query = emb["images"].double()
     retrieval = emb["captions"].double() if data.is_retrieval else prototypes(emb["templates"].double())
     targets = data.positives if data.is_retrieval else data.labels

@@ -57,6 +57,7 @@ class ClassifierTrainConfig:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     optimizer: str = "sgd"
+    hflip: bool = True  # part of the augmentation; off for digits (a mirrored digit is another glyph)
 
 
 @dataclass

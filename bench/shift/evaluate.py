@@ -50,7 +50,8 @@ def train_classifier(images: torch.Tensor, labels: torch.Tensor, model_cfg: dict
                          width=model_cfg.get("width", 1.0), weights=model_cfg.get("weights"),
                          kwargs=model_cfg.get("kwargs") or {})
     module = ClassifierModule(model, num_classes, lr=train_cfg.lr, momentum=train_cfg.momentum,
-                              weight_decay=train_cfg.weight_decay, optimizer=train_cfg.optimizer, augment=augment)
+                              weight_decay=train_cfg.weight_decay, optimizer=train_cfg.optimizer, augment=augment,
+                              hflip=train_cfg.hflip)
     trainer = build_trainer(trainer_cfg, run, log_prefix=log_prefix)
     trainer.fit(module, train_dataloaders=_loader(norm.dataset(images, labels), train_cfg.batch_size, True, seed))
     return model.eval(), norm

@@ -86,8 +86,10 @@ def cache_path(cache_dir: str | Path, data_key: str, kernel_size: int) -> Path:
 
 
 def load_or_compute(cache_dir: str | Path, data_key: str, kernel_size: int,
-                    batches: Iterable[torch.Tensor]) -> PatchPCA:
-    """The cached PCA for this dataset and kernel size, recomputed if missing or corrupt."""
+                    batches: Iterable[torch.Tensor], write: bool = True) -> PatchPCA:
+    """The cached PCA for this dataset and kernel size, recomputed if missing or corrupt.
+
+    ``write=False`` (DDP ranks > 0) computes without touching the cache."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file, save_file
 
@@ -103,6 +105,8 @@ def load_or_compute(cache_dir: str | Path, data_key: str, kernel_size: int,
         except (SafetensorError, KeyError, OSError, RuntimeError) as e:
             log.warning("patch PCA cache %s is unreadable (%s); recomputing", path, e)
     pca = patch_pca(batches, kernel_size)
+    if not write:
+        return pca
     tensors = {"eigvals": pca.eigvals, "eigvecs": pca.eigvecs.contiguous(), "mean": pca.mean,
                "n_patches": torch.tensor(pca.n_patches)}
     atomic_save(path, lambda tmp: save_file(tensors, tmp, metadata={"data_key": data_key}))

@@ -42,10 +42,14 @@ AXES = ("arch", "width", "seed", "labels")
 
 @dataclass
 class VariantConfig:
-    """One model of the study; unset fields fall back to ``model.*``, ``seed`` and ``data.labels``."""
+    """One model of the study; unset fields fall back to ``model.*``, ``seed`` and ``data.labels``.
+
+    ``seed_offset`` is added to the run's ``seed`` (so a ``seed=0,1,2`` sweep moves every model),
+    while ``seed`` pins a variant's seed whatever the run's."""
     arch: Optional[str] = None
     width: Optional[float] = None
     seed: Optional[int] = None
+    seed_offset: int = 0
     labels: Optional[str] = None
 
 
@@ -109,7 +113,8 @@ def resolve_variants(cfg: DictConfig) -> list[Variant]:
     out = []
     for v in cfg.task.variants:
         out.append(Variant(v.arch or cfg.model.name, float(v.width if v.width is not None else cfg.model.width),
-                           int(v.seed if v.seed is not None else cfg.seed), v.labels or cfg.data.labels))
+                           int(v.seed if v.seed is not None else cfg.seed + v.seed_offset),
+                           v.labels or cfg.data.labels))
     ids = [v.id for v in out]
     if len(set(ids)) != len(ids):
         raise ConfigError(f"task.variants lists the same model twice: {ids}")
@@ -183,7 +188,8 @@ def run(cfg: DictConfig, run: Run) -> None:
     dm0 = next(iter(datamodules.values()))
     run.set_dataset(cfg.data.name, "train", len(dm0.train))
     k = cfg.task.kernel_size
-    pca = load_or_compute(cfg.paths.cache_dir, dm0.cache_key, k, (x for x, _ in dm0.ordered_train_dataloader()))
+    pca = load_or_compute(cfg.paths.cache_dir, dm0.cache_key, k, (x for x, _ in dm0.ordered_train_dataloader()),
+                          write=run.is_writer)
     run.save_tensors("patch_pca", {"eigvals": pca.eigvals, "eigvecs": pca.eigvecs, "mean": pca.mean})
 
     trained = {v: train_or_load(cfg, run, datamodules[v.labels], v) for v in variants}

@@ -11,7 +11,7 @@ from bench.whitening.patch_pca import cache_path
 TINY = ["task=whitening", "data=digits", "data.n_train=200", "data.n_test=100", "data.batch_size=50",
         "model=linear_cnn", "model.width=0.25", "trainer.max_epochs=1", "trainer.enable_progress_bar=false",
         "task.record_steps=[1,2]", "task.autocorr_max_delta=4", "task.autocorr_images=32",
-        "task.variants=[{seed:0},{seed:1},{labels:random},{arch:resnet20}]", "task.tau_grid_size=50"]
+        "task.variants=[{},{seed_offset:1},{labels:random},{arch:resnet20}]", "task.tau_grid_size=50"]
 
 
 def _metrics(run_dir):
