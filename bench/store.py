@@ -83,11 +83,15 @@ class Run:
 
     # -- lifecycle -------------------------------------------------------------------------
     def __enter__(self) -> Run:
-        if self.is_writer:
-            if (self.dir / "run.json").exists():
-                raise FileExistsError(f"{self.dir} already holds a run; refusing to overwrite it")
-            self.artifacts_dir.mkdir(parents=True, exist_ok=True)
-            self._write_record()
+        try:
+            if self.is_writer:
+                if (self.dir / "run.json").exists():
+                    raise FileExistsError(f"{self.dir} already holds a run; refusing to overwrite it")
+                self.artifacts_dir.mkdir(parents=True, exist_ok=True)
+                self._write_record()
+        except BaseException:  # __exit__ will not run: release what __init__ took
+            self._release(exit_code=1)
+            raise
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:
@@ -102,10 +106,15 @@ class Run:
             self._write_record()
         if self.tracker is not None:
             self.tracker.log_table("metrics", self._rows)
-            self.tracker.finish(exit_code=1 if failed else 0)
+        self._release(exit_code=1 if failed else 0)
+        return False
+
+    def _release(self, exit_code: int) -> None:
+        """Finish the W&B run and give back the run id (the next job of a multirun mints its own)."""
+        if self.tracker is not None:
+            self.tracker.finish(exit_code=exit_code)
         if self._owns_run_id:
             os.environ.pop(RUN_ID_ENV, None)
-        return False
 
     def _write_record(self) -> None:
         validate_run(self.record, what=str(self.dir / "run.json"))

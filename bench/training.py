@@ -118,8 +118,10 @@ def fit(trainer: L.Trainer, module: L.LightningModule, datamodule: L.LightningDa
 
 
 @torch.no_grad()
-def accuracy(model: nn.Module, loader: Any, device: str | torch.device = "cpu") -> float:
-    """Top-1 accuracy of ``model`` over a loader of ``(x, y)`` batches."""
+def accuracy(model: nn.Module, loader: Any, device: str | torch.device | None = None) -> float:
+    """Top-1 accuracy of ``model`` over a loader of ``(x, y)`` batches (on the GPU when there is one:
+    Lightning hands the model back on the CPU after ``fit``)."""
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     model.eval().to(device)
     correct = total = 0
     for x, y in loader:

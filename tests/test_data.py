@@ -82,3 +82,23 @@ def test_class_subset_and_sample_count():
     dm = ImageDataModule("mnist", classes=[3, 5], n_train=100)
     dm.setup()
     assert len(dm.train) == 100 and set(dm.train.labels.tolist()) == {0, 1} and dm.num_classes == 2
+
+
+def test_imagefolder_decodes_only_the_selected_images(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from bench.data import ImageDataModule
+
+    rng = np.random.default_rng(0)
+    for split in ("train", "val"):
+        for c in ("cat", "dog", "emu"):
+            (tmp_path / split / c).mkdir(parents=True)
+            for i in range(6):
+                Image.fromarray(rng.integers(0, 256, (20, 24, 3), dtype=np.uint8)).save(tmp_path / split / c / f"{i}.png")
+    monkeypatch.setattr(ImageDataModule, "MAX_IN_MEMORY", 5)  # the whole split (18) would not fit
+    dm = ImageDataModule("imagefolder", root=str(tmp_path), image_size=16, classes=[0, 2], n_train=4, n_test=5)
+    dm.setup()
+    assert tuple(dm.train.images.shape) == (4, 3, 16, 16) and set(dm.train.labels.tolist()) <= {0, 1}
+    assert len(dm.test) == 5 and dm.num_classes == 2
+    with pytest.raises(DataError, match="pass data.n_train"):
+        ImageDataModule("imagefolder", root=str(tmp_path), image_size=16).setup()

@@ -44,7 +44,7 @@ class TensorImages(Dataset):
         return x[0], y[0]
 
 
-def _batch_as_is(batch):
+def batch_as_is(batch):
     """``collate_fn`` for datasets whose ``__getitems__`` already returns a batch."""
     return batch
 
@@ -71,35 +71,45 @@ class ImageDataModule(L.LightningDataModule):
         self.test: Dataset | None = None
 
     # -- loading -------------------------------------------------------------------------
-    def _load(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.name in EMBEDDED:
-            return EMBEDDED[self.name](split)
+    MAX_IN_MEMORY = 50_000
+
+    def _load(self, split: str, n: int | None, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Uint8 images and labels of a split, restricted to ``data.classes`` and ``n`` samples.
+
+        The selection is made on the labels first, so an ImageFolder split decodes only the
+        images it keeps (a 5,000-image sample of ImageNet never decodes the other 1.28M)."""
         if self.name == "imagefolder":
             ds = real.load_imagefolder(self.root, "train" if split == "train" else "val", self.image_size)
-            images = torch.stack([ds[i][0] for i in range(len(ds))]) if len(ds) <= 50_000 else None
-            if images is None:
-                raise DataError(f"{self.root} holds {len(ds)} images; bench keeps ImageFolder sets in memory "
-                                f"(<= 50,000): subsample it or pass data.n_train")
-            return images, torch.as_tensor(ds.targets, dtype=torch.int64)
-        return real.load_cifar(self.name, self.root, split, self.download)
+            idx, labels = self._select(torch.as_tensor(ds.targets, dtype=torch.int64), n, seed)
+            if len(idx) > self.MAX_IN_MEMORY:
+                raise DataError(f"{self.root} holds {len(idx)} images to load; bench keeps ImageFolder sets in "
+                                f"memory (<= {self.MAX_IN_MEMORY:,}): pass data.n_train / data.n_test")
+            return torch.stack([ds[int(i)][0] for i in idx]), labels
+        images, labels = (EMBEDDED[self.name](split) if self.name in EMBEDDED
+                          else real.load_cifar(self.name, self.root, split, self.download))
+        idx, labels = self._select(labels, n, seed)
+        return images[idx], labels
 
-    def _select(self, images: torch.Tensor, labels: torch.Tensor, n: int | None, seed: int):
+    def _select(self, labels: torch.Tensor, n: int | None, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Indices kept (classes subset, then ``n`` at random with a fixed seed) and their labels."""
+        idx = torch.arange(len(labels))
         if self.classes is not None:
-            keep = torch.isin(labels, torch.tensor(self.classes))
-            remap = {c: i for i, c in enumerate(self.classes)}
-            images, labels = images[keep], torch.tensor([remap[int(c)] for c in labels[keep]])
+            idx = idx[torch.isin(labels, torch.tensor(self.classes))]
         if n is not None:
-            if n > len(labels):
-                raise DataError(f"{self.name} has {len(labels)} samples, fewer than the {n} requested")
-            idx = torch.from_numpy(np.random.default_rng(seed).permutation(len(labels))[:n])
-            images, labels = images[idx], labels[idx]
-        return images, labels
+            if n > len(idx):
+                raise DataError(f"{self.name} has {len(idx)} samples, fewer than the {n} requested")
+            idx = idx[torch.from_numpy(np.random.default_rng(seed).permutation(len(idx))[:n])]
+        kept = labels[idx]
+        if self.classes is not None:
+            remap = {c: i for i, c in enumerate(self.classes)}
+            kept = torch.tensor([remap[int(c)] for c in kept], dtype=torch.int64)
+        return idx, kept
 
     def setup(self, stage: str | None = None) -> None:
         if self.train is not None:
             return
-        x_tr, y_tr = self._select(*self._load("train"), self.n_train, self.seed)
-        x_te, y_te = self._select(*self._load("test"), self.n_test, self.seed + 1)
+        x_tr, y_tr = self._load("train", self.n_train, self.seed)
+        x_te, y_te = self._load("test", self.n_test, self.seed + 1)
         if self.labels_kind == "random":  # one fixed permutation of the targets: class balance is kept
             y_tr = y_tr[torch.from_numpy(np.random.default_rng(12345).permutation(len(y_tr)))]
         self.mean, self.std = self._stats(x_tr)
@@ -120,7 +130,7 @@ class ImageDataModule(L.LightningDataModule):
     # -- loaders -------------------------------------------------------------------------
     def _loader(self, ds: Dataset, shuffle: bool) -> DataLoader:
         return DataLoader(ds, batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers,
-                          collate_fn=_batch_as_is, persistent_workers=self.num_workers > 0)
+                          collate_fn=batch_as_is, persistent_workers=self.num_workers > 0)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train, shuffle=True)

@@ -17,7 +17,6 @@ CIFAR_STATS = {  # channel mean/std of the training sets, the usual normalisatio
     "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
     "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
 }
-IMAGENET_STATS = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 
 
 def load_cifar(name: str, root: str | Path, split: str, download: bool) -> tuple[torch.Tensor, torch.Tensor]:

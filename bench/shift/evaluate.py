@@ -11,7 +11,7 @@ from omegaconf import DictConfig
 from torch import nn
 from torch.utils.data import DataLoader
 
-from bench.data import TensorImages
+from bench.data import TensorImages, batch_as_is
 from bench.models import create_model
 from bench.training import ClassifierModule, accuracy, build_trainer
 
@@ -33,7 +33,7 @@ class Normaliser:
 
 def _loader(ds: TensorImages, batch_size: int, shuffle: bool, seed: int = 0) -> DataLoader:
     # TensorImages.__getitems__ returns whole batches, so collation is the identity
-    return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, collate_fn=lambda batch: batch,
+    return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, collate_fn=batch_as_is,
                       generator=torch.Generator().manual_seed(seed) if shuffle else None)
 
 

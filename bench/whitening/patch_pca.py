@@ -34,11 +34,6 @@ class PatchPCA:
     n_patches: int
     kernel_size: int
 
-    @property
-    def stds(self) -> torch.Tensor:
-        """lambda_i: the standard deviation of the patches along u_i."""
-        return self.eigvals.clamp_min(0).sqrt()
-
 
 class PatchMoments:
     """Running first and second moments of patches (float64), fed batch by batch."""

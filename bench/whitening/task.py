@@ -62,6 +62,7 @@ class OptimConfig:
     weight_decay: float = 0.0
     loss: str = "ce"
     augment: bool = False
+    hflip: bool = True  # with augment: off for digits
 
 
 @dataclass
@@ -134,8 +135,9 @@ def _train(cfg: DictConfig, run: Run, dm, variant: Variant, ckpt_dir: Path) -> T
     if not cfg.task.train:
         return Trained({-1: conv.weight.detach().clone()}, accuracy(model, dm.test_dataloader()), n_params(model))
     recorder = FirstLayerRecorder(list(cfg.task.record_steps))
+    # No per-epoch validation: nothing selects on it, and test accuracy is measured once below.
     trainer = build_trainer(cfg.trainer, run, callbacks=[recorder], checkpoint_dir=ckpt_dir,
-                            log_prefix=variant.id)
+                            log_prefix=variant.id, limit_val_batches=0)
     module = ClassifierModule(model, dm.num_classes, **OmegaConf.to_container(cfg.task.optim))
     fit(trainer, module, dm, ckpt_dir)
     return Trained(recorder.snapshots, accuracy(model, dm.test_dataloader()), n_params(model))
