@@ -56,12 +56,15 @@ SHIFT_FAMILIES = {"family": ("overlap", "extend", "truncation")}
 REGISTRY: dict[tuple[str, str], MetricSpec] = {
     (s.task, s.metric): s for s in [
         # Paper 1: first-layer energy profiles (Pearson r between profiles).
+        # The headline fit is of trained filters; the random-init control (weights=init) stays in
+        # the per-condition table.
         MetricSpec("whitening", "formula_fit_r", "formula fit r", ".3f", True, columns=("labels",),
-                   order={"labels": ("true", True)}),
+                   where={"weights": ("trained",)}, order={"labels": ("true", True)}),
         MetricSpec("whitening", "consistency_r", "consistency r", ".3f", True, columns=("axis",)),
         MetricSpec("whitening", "autocorr", "autocorr C(10)", ".3f", None, columns=("filters",),
                    where={"delta": (10,)}),
-        MetricSpec("whitening", "label_pca_corr", "label-PCA corr", ".3f", False),
+        MetricSpec("whitening", "label_pca_corr", "label-PCA corr", ".3f", False, columns=("labels",),
+                   order={"labels": ("true", True)}),
         # Paper 2: the modality gap and robustness as the gap closes.
         # Headline: the paper's post-processing (mode=paper); mode=symmetric ("Mind the Gap") and
         # every other alpha stay in the per-condition table.
