@@ -44,6 +44,13 @@ class TensorImages(Dataset):
         return x[0], y[0]
 
 
+def channel_stats(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and std of uint8 images (N, C, H, W) in [0, 1] units; std floored at 1e-3
+    so a constant channel never divides by zero."""
+    x = images.float().div(255.0).transpose(0, 1).flatten(1)
+    return x.mean(1), x.std(1).clamp_min(1e-3)
+
+
 def batch_as_is(batch):
     """``collate_fn`` for datasets whose ``__getitems__`` already returns a batch."""
     return batch
@@ -124,8 +131,7 @@ class ImageDataModule(L.LightningDataModule):
             return torch.zeros(c), torch.ones(c)
         if self.name in real.CIFAR_STATS:
             return tuple(torch.tensor(s) for s in real.CIFAR_STATS[self.name])
-        xf = x.float().div(255.0).transpose(0, 1).reshape(c, -1)
-        return xf.mean(1), xf.std(1)
+        return channel_stats(x)
 
     # -- loaders -------------------------------------------------------------------------
     def _loader(self, ds: Dataset, shuffle: bool) -> DataLoader:

@@ -11,7 +11,7 @@ from omegaconf import DictConfig
 from torch import nn
 from torch.utils.data import DataLoader
 
-from bench.data import TensorImages, batch_as_is
+from bench.data import TensorImages, batch_as_is, channel_stats
 from bench.models import create_model
 from bench.training import ClassifierModule, accuracy, build_trainer
 
@@ -24,8 +24,7 @@ class Normaliser:
 
     @classmethod
     def fit(cls, images: torch.Tensor) -> Normaliser:
-        x = images.float().div(255.0).transpose(0, 1).flatten(1)
-        return cls(x.mean(1), x.std(1).clamp_min(1e-3))
+        return cls(*channel_stats(images))
 
     def dataset(self, images: torch.Tensor, labels: torch.Tensor) -> TensorImages:
         return TensorImages(images, labels, self.mean, self.std)
