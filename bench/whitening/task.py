@@ -45,12 +45,15 @@ class VariantConfig:
     """One model of the study; unset fields fall back to ``model.*``, ``seed`` and ``data.labels``.
 
     ``seed_offset`` is added to the run's ``seed`` (so a ``seed=0,1,2`` sweep moves every model),
-    while ``seed`` pins a variant's seed whatever the run's."""
+    while ``seed`` pins a variant's seed whatever the run's. ``epochs`` overrides
+    ``trainer.max_epochs`` for this model (the paper trains random labels 75-100 epochs, true
+    labels 30)."""
     arch: Optional[str] = None
     width: Optional[float] = None
     seed: Optional[int] = None
     seed_offset: int = 0
     labels: Optional[str] = None
+    epochs: Optional[int] = None
 
 
 @dataclass
@@ -88,6 +91,7 @@ class Variant:
     width: float
     seed: int
     labels: str
+    epochs: int  # not part of the id: one model is trained to one length per study
 
     @property
     def id(self) -> str:
@@ -115,7 +119,7 @@ def resolve_variants(cfg: DictConfig) -> list[Variant]:
     for v in cfg.task.variants:
         out.append(Variant(v.arch or cfg.model.name, float(v.width if v.width is not None else cfg.model.width),
                            int(v.seed if v.seed is not None else cfg.seed + v.seed_offset),
-                           v.labels or cfg.data.labels))
+                           v.labels or cfg.data.labels, int(v.epochs if v.epochs is not None else cfg.trainer.max_epochs)))
     ids = [v.id for v in out]
     if len(set(ids)) != len(ids):
         raise ConfigError(f"task.variants lists the same model twice: {ids}")
@@ -137,7 +141,7 @@ def _train(cfg: DictConfig, run: Run, dm, variant: Variant, ckpt_dir: Path) -> T
     recorder = FirstLayerRecorder(list(cfg.task.record_steps))
     # No per-epoch validation: nothing selects on it, and test accuracy is measured once below.
     trainer = build_trainer(cfg.trainer, run, callbacks=[recorder], checkpoint_dir=ckpt_dir,
-                            log_prefix=variant.id, limit_val_batches=0)
+                            log_prefix=variant.id, limit_val_batches=0, max_epochs=variant.epochs)
     module = ClassifierModule(model, dm.num_classes, **OmegaConf.to_container(cfg.task.optim))
     fit(trainer, module, dm, ckpt_dir)
     return Trained(recorder.snapshots, accuracy(model, dm.test_dataloader()), n_params(model))

@@ -63,3 +63,17 @@ def test_kernel_size_mismatch_is_a_clear_error(compose):
 
     with pytest.raises(ConfigError, match="first conv is .*task.kernel_size=5"):
         execute(compose([*TINY, "logger=none", "task.kernel_size=5", "task.variants=[{}]"]))
+
+
+def test_variant_epochs_override_the_trainer(compose):
+    """A variant's ``epochs`` trains that model longer (the paper's random labels) and only it."""
+    from safetensors.torch import load_file
+
+    run_dir = execute(compose([*TINY, "logger=none", "task.variants=[{},{labels:random,epochs:2}]"]))
+    steps = {}
+    for key in load_file(str(run_dir / "artifacts" / "filters.safetensors")):
+        model, _, step = key.partition("@step")
+        steps[model] = max(steps.get(model, 0), int(step))
+    assert steps == {"linear_cnn-w0.25-s0-true": 4, "linear_cnn-w0.25-s0-random": 8}  # 200 / 50 = 4 steps an epoch
+    labels_pair = [r for r in read_run(run_dir)[1] if r["metric"] == "consistency_r" and r["params"]["axis"] == "labels"]
+    assert len(labels_pair) == 1  # the length differs too, but the pair is still the labels comparison
