@@ -124,8 +124,9 @@ def _across_seeds(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
 
 
 def _column(spec: MetricSpec | None, metric: str, params: dict, higher_is_better: bool) -> Column:
-    """The headline column a metric row falls in; all params split unregistered metrics."""
-    shown = {k: params.get(k) for k in spec.columns} if spec else params
+    """The headline column a metric row falls in; all params split unregistered metrics. A column
+    param the row does not have is left out of its label (older records lack newer params)."""
+    shown = {k: params[k] for k in spec.columns if k in params} if spec else params
     display = spec.display if spec else metric
     label = f"{display} [{params_label(shown)}]" if shown else display
     direction = higher_is_better if spec is None or spec.higher_is_better is None else spec.higher_is_better

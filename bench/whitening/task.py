@@ -38,6 +38,9 @@ from bench.whitening.recording import FirstLayerRecorder
 
 log = logging.getLogger(__name__)
 AXES = ("arch", "width", "seed", "labels")
+# The formula's own model class (conv -> pool -> linear): reported as kind=linear, a control for the
+# theory, apart from the trained nonlinear CNNs (kind=cnn).
+LINEAR_MODELS = frozenset({"linear_cnn"})
 
 
 @dataclass
@@ -179,6 +182,10 @@ def train_or_load(cfg: DictConfig, run: Run, dm, variant: Variant) -> Trained:
     return trained
 
 
+def _kind(variant: Variant) -> str:
+    return "linear" if variant.arch in LINEAR_MODELS else "cnn"
+
+
 def _profile(trained: Trained, pca: PatchPCA, subtract_init: bool) -> torch.Tensor:
     w = trained.final - trained.init if subtract_init and trained.init is not None else trained.final
     return energy_profile(w, pca.eigvecs)
@@ -211,7 +218,8 @@ def run(cfg: DictConfig, run: Run) -> None:
         prof = _profile(t, pca, subtract)
         r, tau = fit_tau(prof, pca.eigvals, taus)
         profiles[v.id], formulas[v.id], fits[v.id] = prof, formula_profile_tau(pca.eigvals, tau), (r, tau)
-        base = {"arch": v.arch, "width": v.width, "seed": v.seed, "labels": v.labels, "dataset": dataset}
+        base = {"arch": v.arch, "kind": _kind(v), "width": v.width, "seed": v.seed, "labels": v.labels,
+                "dataset": dataset}
         rows.append(dict(metric="formula_fit_r", value=r, params={**base, "weights": "trained", "tau": tau}))
         rows.append(dict(metric="test_acc", value=t.test_acc, params=base, n=len(datamodules[v.labels].test)))
         if t.init is not None:
@@ -220,12 +228,13 @@ def run(cfg: DictConfig, run: Run) -> None:
             r0, tau0 = fit_tau(init_prof, pca.eigvals, taus)
             rows.append(dict(metric="formula_fit_r", value=r0, params={**base, "weights": "init", "tau": tau0}))
             rows.append(dict(metric="consistency_r", value=pearson(prof, init_prof),
-                             params={"axis": "init", "a": v.id, "b": f"{v.id}@init"}))
+                             params={"axis": "init", "kind": _kind(v), "a": v.id, "b": f"{v.id}@init"}))
     for a, b in itertools.combinations(variants, 2):
         differs = [ax for ax in AXES if getattr(a, ax) != getattr(b, ax)]
         if len(differs) == 1:
             rows.append(dict(metric="consistency_r", value=pearson(profiles[a.id], profiles[b.id]),
-                             params={"axis": differs[0], "a": a.id, "b": b.id}))
+                             params={"axis": differs[0], "kind": _kind(a) if _kind(a) == _kind(b) else "mixed",
+                                     "a": a.id, "b": b.id}))
     run.log_metrics(rows)
     run.save_tensors("profiles", profiles)
     run.save_tensors("filters", {f"{v.id}@step{s}": w for v, t in trained.items() for s, w in t.snapshots.items()})

@@ -150,3 +150,17 @@ def test_empty_results_folder_still_writes_a_report(tmp_path, capsys):
     md = (tmp_path / "results" / "leaderboard.md").read_text()
     assert "No completed runs yet" in md
     assert "no runs under" in capsys.readouterr().err
+
+
+def test_whitening_fits_of_the_linear_cnn_head_their_own_columns(tmp_path):
+    """kind=linear (the theory model, a control) never averages into the CNNs' ranking column."""
+    from tests.report.conftest import new_run
+
+    with new_run(tmp_path, "whitening", "vgg11_bn", "embedded_photos", 0) as run:
+        run.log_metrics([{"metric": "formula_fit_r", "value": v, "params": {"arch": a, "kind": k, "labels": "true",
+                                                                             "weights": "trained", "tau": 1.0}}
+                         for a, k, v in (("vgg11_bn", "cnn", 0.9), ("resnet20", "cnn", 0.96), ("linear_cnn", "linear", 0.6))])
+    whitening = board(build_leaderboards(collect(tmp_path).completed), "whitening")
+    labels = [c.label for c in whitening.columns]
+    assert labels == ["formula fit r [kind=cnn, labels=true]", "formula fit r [kind=linear, labels=true]"]
+    assert [round(whitening.rows[0].cells[c.key].mean, 3) for c in whitening.columns] == [0.93, 0.6]

@@ -77,3 +77,24 @@ def test_variant_epochs_override_the_trainer(compose):
     assert steps == {"linear_cnn-w0.25-s0-true": 4, "linear_cnn-w0.25-s0-random": 8}  # 200 / 50 = 4 steps an epoch
     labels_pair = [r for r in read_run(run_dir)[1] if r["metric"] == "consistency_r" and r["params"]["axis"] == "labels"]
     assert len(labels_pair) == 1  # the length differs too, but the pair is still the labels comparison
+
+
+@pytest.mark.slow
+def test_embedded_study_shows_the_papers_claims(compose):
+    """The embedded preset (about 4 min on one core): trained CNN profiles follow the formula and
+    agree across seeds; the linear CNN follows it where the labels are uncorrelated with the PCA
+    coefficients (random labels) and not where they are coupled (the photographs' true labels)."""
+    _, rows = read_run(execute(compose(["experiment=whitening/embedded", "logger=none",
+                                        "trainer.enable_progress_bar=false"])))
+    fit = {(r["params"]["arch"], r["params"]["width"], r["params"]["seed"], r["params"]["labels"]): r["value"]
+           for r in rows if r["metric"] == "formula_fit_r" and r["params"]["weights"] == "trained"}
+    cnn_true = [v for (arch, _, _, labels), v in fit.items() if arch != "linear_cnn" and labels == "true"]
+    assert max(cnn_true) >= 0.9 and sum(cnn_true) / len(cnn_true) >= 0.85, fit
+    assert fit[("linear_cnn", 1.0, 0, "random")] >= 0.9, fit
+    assert fit[("linear_cnn", 1.0, 0, "true")] < fit[("linear_cnn", 1.0, 0, "random")], fit
+    seed = [r["value"] for r in rows if r["metric"] == "consistency_r" and r["params"]["axis"] == "seed"]
+    assert len(seed) == 3 and sum(seed) / 3 >= 0.9, seed
+    init = [r["value"] for r in rows if r["metric"] == "consistency_r" and r["params"]["axis"] == "init"]
+    assert max(abs(v) for v in init) < 0.5, init
+    coupling = {r["params"]["labels"]: r["value"] for r in rows if r["metric"] == "label_pca_corr"}
+    assert coupling["true"] > 0.3 > 0.1 > coupling["random"], coupling
