@@ -42,6 +42,7 @@ class TrainerConfig:
     num_nodes: int = 1
     strategy: str = "auto"
     precision: str = "32-true"
+    sync_batchnorm: bool = False  # BatchNorm statistics over all processes (DDP), not each one's shard
     max_epochs: int = 1
     max_steps: int = -1
     fast_dev_run: bool = False

@@ -157,8 +157,10 @@ def train_or_load(cfg: DictConfig, run: Run, dm, variant: Variant) -> Trained:
     key = config_hash({"data": dm.cache_key, "labels": variant.labels, "variant": asdict(variant),
                        "model": OmegaConf.to_container(cfg.model), "task": OmegaConf.to_container(cfg.task.optim),
                        "train": cfg.task.train, "record_steps": list(cfg.task.record_steps),
-                       "trainer": {k: cfg.trainer[k] for k in ("max_epochs", "max_steps", "precision",
-                                                              "fast_dev_run", "limit_train_batches")},
+                       # what changes the trained weights (devices and nodes change the global batch)
+                       "trainer": {k: cfg.trainer[k] for k in ("max_epochs", "max_steps", "precision", "devices",
+                                                              "num_nodes", "sync_batchnorm", "fast_dev_run",
+                                                              "limit_train_batches")},
                        "batch_size": cfg.data.batch_size}, exclude=())[:20]
     root = Path(cfg.paths.cache_dir) / "whitening" / "trained"
     path, ckpt_dir = root / f"{variant.id}-{key}.safetensors", root / f"{variant.id}-{key}.ckpt"
