@@ -179,10 +179,18 @@ def _n_devices(devices: object) -> int:
     return 1
 
 
+class _DropLightningTips(logging.Filter):
+    """Lightning advertises its cloud logger once per Trainer: eight times in a whitening study."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("\N{ELECTRIC LIGHT BULB} Tip")
+
+
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
 def _app(cfg: DictConfig) -> None:
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_DropLightningTips())
     try:
         execute(cfg)
     except BenchError as e:
