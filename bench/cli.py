@@ -186,11 +186,14 @@ class _DropLightningTips(logging.Filter):
         return not str(record.msg).startswith("\N{ELECTRIC LIGHT BULB} Tip")
 
 
+_LIGHTNING_TIPS = _DropLightningTips()  # one instance: adding it again in each sweep job is a no-op
+
+
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
 def _app(cfg: DictConfig) -> None:
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_DropLightningTips())
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_LIGHTNING_TIPS)
     try:
         execute(cfg)
     except BenchError as e:

@@ -97,6 +97,10 @@ class Variant:
     epochs: int  # not part of the id: one model is trained to one length per study
 
     @property
+    def kind(self) -> str:
+        return "linear" if self.arch in LINEAR_MODELS else "cnn"
+
+    @property
     def id(self) -> str:
         return f"{self.arch}-w{self.width:g}-s{self.seed}-{self.labels}"
 
@@ -122,7 +126,8 @@ def resolve_variants(cfg: DictConfig) -> list[Variant]:
     for v in cfg.task.variants:
         out.append(Variant(v.arch or cfg.model.name, float(v.width if v.width is not None else cfg.model.width),
                            int(v.seed if v.seed is not None else cfg.seed + v.seed_offset),
-                           v.labels or cfg.data.labels, int(v.epochs if v.epochs is not None else cfg.trainer.max_epochs)))
+                           v.labels or cfg.data.labels,
+                           int(v.epochs if v.epochs is not None else cfg.trainer.max_epochs)))
     ids = [v.id for v in out]
     if len(set(ids)) != len(ids):
         raise ConfigError(f"task.variants lists the same model twice: {ids}")
@@ -184,10 +189,6 @@ def train_or_load(cfg: DictConfig, run: Run, dm, variant: Variant) -> Trained:
     return trained
 
 
-def _kind(variant: Variant) -> str:
-    return "linear" if variant.arch in LINEAR_MODELS else "cnn"
-
-
 def _profile(trained: Trained, pca: PatchPCA, subtract_init: bool) -> torch.Tensor:
     w = trained.final - trained.init if subtract_init and trained.init is not None else trained.final
     return energy_profile(w, pca.eigvecs)
@@ -220,7 +221,7 @@ def run(cfg: DictConfig, run: Run) -> None:
         prof = _profile(t, pca, subtract)
         r, tau = fit_tau(prof, pca.eigvals, taus)
         profiles[v.id], formulas[v.id], fits[v.id] = prof, formula_profile_tau(pca.eigvals, tau), (r, tau)
-        base = {"arch": v.arch, "kind": _kind(v), "width": v.width, "seed": v.seed, "labels": v.labels,
+        base = {"arch": v.arch, "kind": v.kind, "width": v.width, "seed": v.seed, "labels": v.labels,
                 "dataset": dataset}
         rows.append(dict(metric="formula_fit_r", value=r, params={**base, "weights": "trained", "tau": tau}))
         rows.append(dict(metric="test_acc", value=t.test_acc, params=base, n=len(datamodules[v.labels].test)))
@@ -230,12 +231,12 @@ def run(cfg: DictConfig, run: Run) -> None:
             r0, tau0 = fit_tau(init_prof, pca.eigvals, taus)
             rows.append(dict(metric="formula_fit_r", value=r0, params={**base, "weights": "init", "tau": tau0}))
             rows.append(dict(metric="consistency_r", value=pearson(prof, init_prof),
-                             params={"axis": "init", "kind": _kind(v), "a": v.id, "b": f"{v.id}@init"}))
+                             params={"axis": "init", "kind": v.kind, "a": v.id, "b": f"{v.id}@init"}))
     for a, b in itertools.combinations(variants, 2):
         differs = [ax for ax in AXES if getattr(a, ax) != getattr(b, ax)]
         if len(differs) == 1:
             rows.append(dict(metric="consistency_r", value=pearson(profiles[a.id], profiles[b.id]),
-                             params={"axis": differs[0], "kind": _kind(a) if _kind(a) == _kind(b) else "mixed",
+                             params={"axis": differs[0], "kind": a.kind if a.kind == b.kind else "mixed",
                                      "a": a.id, "b": b.id}))
     run.log_metrics(rows)
     run.save_tensors("profiles", profiles)
