@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from bench.atomic import atomic_save
 
 log = logging.getLogger(__name__)
-CACHE_VERSION = "patch-pca-v1"
+CACHE_VERSION = "patch-pca-v2"
 
 
 @dataclass
@@ -33,6 +33,7 @@ class PatchPCA:
     mean: torch.Tensor  # (D,) mean patch
     n_patches: int
     kernel_size: int
+    n_images: int  # the paper's lambda convention divides S^2 by 2 n_images (profile.paper_lambda2)
 
 
 class PatchMoments:
@@ -41,6 +42,7 @@ class PatchMoments:
     def __init__(self, kernel_size: int) -> None:
         self.k = kernel_size
         self.n = 0
+        self.n_images = 0
         self.sum: torch.Tensor | None = None
         self.outer: torch.Tensor | None = None
 
@@ -54,6 +56,7 @@ class PatchMoments:
         self.sum += patches.sum(0)
         self.outer += patches.T @ patches
         self.n += patches.shape[0]
+        self.n_images += images.shape[0]
 
     def finalize(self) -> PatchPCA:
         """Centre, eigendecompose, sort descending."""
@@ -63,7 +66,7 @@ class PatchMoments:
         cov = (self.outer - self.n * torch.outer(mean, mean)) / (self.n - 1)
         vals, vecs = torch.linalg.eigh(cov)
         order = torch.argsort(vals, descending=True)
-        return PatchPCA(vals[order], vecs[:, order], mean, self.n, self.k)
+        return PatchPCA(vals[order], vecs[:, order], mean, self.n, self.k, self.n_images)
 
 
 def patch_pca(batches: Iterable[torch.Tensor], kernel_size: int, progress: bool = True) -> PatchPCA:
@@ -92,7 +95,8 @@ def load_or_compute(cache_dir: str | Path, data_key: str, kernel_size: int,
     if path.exists():
         try:
             t = load_file(str(path))
-            pca = PatchPCA(t["eigvals"], t["eigvecs"], t["mean"], int(t["n_patches"]), kernel_size)
+            pca = PatchPCA(t["eigvals"], t["eigvecs"], t["mean"], int(t["n_patches"]), kernel_size,
+                           int(t["n_images"]))
             d = pca.eigvals.shape[0]
             if pca.eigvecs.shape == (d, d) and pca.mean.shape == (d,) and torch.isfinite(pca.eigvecs).all():
                 return pca
@@ -103,6 +107,6 @@ def load_or_compute(cache_dir: str | Path, data_key: str, kernel_size: int,
     if not write:
         return pca
     tensors = {"eigvals": pca.eigvals, "eigvecs": pca.eigvecs.contiguous(), "mean": pca.mean,
-               "n_patches": torch.tensor(pca.n_patches)}
+               "n_patches": torch.tensor(pca.n_patches), "n_images": torch.tensor(pca.n_images)}
     atomic_save(path, lambda tmp: save_file(tensors, tmp, metadata={"data_key": data_key}))
     return pca

@@ -8,22 +8,25 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from bench.whitening.profile import Fit  # noqa: E402
+
 
 def _norm(p: torch.Tensor) -> np.ndarray:
     p = p.double().numpy()
     return p / p.max() if p.max() > 0 else p
 
 
-def profile_vs_formula(profiles: dict[str, torch.Tensor], formulas: dict[str, torch.Tensor],
-                       fits: dict[str, tuple[float, float]]):
+def profile_vs_formula(profiles: dict[str, torch.Tensor], fits: dict[str, Fit]):
     """Measured profile (points) and fitted formula (line) per model, normalised by their max."""
     fig, ax = plt.subplots(figsize=(7, 4))
     for i, (name, prof) in enumerate(profiles.items()):
         color = f"C{i % 10}"
         x = np.arange(1, len(prof) + 1)
-        r, tau = fits[name]
-        ax.plot(x, _norm(prof), "o", color=color, ms=4, label=f"{name} (r={r:.3f}, τ={tau:.3g})")
-        ax.plot(x, _norm(formulas[name]), "-", color=color, lw=1.2)
+        f = fits[name]
+        where = f"t={f.t:,.0f}" if f.t is not None else f"τ={f.tau:.3g}"
+        ax.plot(x, _norm(prof), "o", color=color, ms=4,
+                label=f"{name} (r={f.r:.3f}, {where}{', grid edge' if f.edge else ''})")
+        ax.plot(x, _norm(f.formula), "-", color=color, lw=1.2)
     ax.set(xlabel="PCA component i (1 = lowest frequency)", ylabel="energy / max",
            title="First-layer energy profile: measured (dots) vs linear-CNN formula (lines)")
     ax.legend(fontsize=7)

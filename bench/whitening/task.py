@@ -33,7 +33,7 @@ from bench.training import ClassifierModule, accuracy, build_trainer, fit
 from bench.whitening import plots
 from bench.whitening.analyses import first_layer_outputs, label_pca_correlation, spatial_autocorrelation
 from bench.whitening.patch_pca import PatchPCA, load_or_compute
-from bench.whitening.profile import energy_profile, fit_tau, formula_profile_tau, pearson, tau_grid
+from bench.whitening.profile import GRIDS, Fit, energy_profile, fit_paper, fit_wide, paper_lambda2, pearson
 from bench.whitening.recording import FirstLayerRecorder
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,14 @@ class OptimConfig:
 
 
 @dataclass
+class FitConfig:
+    """Which grid the headline ``formula_fit_r`` uses: ``paper`` (the authors' eta, t grid, lambda
+    convention and exact formula) or ``wide`` (eta -> 0 over a log-spaced tau grid of
+    ``task.tau_grid_size`` points). With ``paper``, the wide fit is also recorded as a diagnostic."""
+    grid: str = "paper"
+
+
+@dataclass
 class WhiteningTaskConfig:
     name: str = "whitening"
     kernel_size: int = 3
@@ -80,6 +88,7 @@ class WhiteningTaskConfig:
     variants: list[VariantConfig] = field(default_factory=lambda: [VariantConfig()])
     optim: OptimConfig = field(default_factory=OptimConfig)
     record_steps: list[int] = field(default_factory=lambda: [10, 30, 100, 300, 1000])
+    fit: FitConfig = field(default_factory=FitConfig)
     tau_grid_size: int = 200
     autocorr_max_delta: int = 10
     autocorr_images: int = 256
@@ -213,23 +222,38 @@ def run(cfg: DictConfig, run: Run) -> None:
     run.set_model(first.arch, cfg.model.weights or "trained from scratch by bench", trained[first].n_params)
     dataset = cfg.data.name
     subtract = cfg.task.subtract_init
-    taus = tau_grid(pca.eigvals, cfg.task.tau_grid_size)
-    run.save_tensors("tau_grid", {"tau": taus})
+    if cfg.task.fit.grid not in GRIDS:
+        raise ConfigError(f"task.fit.grid must be one of {', '.join(GRIDS)}, not {cfg.task.fit.grid!r}")
 
-    profiles, formulas, fits, rows = {}, {}, {}, []
+    lam2 = paper_lambda2(pca.n_images, cov_eigvals=pca.eigvals, n_patches=pca.n_patches)
+
+    def fits_of(profile: torch.Tensor) -> list[Fit]:
+        """The headline grid's fit first, then the wide diagnostic (when the headline is paper)."""
+        wide = fit_wide(profile, lam2, cfg.task.tau_grid_size)
+        return [fit_paper(profile, lam2), wide] if cfg.task.fit.grid == "paper" else [wide]
+
+    def fit_rows(fits: list[Fit], params: dict) -> list[dict]:
+        rows = []
+        for f in fits:
+            p = {**params, "grid": f.grid, "tau": f.tau, "t": f.t, "edge": f.edge}
+            rows.append(dict(metric="formula_fit_r", value=f.r, params=p))
+            rows.append(dict(metric="formula_regime", value=f.whitened_share, params=p, higher_is_better=None))
+        return rows
+
+    profiles, fits, rows = {}, {}, []
     for v, t in trained.items():
         prof = _profile(t, pca, subtract)
-        r, tau = fit_tau(prof, pca.eigvals, taus)
-        profiles[v.id], formulas[v.id], fits[v.id] = prof, formula_profile_tau(pca.eigvals, tau), (r, tau)
+        profiles[v.id] = prof
+        model_fits = fits_of(prof)
+        fits[v.id] = model_fits[0]
         base = {"arch": v.arch, "kind": v.kind, "width": v.width, "seed": v.seed, "labels": v.labels,
                 "dataset": dataset}
-        rows.append(dict(metric="formula_fit_r", value=r, params={**base, "weights": "trained", "tau": tau}))
+        rows += fit_rows(model_fits, {**base, "weights": "trained"})
         rows.append(dict(metric="test_acc", value=t.test_acc, params=base, n=len(datamodules[v.labels].test)))
         if t.init is not None:
             init_prof = energy_profile(t.init, pca.eigvecs)
             profiles[f"{v.id}@init"] = init_prof
-            r0, tau0 = fit_tau(init_prof, pca.eigvals, taus)
-            rows.append(dict(metric="formula_fit_r", value=r0, params={**base, "weights": "init", "tau": tau0}))
+            rows += fit_rows(fits_of(init_prof), {**base, "weights": "init"})
             rows.append(dict(metric="consistency_r", value=pearson(prof, init_prof),
                              params={"axis": "init", "kind": v.kind, "a": v.id, "b": f"{v.id}@init"}))
     for a, b in itertools.combinations(variants, 2):
@@ -243,7 +267,7 @@ def run(cfg: DictConfig, run: Run) -> None:
     run.save_tensors("filters", {f"{v.id}@step{s}": w for v, t in trained.items() for s, w in t.snapshots.items()})
 
     trained_only = {n: p for n, p in profiles.items() if not n.endswith("@init")}
-    run.save_figure("profile_vs_formula", plots.profile_vs_formula(trained_only, formulas, fits))
+    run.save_figure("profile_vs_formula", plots.profile_vs_formula(trained_only, fits))
     names = list(profiles)
     matrix = np.array([[pearson(profiles[a], profiles[b]) for b in names] for a in names])
     run.save_figure("consistency_heatmap", plots.consistency_heatmap(names, matrix))

@@ -26,11 +26,18 @@ def test_whitening_study_end_to_end(compose, bench_root):
     assert record["wandb"]["mode"] == "offline" and record["wandb"]["run_id"]
     assert list((bench_root / "outputs" / "wandb").glob("wandb/offline-run-*")), "W&B offline run directory"
     names = {r["metric"] for r in rows}
-    assert names == {"formula_fit_r", "consistency_r", "autocorr", "label_pca_corr", "test_acc"}
+    assert names == {"formula_fit_r", "formula_regime", "consistency_r", "autocorr", "label_pca_corr", "test_acc"}
     axes = {r["params"]["axis"] for r in rows if r["metric"] == "consistency_r"}
     assert axes == {"seed", "labels", "arch", "init"}
     fits = [r for r in rows if r["metric"] == "formula_fit_r"]
-    assert len(fits) == 8 and all(-1 <= r["value"] <= 1 for r in fits)
+    assert len(fits) == 16 and all(-1 <= r["value"] <= 1 for r in fits)  # 4 models x trained/init x 2 grids
+    paper = [r["params"] for r in fits if r["params"]["grid"] == "paper"]
+    assert len(paper) == 8 and all(10_000 <= p["t"] <= 4_999_750 and p["tau"] == pytest.approx(1e-7 * p["t"])
+                                   for p in paper)
+    assert all(p["edge"] == (p["t"] in (10_000, 4_999_750)) for p in paper)
+    assert all(r["params"]["t"] is None for r in fits if r["params"]["grid"] == "wide")
+    shares = [r["value"] for r in rows if r["metric"] == "formula_regime"]
+    assert len(shares) == 16 and all(0 <= v <= 1 for v in shares)
     auto = {(r["params"]["filters"], r["params"]["delta"]): r["value"] for r in rows if r["metric"] == "autocorr"}
     assert auto[("input", 0)] == pytest.approx(1.0) and auto[("input", 4)] < 1.0
     arts = {p.name for p in (run_dir / "artifacts").iterdir()}

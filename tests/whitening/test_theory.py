@@ -8,7 +8,8 @@ import math
 import pytest
 import torch
 
-from bench.whitening.profile import energy_profile, fit_tau, formula_profile, formula_profile_tau, pearson
+from bench.whitening.profile import (PAPER_ETA, energy_profile, fit_paper, fit_wide, formula_profile,
+                                     formula_profile_tau, paper_lambda2, pearson)
 from tests.whitening.theory import synthetic_tiles, train_theory_model
 
 C, K_SIZE, GRID, N_IMAGES, FILTERS, DRAWS = 3, 3, 2, 4000, 2, 100
@@ -88,10 +89,53 @@ def test_small_eta_limit_matches_tau_form():
     assert pearson(formula_profile(eigvals, eta, t), formula_profile_tau(eigvals, eta * t)) > 0.99999
 
 
-def test_fit_recovers_tau_of_a_formula_profile():
+def test_wide_fit_recovers_tau_of_a_formula_profile():
     eigvals = 1.0 / torch.arange(1, 28, dtype=torch.float64) ** 2
-    r, tau = fit_tau(formula_profile_tau(eigvals, 50.0), eigvals)
-    assert r > 0.999 and math.isclose(tau, 50.0, rel_tol=0.1)  # grid step is ~8%
+    fit = fit_wide(formula_profile_tau(eigvals, 50.0), eigvals)
+    assert fit.r > 0.999 and math.isclose(fit.tau, 50.0, rel_tol=0.1) and not fit.edge  # grid step is ~8%
+
+
+def _smooth_patches(n_images=200, size=12, k=3, seed=0):
+    """Centred (n_patches, D) patch matrix of smooth random RGB images, and its n_images."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.nn.functional.avg_pool2d(torch.randn(n_images, 3, size + 4, size + 4, generator=g, dtype=torch.float64),
+                                       5, stride=1)
+    patches = torch.nn.functional.unfold(x, k).transpose(1, 2).reshape(-1, 3 * k * k)
+    return patches - patches.mean(0), n_images
+
+
+def test_paper_lambda_convention_from_eigenvalues_or_singular_values():
+    patches, n_images = _smooth_patches()
+    eig = torch.linalg.eigvalsh(torch.cov(patches.T)).flip(0)
+    s = torch.linalg.svdvals(patches)
+    from_eig = paper_lambda2(n_images, cov_eigvals=eig, n_patches=len(patches))
+    torch.testing.assert_close(from_eig, paper_lambda2(n_images, singular_values=s))
+    # 32x32 images, 3x3 kernels: eta * lambda_paper^2 = 1e-7 * 900 / 2 * eigval = 4.5e-5 * eigval (the paper's tau)
+    lam2 = paper_lambda2(10, cov_eigvals=torch.ones(1), n_patches=10 * 900)
+    assert math.isclose(PAPER_ETA * float(lam2), 4.5e-5, rel_tol=1e-3)
+
+
+def test_paper_fit_recovers_a_planted_t_exactly():
+    patches, n_images = _smooth_patches()
+    eig = torch.linalg.eigvalsh(torch.cov(patches.T)).flip(0)
+    from_eig = paper_lambda2(n_images, cov_eigvals=eig, n_patches=len(patches))
+    from_svd = paper_lambda2(n_images, singular_values=torch.linalg.svdvals(patches))
+    planted = 1_234_500.0  # on the grid (10,000 + 250 k), well inside it
+    profile = formula_profile(from_eig, PAPER_ETA, planted)
+    fit = fit_paper(profile, from_eig)
+    assert fit.t == planted and fit.r > 1 - 1e-9 and not fit.edge
+    assert math.isclose(fit.tau, PAPER_ETA * planted)
+    # the leading components are past their peak, the trailing ones not: the regime figure sees both
+    assert 0 < fit.whitened_share < 1
+    # the same profile with lambda from the singular values of the patch matrix: the same t
+    assert fit_paper(profile, from_svd).t == planted
+
+
+def test_paper_fit_flags_a_best_t_on_the_grid_edge():
+    patches, n_images = _smooth_patches()
+    eig = torch.linalg.eigvalsh(torch.cov(patches.T)).flip(0)
+    fit = fit_paper(eig.sqrt(), paper_lambda2(n_images, cov_eigvals=eig, n_patches=len(patches)))  # t -> 0 limit
+    assert fit.edge and fit.t == 10_000
 
 
 def test_random_init_against_trained_profile_is_uncorrelated():
