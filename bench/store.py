@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import math
 import os
 import secrets
@@ -19,9 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from bench.atomic import atomic_save, atomic_write_json, atomic_write_text
-from bench.schema import SCHEMA_VERSION, SchemaError, validate_metric, validate_run
+from bench.schema import SCHEMA_VERSION, SchemaError, loads_finite, validate_metric, validate_run
 
+log = logging.getLogger("bench")
 RUN_ID_ENV = "BENCH_RUN_ID"
+# Written beside a "completed" record that does not validate: the run is re-done, the record kept.
+INVALID_MARK = "INVALID.txt"
 
 
 def new_run_id() -> str:
@@ -212,13 +216,26 @@ class Run:
 
 
 # -- reading ---------------------------------------------------------------------------------
-def read_run(run_dir: Path) -> tuple[dict, list[dict]]:
-    """Read and validate one run directory; raise :class:`SchemaError`/``OSError`` naming the file."""
-    run_json = run_dir / "run.json"
+def _load(path: Path, what: str) -> Any:
+    return _parse(path.read_text(), what)
+
+
+def _parse(text: str, what: str) -> Any:
     try:
-        record = json.loads(run_json.read_text())
+        return loads_finite(text)
     except json.JSONDecodeError as e:
-        raise SchemaError(f"{run_json}: not valid JSON ({e})") from None
+        raise SchemaError(f"{what}: not valid JSON ({e})") from None
+    except ValueError as e:  # NaN, Infinity, 1e400
+        raise SchemaError(f"{what}: {e}") from None
+
+
+def read_run(run_dir: Path) -> tuple[dict, list[dict]]:
+    """Read and validate one run directory; raise :class:`SchemaError`/``OSError`` naming the file.
+
+    A ``completed`` run must have metrics: a completed record without ``metrics.jsonl`` (or with
+    an empty one) is refused rather than read as a run that measured nothing."""
+    run_json = run_dir / "run.json"
+    record = _load(run_json, str(run_json))
     validate_run(record, what=str(run_json))
     rows = []
     metrics = run_dir / "metrics.jsonl"
@@ -226,12 +243,12 @@ def read_run(run_dir: Path) -> tuple[dict, list[dict]]:
         for i, line in enumerate(metrics.read_text().splitlines(), 1):
             if not line.strip():
                 continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise SchemaError(f"{metrics}:{i}: not valid JSON ({e})") from None
+            row = _parse(line, f"{metrics}:{i}")
             validate_metric(row, what=f"{metrics}:{i}")
             rows.append(row)
+    if record["status"] == "completed" and not rows:
+        raise SchemaError(f"{metrics}: a completed run without metrics "
+                          f"({'empty' if metrics.exists() else 'missing'})")
     return record, rows
 
 
@@ -244,12 +261,34 @@ def iter_run_dirs(results_dir: Path, task: str | None = None) -> Iterator[Path]:
 
 
 def find_completed(results_dir: Path, task: str, config_hash: str) -> Path | None:
-    """The directory of a completed run of ``task`` with this ``config_hash``, if any."""
+    """The directory of a completed, valid run of ``task`` with this ``config_hash``, if any.
+
+    Both run.json and metrics.jsonl are read through the schema. A record that says
+    ``completed`` but does not validate is not a result: it is marked with ``INVALID.txt``
+    (kept, never deleted, so it can be inspected) and the config counts as not done."""
     for run_dir in iter_run_dirs(results_dir, task):
         try:
-            record = json.loads((run_dir / "run.json").read_text())
-        except (OSError, json.JSONDecodeError):
+            status, digest = _status(run_dir)
+        except (OSError, ValueError):
             continue
-        if record.get("config_hash") == config_hash and record.get("status") == "completed":
-            return run_dir
+        if digest != config_hash or status != "completed" or (run_dir / INVALID_MARK).exists():
+            continue
+        try:
+            read_run(run_dir)
+        except (SchemaError, OSError, UnicodeDecodeError) as e:
+            log.warning("skip_existing: %s says completed but does not validate; running the config again "
+                        "(the record is kept, marked %s): %s", run_dir, INVALID_MARK, e)
+            if is_rank_zero():
+                atomic_write_text(run_dir / INVALID_MARK, f"{_now()} not used by skip_existing; the config is "
+                                                          f"run again. Reason:\n{e}\n")
+            continue
+        return run_dir
     return None
+
+
+def _status(run_dir: Path) -> tuple[Any, Any]:
+    """A record's status and config hash, read leniently (to find the candidates to validate)."""
+    record = json.loads((run_dir / "run.json").read_text())
+    if not isinstance(record, dict):
+        raise ValueError("run.json is not an object")
+    return record.get("status"), record.get("config_hash")

@@ -107,3 +107,38 @@ def test_kill_mid_write_leaves_no_partial_record(tmp_path):
     leftovers = [p for p in Path(run_dir).iterdir() if p.suffix == ".tmp"]
     for p in leftovers:  # an orphaned temp file is never mistaken for a record
         assert p.name.startswith(".")
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e400"])
+def test_reads_refuse_non_finite_numbers(tmp_path, literal):
+    with _run(tmp_path) as run:
+        run.log_metric("acc", 0.5)
+    line = (run.dir / "metrics.jsonl").read_text().replace('"value": 0.5', f'"value": {literal}')
+    (run.dir / "metrics.jsonl").write_text(line)
+    with pytest.raises(SchemaError, match="is not a finite number|: not a finite number"):
+        read_run(run.dir)
+
+
+def test_writes_refuse_non_finite_numbers(tmp_path):
+    with _run(tmp_path) as run:
+        good = run.log_metric("acc", 1e308)  # finite, if large: accepted
+        for bad in ({**good, "value": float("inf")}, {**good, "stderr": float("nan")},
+                    {**good, "params": {"alpha": float("-inf")}}):
+            with pytest.raises(SchemaError, match="is not a finite number|: not a finite number"):
+                validate_metric(bad)
+    assert read_run(run.dir)[1][0]["value"] == 1e308
+
+
+def test_skip_existing_revalidates_and_marks_an_invalid_completed_record(tmp_path):
+    from bench.store import INVALID_MARK
+
+    with _run(tmp_path) as run:
+        run.log_metric("acc", 0.5)
+    digest = read_run(run.dir)[0]["config_hash"]
+    assert find_completed(tmp_path, "toy", digest) == run.dir
+    (run.dir / "metrics.jsonl").write_text('{"truncated": ')
+    assert find_completed(tmp_path, "toy", digest) is None  # re-run it...
+    assert (run.dir / "run.json").is_file() and "not valid" in (run.dir / INVALID_MARK).read_text()  # ...kept, marked
+    (run.dir / "metrics.jsonl").unlink()
+    with pytest.raises(SchemaError, match="completed run without metrics"):
+        read_run(run.dir)

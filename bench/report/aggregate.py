@@ -207,8 +207,10 @@ def _leaderboard(task: str, runs: list[RunData]) -> Leaderboard:
 
     chosen, columns, fallback = _headline(frame, task)
     for line in _across_seeds(chosen, ["group", "column"]).itertuples():
-        std = None if math.isnan(line.std) else float(line.std)
-        mean = None if math.isnan(line.mean) else float(line.mean)
+        # A non-finite aggregate (e.g. the std of values near the float limit overflows) is shown
+        # as missing and never ranked.
+        std = float(line.std) if math.isfinite(line.std) else None
+        mean = float(line.mean) if math.isfinite(line.mean) else None
         rows[line.group].cells[line.column] = Cell(mean, std, int(line.n_seeds))
     ordered = list(rows.values())
     _rank(ordered, next(iter(columns.values()), None))

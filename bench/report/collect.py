@@ -3,7 +3,9 @@
 Each run directory is read and validated with :func:`bench.store.read_run` (results schema v1).
 A run that does not validate, and any file that is not part of a run (a stray file, a folder
 without ``run.json``, a run filed under the wrong task), is reported by path and skipped; the
-good runs are always kept.
+good runs are always kept. Two completed runs of the same config and seed (identical
+``config_hash``: e.g. two sweeps racing) count once: the earliest is kept, the others are
+listed as duplicates instead of being counted as extra seeds.
 """
 from __future__ import annotations
 
@@ -11,10 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.schema import SchemaError
-from bench.store import iter_run_dirs, read_run
+from bench.store import INVALID_MARK, iter_run_dirs, read_run
 
 # What the store writes inside a run directory; anything else there is reported as foreign.
-RUN_DIR_ENTRIES = {"run.json", "metrics.jsonl", "artifacts"}
+RUN_DIR_ENTRIES = {"run.json", "metrics.jsonl", "artifacts", INVALID_MARK}
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,21 @@ def _foreign_entries(root: Path, run_dirs: set[Path]) -> list[Problem]:
     return found
 
 
+def _dedupe(runs: list[RunData]) -> tuple[list[RunData], list[Problem]]:
+    """Keep the earliest run of each (task, config_hash, seed); the others become problems."""
+    first: dict[tuple, RunData] = {}
+    extras = []
+    for run in sorted(runs, key=lambda r: (r.record["started_at"], r.record["run_id"])):
+        key = (run.record["task"], run.record["config_hash"], run.record["seed"])
+        if key in first:
+            extras.append(Problem(run.dir, f"duplicate of run {first[key].record['run_id']} (same config_hash "
+                                           "and seed): not counted as another seed"))
+        else:
+            first[key] = run
+    kept = {id(r) for r in first.values()}
+    return [r for r in runs if id(r) in kept], extras
+
+
 def collect(results_dir: Path) -> Collection:
     """Read every run under ``results_dir/runs``; never raises for a bad run or a stray file."""
     root = Path(results_dir) / "runs"
@@ -98,5 +115,7 @@ def collect(results_dir: Path) -> Collection:
             completed.append(got)
         else:
             unfinished.append(got)
+    completed, duplicates = _dedupe(completed)
+    problems.extend(duplicates)
     problems.extend(_foreign_entries(root, run_dirs))
     return Collection(completed, unfinished, sorted(problems, key=lambda p: str(p.path)))

@@ -2,11 +2,15 @@
 
 Two JSON Schemas live beside this file: ``run.schema.json`` (one ``run.json`` per run)
 and ``metric.schema.json`` (one row of ``metrics.jsonl``). Every write and every read
-goes through :func:`validate_run` / :func:`validate_metric`.
+goes through :func:`validate_run` / :func:`validate_metric`. Numbers are finite: NaN, ±Infinity
+and overflowing literals (``1e400``) are refused everywhere; a metric that is not a number is stored
+as ``null`` (the documented NaN convention), never as a non-finite float.
 """
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Iterator
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -28,10 +32,23 @@ def _validator(name: str) -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator(schema)
 
 
+def _non_finite(obj: Any, path: tuple = ()) -> Iterator[str]:
+    """The paths of every non-finite float in a JSON-like object (JSON Schema cannot reject NaN)."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        yield f"{'/'.join(map(str, path)) or '<root>'}: {obj} is not a finite number (store null instead)"
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from _non_finite(v, (*path, k))
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            yield from _non_finite(v, (*path, i))
+
+
 def _validate(name: str, obj: Any, what: str) -> None:
     errors = sorted(_validator(name).iter_errors(obj), key=lambda e: list(e.path))
-    if errors:
-        lines = [f"{'/'.join(map(str, e.path)) or '<root>'}: {e.message}" for e in errors[:5]]
+    lines = list(_non_finite(obj))[:5]
+    if errors or lines:
+        lines += [f"{'/'.join(map(str, e.path)) or '<root>'}: {e.message}" for e in errors[:5]]
         raise SchemaError(f"{what} violates {name}:\n  " + "\n  ".join(lines))
 
 
@@ -43,6 +60,22 @@ def validate_run(record: dict, what: str = "run.json") -> None:
 def validate_metric(row: dict, what: str = "metric row") -> None:
     """Raise :class:`SchemaError` if ``row`` is not a valid metrics.jsonl row."""
     _validate("metric.schema.json", row, what)
+
+
+def _refuse_constant(token: str) -> float:
+    raise ValueError(f"{token} is not a finite number (JSON has no NaN/Infinity; store null instead)")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} overflows a 64-bit float: not a finite number")
+    return value
+
+
+def loads_finite(text: str) -> Any:
+    """``json.loads`` that refuses NaN, ±Infinity and overflowing numbers (``ValueError``)."""
+    return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
 
 
 def export_schemas(dest: Path) -> list[Path]:

@@ -1,0 +1,81 @@
+"""Faults a hostile but fair user meets, one case per row of issue 14's table, each asserting the
+behaviour bench now has (real files, real subprocesses and real signals where the row is about them).
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from bench.provenance import config_hash, git_state, versions
+from bench.report.cli import main as report_main
+from bench.store import RUN_ID_ENV, Run, find_completed, read_run
+
+PROVENANCE = {"git": git_state(), "versions": versions(),
+              "hardware": {"device": "x86_64", "n_devices": 1, "world_size": 1, "hostname": "test-host"}}
+
+
+def _record(results: Path, seed: int = 0, value: float = 0.5, model: str = "m") -> Run:
+    """A completed toy run, written through the real store."""
+    os.environ.pop(RUN_ID_ENV, None)
+    config = {"task": {"name": "toy"}, "model": {"name": model}, "seed": seed}
+    with Run(results, "toy", config, config_hash=config_hash(config), overrides=[f"model.name={model}"],
+             seed=seed, provenance=PROVENANCE) as run:
+        run.log_metric("acc", value)
+    return run
+
+
+def _report(results: Path, capsys) -> tuple[str, str]:
+    assert report_main(["--results-dir", str(results)]) == 0
+    out = capsys.readouterr()
+    return out.out, (results / "leaderboard.md").read_text()
+
+
+# -- records ---------------------------------------------------------------------------------
+def test_completed_run_with_corrupt_metrics_is_rerun_and_kept(tmp_path):
+    run = _record(tmp_path)
+    digest = read_run(run.dir)[0]["config_hash"]
+    (run.dir / "metrics.jsonl").write_text('{"metric": "acc", "val')
+    assert find_completed(tmp_path, "toy", digest) is None, "an invalid 'completed' record must not be skipped"
+    assert (run.dir / "run.json").is_file() and (run.dir / "INVALID.txt").is_file()
+
+
+@pytest.mark.parametrize("literal", ["Infinity", "-Infinity", "NaN", "1e400"])
+def test_non_finite_metrics_are_refused_and_never_ranked(tmp_path, capsys, literal):
+    good = _record(tmp_path, model="real")
+    bad = _record(tmp_path, model="inf")
+    text = (bad.dir / "metrics.jsonl").read_text().replace('"value": 0.5', f'"value": {literal}')
+    (bad.dir / "metrics.jsonl").write_text(text)
+    out, md = _report(tmp_path, capsys)
+    assert "1 completed run(s) ranked" in out and "1 file(s) skipped" in out
+    assert bad.run_id in md and "not a finite number" in md  # listed under skipped files, not ranked
+    ranked = [line for line in md.splitlines() if line.startswith("| 1 |")]
+    assert len(ranked) == 1 and "real" in ranked[0] and good.run_id
+
+
+def test_huge_finite_values_do_not_rank_an_overflowed_std(tmp_path, capsys):
+    _record(tmp_path, seed=0, value=1e308, model="big")
+    _record(tmp_path, seed=1, value=-1e308, model="big")
+    _record(tmp_path, seed=0, value=1e308, model="sum")
+    _record(tmp_path, seed=1, value=1e308, model="sum")  # the mean overflows
+    _, md = _report(tmp_path, capsys)
+    assert "inf" not in md  # the std of "big" and the mean of "sum" overflow: shown as missing
+    assert "| — | sum |" in md  # unranked
+
+
+def test_two_identical_runs_count_once_and_the_extra_is_listed(tmp_path, capsys):
+    first = _record(tmp_path, seed=0)
+    extra = _record(tmp_path, seed=0)
+    out, md = _report(tmp_path, capsys)
+    assert "1 completed run(s) ranked" in out
+    assert f"duplicate of run {first.run_id}" in md and extra.run_id in md
+    assert "| 1 | m | — | model.name=m | 1 |" in md  # one seed, not two
+
+
+def test_run_dir_without_metrics_is_flagged_not_ranked(tmp_path, capsys):
+    run = _record(tmp_path)
+    (run.dir / "metrics.jsonl").unlink()
+    out, md = _report(tmp_path, capsys)
+    assert "0 completed run(s) ranked" in out and "completed run without metrics" in md
