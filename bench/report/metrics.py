@@ -67,6 +67,10 @@ REGISTRY: dict[tuple[str, str], MetricSpec] = {
         MetricSpec("whitening", "formula_regime", "whitened share", ".3f", None, headline=False),
         MetricSpec("whitening", "consistency_r", "consistency r", ".3f", True, columns=("axis",),
                    where={"kind": ("cnn",)}),  # pairs of linear CNNs stay in the per-condition table
+        # Whitening evidence: C(10) of each filter bank's outputs over the input's C(10) (paper:
+        # learned ~0.2/0.5+, random ~1, ZCA 0); the trained CNNs' ratio is the headline.
+        MetricSpec("whitening", "autocorr_ratio", "C(10) / input C(10)", ".3f", False, columns=("filters",),
+                   where={"delta": (10,), "kind": ("cnn",)}, order={"filters": ("trained", "random", "zca")}),
         MetricSpec("whitening", "autocorr", "autocorr C(10)", ".3f", None, columns=("filters",),
                    where={"delta": (10,)}),
         MetricSpec("whitening", "label_pca_corr", "label-PCA corr", ".3f", False, columns=("labels",),

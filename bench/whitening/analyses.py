@@ -31,6 +31,16 @@ def first_layer_outputs(images: torch.Tensor, weight: torch.Tensor | None) -> to
     return images if weight is None else F.conv2d(images, weight.to(images.dtype))
 
 
+def zca_filters(pca: PatchPCA, shape: tuple[int, ...], eps: float = 1e-6) -> torch.Tensor:
+    """ZCA of the patches as a filter bank (D, C, k, k): U diag(1/sqrt(lambda^2 + eps lambda^2_max)) U^T.
+
+    A perfect whitening of the patch covariance: its outputs are uncorrelated within a patch, the
+    paper's C(delta) reference (0 away from delta = 0, up to what a k x k filter can whiten)."""
+    scale = (pca.eigvals.double() + eps * pca.eigvals.double().max()).rsqrt()
+    w = (pca.eigvecs.double() * scale) @ pca.eigvecs.double().T
+    return w.reshape(-1, *shape).float()
+
+
 def label_pca_correlation(images: torch.Tensor, labels: torch.Tensor, pca: PatchPCA) -> torch.Tensor:
     """|corr| between each image's mean PCA coefficient and each one-vs-all label: (D, classes).
 

@@ -31,7 +31,7 @@ from bench.provenance import config_hash
 from bench.store import Run
 from bench.training import ClassifierModule, accuracy, build_trainer, fit
 from bench.whitening import plots
-from bench.whitening.analyses import first_layer_outputs, label_pca_correlation, spatial_autocorrelation
+from bench.whitening.analyses import first_layer_outputs, label_pca_correlation, spatial_autocorrelation, zca_filters
 from bench.whitening.patch_pca import PatchPCA, load_or_compute
 from bench.whitening.profile import GRIDS, Fit, energy_profile, fit_paper, fit_wide, paper_lambda2, pearson
 from bench.whitening.recording import FirstLayerRecorder
@@ -271,7 +271,7 @@ def run(cfg: DictConfig, run: Run) -> None:
     names = list(profiles)
     matrix = np.array([[pearson(profiles[a], profiles[b]) for b in names] for a in names])
     run.save_figure("consistency_heatmap", plots.consistency_heatmap(names, matrix))
-    _autocorrelation(cfg, run, dm0, trained, variants)
+    _autocorrelation(cfg, run, dm0, trained, variants, pca)
     _label_pca(run, datamodules, pca)
     for v, t in trained.items():
         steps = sorted(s for s in t.snapshots if s > 0)
@@ -280,22 +280,30 @@ def run(cfg: DictConfig, run: Run) -> None:
             run.save_figure(f"profile_over_time_{v.id}", plots.profile_over_time(steps, over_time, v.id))
 
 
-def _autocorrelation(cfg: DictConfig, run: Run, dm, trained: dict[Variant, Trained], variants: list[Variant]) -> None:
-    """C(delta) of the raw input, of random (init) filters and of each trained bank."""
+def _autocorrelation(cfg: DictConfig, run: Run, dm, trained: dict[Variant, Trained], variants: list[Variant],
+                     pca: PatchPCA) -> None:
+    """C(delta) of the raw input, of random (init) filters, of a perfect whitening (ZCA of the
+    patches) and of each trained bank; the headline ``autocorr_ratio`` is each bank's C(max_delta)
+    over the input's (the paper: input > 0.5, random filters about the same, learned ~0.2, ZCA 0)."""
     images = torch.cat([x for x, _ in dm.test_dataloader()])[: cfg.task.autocorr_images]
     d = cfg.task.autocorr_max_delta
-    banks = {"input": None}
-    if trained[variants[0]].init is not None:
-        banks["random"] = trained[variants[0]].init
-    banks |= {f"trained:{v.id}": t.final for v, t in trained.items()}
+    first = trained[variants[0]]
+    random = first.init if first.init is not None else torch.nn.init.kaiming_normal_(
+        torch.empty_like(first.final), generator=torch.Generator().manual_seed(cfg.seed))
+    banks = {"input": (None, {}), "random": (random, {}), "zca": (zca_filters(pca, first.final.shape[1:]), {})}
+    banks |= {f"trained:{v.id}": (t.final, {"kind": v.kind, "labels": v.labels}) for v, t in trained.items()}
     curves, rows = {}, []
     with torch.no_grad():
-        for name, weight in banks.items():
+        for name, (weight, extra) in banks.items():
             c = spatial_autocorrelation(first_layer_outputs(images, weight), d)
             curves[name] = c
             kind, _, variant = name.partition(":")
+            params = {"filters": kind, "variant": variant or None, **extra}
             rows += [dict(metric="autocorr", value=float(c[i]), higher_is_better=False, n=len(images),
-                          params={"delta": i, "filters": kind, "variant": variant or None}) for i in range(d + 1)]
+                          params={"delta": i, **params}) for i in range(d + 1)]
+            if weight is not None:
+                rows.append(dict(metric="autocorr_ratio", value=float(c[d] / curves["input"][d]),
+                                 higher_is_better=False, n=len(images), params={"delta": d, **params}))
     run.log_metrics(rows)
     run.save_figure("autocorrelation", plots.autocorr_curves(curves))
 

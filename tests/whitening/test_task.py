@@ -26,7 +26,8 @@ def test_whitening_study_end_to_end(compose, bench_root):
     assert record["wandb"]["mode"] == "offline" and record["wandb"]["run_id"]
     assert list((bench_root / "outputs" / "wandb").glob("wandb/offline-run-*")), "W&B offline run directory"
     names = {r["metric"] for r in rows}
-    assert names == {"formula_fit_r", "formula_regime", "consistency_r", "autocorr", "label_pca_corr", "test_acc"}
+    assert names == {"formula_fit_r", "formula_regime", "consistency_r", "autocorr", "autocorr_ratio", "label_pca_corr",
+                     "test_acc"}
     axes = {r["params"]["axis"] for r in rows if r["metric"] == "consistency_r"}
     assert axes == {"seed", "labels", "arch", "init"}
     fits = [r for r in rows if r["metric"] == "formula_fit_r"]
@@ -40,6 +41,9 @@ def test_whitening_study_end_to_end(compose, bench_root):
     assert len(shares) == 16 and all(0 <= v <= 1 for v in shares)
     auto = {(r["params"]["filters"], r["params"]["delta"]): r["value"] for r in rows if r["metric"] == "autocorr"}
     assert auto[("input", 0)] == pytest.approx(1.0) and auto[("input", 4)] < 1.0
+    ratios = {(r["params"]["filters"], r["params"]["variant"]): r["value"] for r in rows if r["metric"] == "autocorr_ratio"}
+    assert ratios[("zca", None)] == pytest.approx(auto[("zca", 4)] / auto[("input", 4)])
+    assert ratios[("zca", None)] < 0.5 * ratios[("random", None)]  # a perfect whitening decorrelates
     arts = {p.name for p in (run_dir / "artifacts").iterdir()}
     for name in ("profile_vs_formula.png", "consistency_heatmap.png", "autocorrelation.png",
                  "profile_over_time_linear_cnn-w0.25-s0-true.png", "profiles.safetensors", "patch_pca.safetensors"):
