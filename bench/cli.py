@@ -119,13 +119,15 @@ def _end_process_group(wait_for_ranks: bool) -> None:
         dist.destroy_process_group()
 
 
-def execute(cfg: DictConfig, overrides: list[str] | None = None) -> Path:
-    """Run the task described by a composed config; return its run directory."""
+def execute(cfg: DictConfig, overrides: list[str] | None = None) -> Path | None:
+    """Run the task described by a composed config; return its run directory (``None``: another
+    process is running this very config right now)."""
     import lightning
 
-    from bench.provenance import config_hash, git_state, hardware, versions
-    from bench.store import Run, find_completed
     from bench.config import validate
+    from bench.lock import config_lock
+    from bench.provenance import config_hash, git_state, hardware, versions
+    from bench.store import Run, find_completed, is_rank_zero
     from bench.tasks import get_task
     from bench.tracking import Tracker
 
@@ -138,25 +140,32 @@ def execute(cfg: DictConfig, overrides: list[str] | None = None) -> Path:
     results_dir = Path(cfg.paths.results_dir)
     # null: skip inside a sweep (re-running a sweep resumes it), run again when run alone.
     skip = cfg.skip_existing if cfg.skip_existing is not None else sweep is not None
-    if skip and (done := find_completed(results_dir, cfg.task.name, digest)):
-        log.info("skip_existing: %s already completed this config (%s)", done, digest[:12])
-        return done
-    lightning.seed_everything(cfg.seed, workers=True, verbose=False)
-    group = cfg.logger.group or (sweep["name"] if sweep else cfg.task.name)
-    tracker = Tracker(cfg.logger.mode, cfg.logger.project, cfg.paths.wandb_dir,
-                      name=cfg.get("run_name"), group=group,
-                      tags=[cfg.task.name, *(["sweep"] if sweep else []), *cfg.logger.tags], config=config)
-    n_devices = _n_devices(cfg.trainer.devices) * int(cfg.trainer.num_nodes)
-    provenance = {"git": git_state(), "versions": versions(),
-                  "hardware": hardware(cfg.trainer.accelerator, n_devices)}
-    with ddp_job_scope(hydra_overrides, output_dir), \
-            Run(results_dir, cfg.task.name, config, config_hash=digest,
-                overrides=overrides if overrides is not None else hydra_overrides,
-                seed=cfg.seed, provenance=provenance, tracker=tracker, sweep=sweep) as run:
-        log.info("run %s -> %s", run.run_id, run.dir)
-        task_run(cfg, run)
-    log.info("completed %s: %d metrics, artifacts in %s", run.run_id, len(run.metrics), run.artifacts_dir)
-    return run.dir
+    # With skipping on, one job per config: a second sweep started at the same time skips what the
+    # first is running (rank 0 only: DDP child ranks join their parent's job).
+    with config_lock(results_dir, cfg.task.name, digest, enabled=skip and is_rank_zero()) as holder:
+        if holder is not None:
+            log.info("skip_existing: pid %s on %s is running this config (%s); skipping it here",
+                     holder.get("pid"), holder.get("host"), digest[:12])
+            return None
+        if skip and (done := find_completed(results_dir, cfg.task.name, digest)):
+            log.info("skip_existing: %s already completed this config (%s)", done, digest[:12])
+            return done
+        lightning.seed_everything(cfg.seed, workers=True, verbose=False)
+        group = cfg.logger.group or (sweep["name"] if sweep else cfg.task.name)
+        tracker = Tracker(cfg.logger.mode, cfg.logger.project, cfg.paths.wandb_dir,
+                          name=cfg.get("run_name"), group=group,
+                          tags=[cfg.task.name, *(["sweep"] if sweep else []), *cfg.logger.tags], config=config)
+        n_devices = _n_devices(cfg.trainer.devices) * int(cfg.trainer.num_nodes)
+        provenance = {"git": git_state(), "versions": versions(),
+                      "hardware": hardware(cfg.trainer.accelerator, n_devices)}
+        with ddp_job_scope(hydra_overrides, output_dir), \
+                Run(results_dir, cfg.task.name, config, config_hash=digest,
+                    overrides=overrides if overrides is not None else hydra_overrides,
+                    seed=cfg.seed, provenance=provenance, tracker=tracker, sweep=sweep) as run:
+            log.info("run %s -> %s", run.run_id, run.dir)
+            task_run(cfg, run)
+        log.info("completed %s: %d metrics, artifacts in %s", run.run_id, len(run.metrics), run.artifacts_dir)
+        return run.dir
 
 
 def _check_launchable(trainer: DictConfig, hydra_in_use: bool) -> None:

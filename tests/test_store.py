@@ -142,3 +142,37 @@ def test_skip_existing_revalidates_and_marks_an_invalid_completed_record(tmp_pat
     (run.dir / "metrics.jsonl").unlink()
     with pytest.raises(SchemaError, match="completed run without metrics"):
         read_run(run.dir)
+
+
+def test_config_lock_is_exclusive_and_breaks_only_a_dead_holders_lock(tmp_path):
+    import socket
+
+    from bench.lock import ConfigLock
+
+    first, second = ConfigLock(tmp_path, "toy", "abc"), ConfigLock(tmp_path, "toy", "abc")
+    assert first.acquire() is None
+    holder = second.acquire()
+    assert holder["pid"] == os.getpid() and holder["host"] == socket.gethostname()
+    first.release()
+    assert second.acquire() is None
+    second.release()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    first.path.write_text(json.dumps({"pid": int(dead.stdout), "host": socket.gethostname()}))  # killed holder
+    assert second.acquire() is None and json.loads(second.path.read_text())["pid"] == os.getpid()
+    second.release()
+    first.path.write_text(json.dumps({"pid": 1, "host": "another-node"}))  # cannot be checked: respected
+    assert ConfigLock(tmp_path, "toy", "abc").acquire()["host"] == "another-node"
+
+
+def test_files_respect_the_umask(tmp_path):
+    from bench.atomic import atomic_save, atomic_write_text
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "a.txt", "x")
+        atomic_save(tmp_path / "b.bin", lambda p: open(p, "wb").write(b"x"))
+        os.umask(0o077)
+        atomic_write_text(tmp_path / "c.txt", "x")
+    finally:
+        os.umask(old)
+    assert [(tmp_path / n).stat().st_mode & 0o777 for n in ("a.txt", "b.bin", "c.txt")] == [0o644, 0o644, 0o600]

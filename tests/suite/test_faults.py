@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +16,10 @@ from bench.provenance import config_hash, git_state, versions
 from bench.report.cli import main as report_main
 from bench.store import RUN_ID_ENV, Run, find_completed, read_run
 
+REPO = Path(__file__).resolve().parents[2]
+TINY = ["data=digits", "data.n_train=256", "model=linear_cnn", "trainer.max_steps=3", "task.variants=[{}]",
+        "task.record_steps=[1]", "task.autocorr_images=16", "task.tau_grid_size=20", "logger=none",
+        "trainer.enable_progress_bar=false"]
 PROVENANCE = {"git": git_state(), "versions": versions(),
               "hardware": {"device": "x86_64", "n_devices": 1, "world_size": 1, "hostname": "test-host"}}
 
@@ -79,3 +86,26 @@ def test_run_dir_without_metrics_is_flagged_not_ranked(tmp_path, capsys):
     (run.dir / "metrics.jsonl").unlink()
     out, md = _report(tmp_path, capsys)
     assert "0 completed run(s) ranked" in out and "completed run without metrics" in md
+
+
+def bench(*args: str, root: Path, **kw) -> subprocess.Popen:
+    """A real ``bench`` process (this checkout's code) writing under ``root``."""
+    env = {**os.environ, "BENCH_ROOT": str(root), "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    env.pop(RUN_ID_ENV, None)
+    return subprocess.Popen([sys.executable, "-m", "bench.cli", *args], cwd=REPO, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **kw)
+
+
+def _runs(root: Path, task: str = "whitening") -> list[dict]:
+    return [read_run(d)[0] for d in sorted((root / "results" / "runs" / task).glob("*")) if (d / "run.json").exists()]
+
+
+# -- one job per config ----------------------------------------------------------------------
+@pytest.mark.slow  # two concurrent bench processes: ~60 s on 2 shared cores
+def test_two_identical_sweeps_started_together_run_each_job_once(tmp_path):
+    sweeps = [bench("-m", *TINY, "seed=0,1", root=tmp_path) for _ in range(2)]
+    outs = [p.communicate(timeout=300)[0] for p in sweeps]
+    assert [p.returncode for p in sweeps] == [0, 0], outs
+    runs = _runs(tmp_path)
+    assert sorted(r["seed"] for r in runs) == [0, 1] and all(r["status"] == "completed" for r in runs), outs
+    assert not list((tmp_path / "results" / "locks").iterdir()), "every lock is released"
