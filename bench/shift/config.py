@@ -22,21 +22,25 @@ class GeneratorConfig:
     """A deterministic class-conditional decoder ``G(z, y)`` (see :mod:`bench.shift.generators`).
 
     ``kind``: ``vae`` (embedded conditional VAE decoder), ``unet`` (a class-conditional
-    diffusers ``UNet2DModel`` with a deterministic sampler) or ``dit`` (diffusers ``DiTPipeline``).
-    ``source``: a hub id or local directory, or ``embedded`` (vae, unet: train on MNIST and cache).
+    diffusers ``UNet2DModel`` with a deterministic sampler), ``dit`` (diffusers ``DiTPipeline``) or
+    ``edm`` (an NVlabs EDM network pickle with bench's EDM sampler: the paper's generator).
+    ``source``: a hub id or local directory, ``embedded`` (vae, unet: train on MNIST and cache), or
+    the network pickle (edm).
     """
     kind: str = "vae"
     source: Optional[str] = "embedded"
     latent_dim: int = 16  # vae
     hidden: int = 256  # vae: MLP width; unet: base channel count (use ~32)
     image_size: int = 28  # embedded unet: 16 or 28
-    sampler: str = "ddim"  # unet/dit: ddim (eta=0) | euler | heun (EDM-style Karras sigmas)
+    sampler: str = "ddim"  # unet/dit: ddim (eta=0) | euler | heun (EDM-style Karras sigmas); edm: heun | euler
     steps: int = 50
     sigma_min: float = 0.002
     sigma_max: float = 80.0
     rho: float = 7.0
+    fp64: bool = True  # edm: integrate in float64 (the reference sampler); false: float32
+    edm_src: Optional[str] = None  # edm: the EDM source tree (torch_utils/, dnnlib/) needed to unpickle
     guidance_scale: float = 1.0  # dit: classifier-free guidance (1 = none)
-    classes: Optional[list[int]] = None  # dit: ImageNet class ids used as labels 0..K-1
+    classes: Optional[list[int]] = None  # dit, edm: the model's class ids used as labels 0..K-1
     batch_size: int = 256  # decoding batch
     device: str = "auto"
     train: GeneratorTrainConfig = field(default_factory=GeneratorTrainConfig)

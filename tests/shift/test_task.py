@@ -77,6 +77,23 @@ def test_cifar_preset_needs_a_generator_source(compose):
         execute(cfg)
 
 
+def test_cifar_preset_runs_on_an_edm_network_pickle(compose, edm_pickle):
+    """The paper's CIFAR-10 preset end to end on CPU at a tiny size: a denoiser pickled in the
+    NVlabs dict format, loaded through generator=edm, sampled, trained on and scored."""
+    path, src = edm_pickle
+    run_dir = execute(compose([
+        "experiment=shift/cifar10_overlap", "generator=edm", f"generator.source={path}", f"generator.edm_src={src}",
+        "generator.steps=3", "generator.device=cpu", "trainer=cpu", "logger=none", "trainer.max_epochs=1",
+        "trainer.enable_progress_bar=false", "task.n_train=64", "task.n_val=32", "task.n_test=32",
+        "task.shard_size=64", "task.mc_samples=64", "task.families.overlap.values=[0.0,0.4]",
+        "task.classifiers=[{name: resnet20, width: 0.25}]", "task.augment=[false]", "task.real_data=null"]))
+    record, rows = read_run(run_dir)
+    assert record["status"] == "completed"
+    assert json.loads((run_dir / "artifacts" / "generator.json").read_text())["id"].startswith("edm-edm-tiny-8x8")
+    accs = [r for r in rows if r["metric"] == "accuracy" and r["split"] == "test"]
+    assert sorted(r["params"]["intensity"] for r in accs) == [0.0, 0.4]
+
+
 @pytest.mark.slow
 def test_embedded_preset_accuracy_declines_in_every_family(compose):
     """The full `bench experiment=shift/embedded` (about 4 minutes on 2 cores): at the strongest

@@ -4,7 +4,8 @@
 - ``unet``: a class-conditional diffusers ``UNet2DModel`` driven by a deterministic ODE sampler
   (DDIM eta=0, Euler or Heun on the EDM schedule); a hub id / local directory, or the embedded
   tiny one trained on MNIST;
-- ``dit``: diffusers' ``DiTPipeline`` (ImageNet classes) from a hub id / local directory.
+- ``dit``: diffusers' ``DiTPipeline`` (ImageNet classes) from a hub id / local directory;
+- ``edm``: an NVlabs EDM network pickle (the paper's generator) with bench's EDM sampler.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from bench.errors import ConfigError
 from bench.shift.config import GeneratorConfig
 from bench.shift.generators.base import Generator, resolve_device, weights_hash
 
-KINDS = ("vae", "unet", "dit")
+KINDS = ("vae", "unet", "dit", "edm")
 EMBEDDED = "embedded"  # generator.source of the generators bench trains itself
 
 __all__ = ["Generator", "KINDS", "build_generator", "weights_hash"]
@@ -50,7 +51,8 @@ def build_generator(cfg: GeneratorConfig, cache_dir: str | Path) -> Generator:
     """The generator a ``generator`` config describes (training and caching embedded ones)."""
     if not cfg.source:
         raise ConfigError(f"generator.source is required for generator.kind={cfg.kind}: a hub id (in the local "
-                          f"Hugging Face cache), a local directory, or 'embedded' (vae, unet: trained on MNIST)")
+                          f"Hugging Face cache), a local directory, an EDM network pickle (edm), or 'embedded' "
+                          f"(vae, unet: trained on MNIST)")
     if cfg.kind == "vae":
         return _vae(cfg, cache_dir)
     if cfg.kind == "unet":
@@ -61,4 +63,8 @@ def build_generator(cfg: GeneratorConfig, cache_dir: str | Path) -> Generator:
         from bench.shift.generators.dit import build_dit_generator
 
         return build_dit_generator(cfg)
+    if cfg.kind == "edm":
+        from bench.shift.generators.edm import build_edm_generator
+
+        return build_edm_generator(cfg)
     raise ConfigError(f"unknown generator.kind {cfg.kind!r}; choose one of: {', '.join(KINDS)}")

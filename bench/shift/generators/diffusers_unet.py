@@ -81,11 +81,11 @@ class UNetGenerator(Generator):
         self.num_classes = unet.config.num_class_embeds
         self.weights_hash = weights_hash(unet)
         self.id = f"unet-{tag}-{cfg.sampler}{cfg.steps}"
-        make_scheduler(cfg.sampler, self.scheduler_config, cfg.sigma_min, cfg.sigma_max, cfg.rho)  # fail fast
+        make_scheduler(cfg.sampler, self.scheduler_config, cfg.sigma_min, cfg.sigma_max, cfg.rho, cfg.steps)  # fail fast
 
     def _decode(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         cfg = self.cfg
-        scheduler = make_scheduler(cfg.sampler, self.scheduler_config, cfg.sigma_min, cfg.sigma_max, cfg.rho)
+        scheduler = make_scheduler(cfg.sampler, self.scheduler_config, cfg.sigma_min, cfg.sigma_max, cfg.rho, cfg.steps)
         x = ode_sample(lambda x, t: self.unet(x, t, class_labels=y).sample, scheduler, z, cfg.steps)
         return x / 2 + 0.5
 

@@ -38,7 +38,7 @@ class DiTGenerator(Generator):
         self.num_classes = len(cfg.classes)
         self.weights_hash = weights_hash(self.transformer, self.vae)
         self.id = f"dit-{tag}-{cfg.sampler}{cfg.steps}-g{cfg.guidance_scale:g}"
-        make_scheduler(cfg.sampler, self.scheduler_config, cfg.sigma_min, cfg.sigma_max, cfg.rho)  # fail fast
+        make_scheduler(cfg.sampler, self.scheduler_config, cfg.sigma_min, cfg.sigma_max, cfg.rho, cfg.steps)  # fail fast
 
     def _denoise(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         guided = self.cfg.guidance_scale > 1
@@ -55,7 +55,7 @@ class DiTGenerator(Generator):
     def _decode(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         cfg = self.cfg
         labels = self.class_ids[y]
-        scheduler = make_scheduler(cfg.sampler, self.scheduler_config, cfg.sigma_min, cfg.sigma_max, cfg.rho)
+        scheduler = make_scheduler(cfg.sampler, self.scheduler_config, cfg.sigma_min, cfg.sigma_max, cfg.rho, cfg.steps)
         latents = ode_sample(lambda x, t: self._denoise(x, t, labels), scheduler, z, cfg.steps)
         dtype = next(self.vae.parameters()).dtype
         images = self.vae.decode((latents / self.vae.config.scaling_factor).to(dtype)).sample.float() / 2 + 0.5
