@@ -31,6 +31,18 @@ def config_hash(config: dict[str, Any], exclude: tuple[str, ...] = HASH_EXCLUDED
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def tensors_sha256(tensors: dict[str, Any]) -> str:
+    """sha256 over named tensors (names, shapes, dtypes and bytes, in name order): a weights identity."""
+    import torch
+
+    h = hashlib.sha256()
+    for name, tensor in sorted(tensors.items()):
+        t = tensor.detach().cpu().contiguous()
+        h.update(f"{name}:{tuple(t.shape)}:{t.dtype};".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
 def versions() -> dict[str, str | None]:
     """Versions of python and of the libraries whose behaviour a result depends on."""
     out: dict[str, str | None] = {"python": platform.python_version()}

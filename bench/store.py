@@ -125,9 +125,11 @@ class Run:
         atomic_write_json(self.dir / "run.json", self.record)
 
     # -- what was run on -------------------------------------------------------------------
-    def set_model(self, name: str, source: str, n_params: int | None) -> None:
-        """Record the model evaluated (registry name, where its weights came from, size)."""
-        self.record["model"] = {"name": name, "source": source, "n_params": n_params}
+    def set_model(self, name: str, source: str, n_params: int | None, weights: str | None = None) -> None:
+        """Record the model evaluated (registry name, where its weights came from, size) and ``weights``,
+        the identity of the weights evaluated (a sha256 or a pretrained tag; the report marks seeds that
+        share it)."""
+        self.record["model"] = {"name": name, "source": source, "n_params": n_params, "weights": weights}
         if self.is_writer:
             self._write_record()
 

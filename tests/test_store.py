@@ -27,7 +27,7 @@ def test_completed_run_validates_and_reads_back(tmp_path):
         run.set_model("m", "scratch", 12)
     record, rows = read_run(run.dir)
     assert record["status"] == "completed" and record["wall_time_s"] >= 0
-    assert record["model"] == {"name": "m", "source": "scratch", "n_params": 12}
+    assert record["model"] == {"name": "m", "source": "scratch", "n_params": 12, "weights": None}
     assert [r["metric"] for r in rows] == ["acc", "acc5"] and rows[1]["value"] is None
     assert record["versions"]["torch"] and record["hardware"]["hostname"]
 

@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from bench.data import embedded, real
 from bench.errors import DataError
+from bench.seeding import derive
 
 EMBEDDED = {"embedded_photos": embedded.load_photos, "mnist": embedded.load_mnist, "digits": embedded.load_digits}
 DATASETS = sorted([*EMBEDDED, "cifar10", "cifar100", "imagefolder"])
@@ -80,32 +81,32 @@ class ImageDataModule(L.LightningDataModule):
     # -- loading -------------------------------------------------------------------------
     MAX_IN_MEMORY = 50_000
 
-    def _load(self, split: str, n: int | None, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def _load(self, split: str, n: int | None) -> tuple[torch.Tensor, torch.Tensor]:
         """Uint8 images and labels of a split, restricted to ``data.classes`` and ``n`` samples.
 
         The selection is made on the labels first, so an ImageFolder split decodes only the
         images it keeps (a 5,000-image sample of ImageNet never decodes the other 1.28M)."""
         if self.name == "imagefolder":
             ds = real.load_imagefolder(self.root, "train" if split == "train" else "val", self.image_size)
-            idx, labels = self._select(torch.as_tensor(ds.targets, dtype=torch.int64), n, seed)
+            idx, labels = self._select(torch.as_tensor(ds.targets, dtype=torch.int64), n, split)
             if len(idx) > self.MAX_IN_MEMORY:
                 raise DataError(f"{self.root} holds {len(idx)} images to load; bench keeps ImageFolder sets in "
                                 f"memory (<= {self.MAX_IN_MEMORY:,}): pass data.n_train / data.n_test")
             return torch.stack([ds[int(i)][0] for i in idx]), labels
         images, labels = (EMBEDDED[self.name](split) if self.name in EMBEDDED
                           else real.load_cifar(self.name, self.root, split, self.download))
-        idx, labels = self._select(labels, n, seed)
+        idx, labels = self._select(labels, n, split)
         return images[idx], labels
 
-    def _select(self, labels: torch.Tensor, n: int | None, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Indices kept (classes subset, then ``n`` at random with a fixed seed) and their labels."""
+    def _select(self, labels: torch.Tensor, n: int | None, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Indices kept (classes subset, then ``n`` drawn with the run's seed for this split) and their labels."""
         idx = torch.arange(len(labels))
         if self.classes is not None:
             idx = idx[torch.isin(labels, torch.tensor(self.classes))]
         if n is not None:
             if n > len(idx):
                 raise DataError(f"{self.name} has {len(idx)} samples, fewer than the {n} requested")
-            idx = idx[torch.from_numpy(np.random.default_rng(seed).permutation(len(idx))[:n])]
+            idx = idx[torch.from_numpy(np.random.default_rng(derive(self.seed, "subset", split)).permutation(len(idx))[:n])]
         kept = labels[idx]
         if self.classes is not None:
             remap = {c: i for i, c in enumerate(self.classes)}
@@ -115,10 +116,11 @@ class ImageDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.train is not None:
             return
-        x_tr, y_tr = self._load("train", self.n_train, self.seed)
-        x_te, y_te = self._load("test", self.n_test, self.seed + 1)
-        if self.labels_kind == "random":  # one fixed permutation of the targets: class balance is kept
-            y_tr = y_tr[torch.from_numpy(np.random.default_rng(12345).permutation(len(y_tr)))]
+        x_tr, y_tr = self._load("train", self.n_train)
+        x_te, y_te = self._load("test", self.n_test)
+        if self.labels_kind == "random":  # one permutation of the targets per seed: class balance is kept
+            perm = np.random.default_rng(derive(self.seed, "random_labels")).permutation(len(y_tr))
+            y_tr = y_tr[torch.from_numpy(perm)]
         self.mean, self.std = self._stats(x_tr)
         self.num_classes = int(max(y_tr.max(), y_te.max())) + 1
         self.in_chans = int(x_tr.shape[1])
@@ -153,7 +155,9 @@ class ImageDataModule(L.LightningDataModule):
 
     @property
     def cache_key(self) -> str:
-        """Identifies the exact training pixels and normalisation (labels excluded: they do not change patches)."""
+        """Identifies the exact training pixels and normalisation (labels excluded: they do not change patches;
+        the seed only when it draws a subset)."""
         parts = [self.name, str(Path(self.root).resolve()) if self.root else "",
-                 str(self.image_size), str(self.n_train), str(self.classes), str(self.normalize), str(self.seed)]
+                 str(self.image_size), str(self.n_train), str(self.classes), str(self.normalize),
+                 str(self.seed) if self.n_train is not None else ""]
         return "|".join(parts)

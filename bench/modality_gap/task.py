@@ -16,6 +16,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from bench.errors import ConfigError
+from bench.seeding import derive, torch_generator
 from bench.modality_gap import plots
 from bench.modality_gap.clip_models import SMALL_CLIP, SMALL_CLIP_MINILM, ClipBundle, load_clip
 from bench.modality_gap.contrastive import TrainSpec, train_embedded_clip
@@ -37,8 +38,7 @@ class ClipTrainConfig:
     lr: float = 2e-3
     weight_decay: float = 0.1
     n_train: int = 4000
-    dynamics_every: int = 10
-    seed: int = 0
+    dynamics_every: int = 10  # the training seed is derive(seed, "clip", variant): a seed sweep trains one CLIP per seed
 
 
 @dataclass
@@ -86,7 +86,8 @@ def _model(cfg: DictConfig, run: Any) -> tuple[ClipBundle, str, list[dict] | Non
     """The model, its weights' identity for cache keys, and the gap dynamics if it was trained here."""
     c = cfg.clip
     if c.pretrained is None and c.name in (SMALL_CLIP, SMALL_CLIP_MINILM):
-        spec = TrainSpec(**OmegaConf.to_container(c.train))
+        train = OmegaConf.to_container(c.train)
+        spec = TrainSpec(**train, seed=derive(cfg.seed, "clip", train["variant"]))
         if spec.arch != c.name:
             raise ConfigError(f"clip.train.variant={spec.variant} trains {spec.arch}, but clip.name={c.name}")
         ckpt, history = train_embedded_clip(spec, cfg.paths.cache_dir, cfg.trainer, run)
@@ -147,7 +148,7 @@ def run(cfg: DictConfig, run: Any) -> None:
     """Entry point (see module docstring)."""
     t = cfg.task
     bundle, weights, history = _model(cfg, run)
-    run.set_model(bundle.name, bundle.source, bundle.n_params)
+    run.set_model(bundle.name, bundle.source, bundle.n_params, weights=weights)
     z = cfg.zeroshot
     data = load_eval_data(z.name, split=z.split, n=z.n, root=z.root, data_dir=cfg.paths.data_dir,
                           classes=z.classes, captions_file=z.captions_file, download=z.download)
@@ -165,7 +166,7 @@ def run(cfg: DictConfig, run: Any) -> None:
     if t.perturbations.get("paraphrase") and paraphrases is None:
         raise ConfigError(f"{data.name} has no paraphrase templates; set task.perturbations.paraphrase=[] "
                           "or give zeroshot.classes a class set with paraphrase_templates")
-    _log_gap(run, query, retrieval, list(t.orthogonality_k))
+    _log_gap(run, query, retrieval, list(t.orthogonality_k), seed=derive(cfg.seed, "gap_null"))
     device = _device(t.device)
     for mode in t.modes:
         shift = GapShift(mode, t.k, t.renormalize)
@@ -182,21 +183,22 @@ def run(cfg: DictConfig, run: Any) -> None:
         for kind, levels in t.perturbations.items():
             if not levels:
                 continue
+            # one noise draw per kind, shared by both modes: they are compared on paired draws
             rows = robustness_sweep(query, retrieval, targets, alphas=list(t.alphas), shift=shift, perturbation=kind,
-                                    levels=list(levels), trials=t.trials, seed=cfg.seed, paraphrases=paraphrases,
-                                    gaussian_scale=t.gaussian_scale, device=device)
+                                    levels=list(levels), trials=t.trials, seed=derive(cfg.seed, "robustness", kind),
+                                    paraphrases=paraphrases, gaussian_scale=t.gaussian_scale, device=device)
             run.log_metrics(_robustness_rows(rows, mode, kind, len(query)))
             run.save_figure(f"alpha_sweep_{mode}_{kind}", plots.alpha_sweep(rows, f"{bundle.name} on {data.name}: "
                                                                                  f"{kind}, {mode} shift"))
         q1, r1 = shift.apply(query, retrieval, 1.0, direction)
-        sub = torch.randperm(len(query), generator=torch.Generator().manual_seed(0))[:t.n_scatter]
+        sub = torch.randperm(len(query), generator=torch_generator(cfg.seed, "scatter"))[:t.n_scatter]
         run.save_figure(f"modalities_2d_{mode}", plots.modalities_2d(query[sub], retrieval, q1[sub], r1,
                                                                      f"{bundle.name} on {data.name}: {mode} shift, alpha=1"))
 
 
-def _log_gap(run: Any, query: torch.Tensor, retrieval: torch.Tensor, ks: list[int]) -> None:
+def _log_gap(run: Any, query: torch.Tensor, retrieval: torch.Tensor, ks: list[int], seed: int) -> None:
     g = gap_vector(query, retrieval)
-    null_mean, _ = permutation_null_gap(query, retrieval)
+    null_mean, _ = permutation_null_gap(query, retrieval, seed=seed)
     rows = [{"metric": "gap_norm", "value": float(g.norm()), "n": len(query), "higher_is_better": False},
             {"metric": "gap_norm_null", "value": null_mean, "n": len(query), "higher_is_better": False}]
     for modality, points in (("query", query), ("retrieval", retrieval)):

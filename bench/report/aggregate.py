@@ -69,6 +69,13 @@ class Row:
         return sorted((r.record["seed"] for r in self.runs), key=lambda s: (s is None, s))
 
     @property
+    def shared_weights(self) -> str | None:
+        """The weights identity every seed of the group evaluated, when they all share one (a seed
+        sweep that never retrained the model: its spread says nothing about training), else None."""
+        ids = {(r.record.get("model") or {}).get("weights") for r in self.runs}
+        return ids.pop() if self.n_seeds > 1 and len(ids) == 1 and None not in ids else None
+
+    @property
     def label(self) -> str:
         """``model / dataset overrides`` for captions and links."""
         return " ".join([f"{self.model} / {self.dataset}", *self.overrides])
@@ -211,6 +218,8 @@ def _leaderboard(task: str, runs: list[RunData]) -> Leaderboard:
         # as missing and never ranked.
         std = float(line.std) if math.isfinite(line.std) else None
         mean = float(line.mean) if math.isfinite(line.mean) else None
+        if rows[line.group].shared_weights:
+            std = None  # not a spread over trainings: every seed evaluated the same weights
         rows[line.group].cells[line.column] = Cell(mean, std, int(line.n_seeds))
     ordered = list(rows.values())
     _rank(ordered, next(iter(columns.values()), None))
@@ -242,7 +251,7 @@ def conditions_table(boards: list[Leaderboard]) -> pd.DataFrame:
                 "overrides": " ".join(row.overrides), "group": row.group[:12], "metric": c.metric,
                 "display": spec.display if spec else c.metric, "params": params_label(json.loads(c.params)),
                 "mean": c.mean, "std": c.std, "n_seeds": int(c.n_seeds), "higher_is_better": bool(hib),
-                "seeds": " ".join(map(str, row.seeds)),
+                "seeds": " ".join(map(str, row.seeds)), "shared_weights": row.shared_weights,
                 "run_ids": " ".join(sorted(r.record["run_id"] for r in row.runs)),
                 "provenance": row.provenance(),
             })

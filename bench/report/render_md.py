@@ -43,9 +43,11 @@ def _table(header: list[str], lines: list[list[object]]) -> list[str]:
 
 
 def row_identity(row: Row) -> list[str]:
-    """Rank, model, dataset, distinguishing overrides, seeds: what a row is."""
+    """Rank, model, dataset, distinguishing overrides, seeds: what a row is (seeds that all evaluated
+    the same weights are marked, and their cells carry no ± std)."""
+    seeds = str(row.n_seeds) + (f" (identical weights {row.shared_weights})" if row.shared_weights else "")
     return ["—" if row.rank is None else str(row.rank), row.model, row.dataset,
-            " ".join(row.overrides) or "—", str(row.n_seeds)]
+            " ".join(row.overrides) or "—", seeds]
 
 
 IDENTITY_HEADER = ["rank", "model", "dataset", "overrides", "seeds"]

@@ -13,7 +13,6 @@ class GeneratorTrainConfig:
     epochs: int = 20
     batch_size: int = 128
     lr: float = 2e-3
-    seed: int = 0
     beta: float = 1.0  # VAE: weight of the KL term
 
 
@@ -69,11 +68,7 @@ class ShiftTaskConfig:
     """The controllable-shift benchmark."""
     name: str = "shift"
     families: dict[str, Optional[FamilyConfig]] = field(default_factory=dict)  # null switches a family off
-    # seeds: anchors, and the eps/label draws of each split (separate, fixed)
-    anchor_seed: int = 1234
-    train_seed: int = 1
-    val_seed: int = 2
-    test_seed: int = 3
+    # seeds: anchors and each split's eps/label draws derive from the run's ``seed`` (bench.seeding)
     n_train: int = 4000  # generated base training set (per base distribution)
     n_val: int = 500
     n_test: int = 500  # per intensity (paired across a family's intensities)

@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from bench.atomic import atomic_save
 from bench.config import ModelConfig
 from bench.errors import ConfigError, DataError
+from bench.seeding import derive
 from bench.models import n_params as count_params
 from bench.shift import plots
 from bench.shift.config import GeneratorConfig, ShiftTaskConfig
@@ -109,18 +110,22 @@ def run(cfg: DictConfig, run) -> None:
     sweep = sweeps(task)
     grid = variants(cfg)
     cache_dir = Path(cfg.paths.cache_dir)
-    generator = build_generator(cfg.generator, cache_dir)
+    generator = build_generator(cfg.generator, cache_dir, seed=derive(cfg.seed, "generator", cfg.generator.kind))
     log.info("generator %s (weights %s), latent dim %d", generator.id, generator.weights_hash[:12], generator.latent_dim)
     run.save_json("generator", generator.describe())
-    anchors = draw_anchors(generator.latent_dim, task.anchor_seed)
-    store = ShardedDatasets(generator, cache_dir / "shift" / "datasets", anchors, task.anchor_seed,
+    # every draw derives from the run's seed by purpose (bench.seeding): anchors, then each split's
+    # eps/labels (a test set is one draw decoded at every intensity of its family)
+    anchor_seed = derive(cfg.seed, "shift", "anchors")
+    anchors = draw_anchors(generator.latent_dim, anchor_seed)
+    store = ShardedDatasets(generator, cache_dir / "shift" / "datasets", anchors, anchor_seed,
                             task.shard_size, cfg.generator.batch_size)
 
     # -- generation: base train/val per family, paired test sets per intensity -------------
     base = {f: Shift(f, values[0]) for f, values in sweep.items()}
-    train_specs = {f: SetSpec("train", base[f], task.n_train, task.train_seed) for f in sweep}
-    val_specs = {f: SetSpec("val", base[f], task.n_val, task.val_seed) for f in sweep}
-    test_specs = {f: [SetSpec("test", Shift(f, v), task.n_test, task.test_seed) for v in values]
+    split_seed = {split: derive(cfg.seed, "shift", "eps_and_labels", split) for split in ("train", "val", "test")}
+    train_specs = {f: SetSpec("train", base[f], task.n_train, split_seed["train"]) for f in sweep}
+    val_specs = {f: SetSpec("val", base[f], task.n_val, split_seed["val"]) for f in sweep}
+    test_specs = {f: [SetSpec("test", Shift(f, v), task.n_test, split_seed["test"]) for v in values]
                   for f, values in sweep.items()}
     store.build([*train_specs.values(), *val_specs.values(), *(s for specs in test_specs.values() for s in specs)])
     run.set_dataset(f"shift:{generator.id}", "test", task.n_test)
@@ -132,7 +137,7 @@ def run(cfg: DictConfig, run) -> None:
             s = spec.shift
             params = {"family": family, "intensity": s.value, "param": PARAM_NAMES[family], "angle": s.angle}
             kls[s] = latent_kl(s, base[family], anchors)
-            mc, se = latent_kl_mc(s, base[family], anchors, task.mc_samples, seed=task.anchor_seed + 1)
+            mc, se = latent_kl_mc(s, base[family], anchors, task.mc_samples, seed=derive(cfg.seed, "shift", "latent_kl_mc"))
             kl_rows += [dict(metric="latent_kl", value=kls[s], params=params, higher_is_better=False),
                         dict(metric="latent_kl_mc", value=mc, stderr=se, params=params, n=task.mc_samples,
                              higher_is_better=False)]
@@ -158,11 +163,13 @@ def run(cfg: DictConfig, run) -> None:
         images, labels = store.load(train_specs[families[0]])
         val_images, val_labels = store.load(val_specs[families[0]])
         base_name = "+".join(families)
-        for i, variant in enumerate(grid):
+        for variant in grid:
             log.info("training %s on the %s base set", variant.label, base_name)
             model, norm = train_classifier(images[:variant.n_train], labels[:variant.n_train], variant.model,
                                            task.train, variant.augment, cfg.trainer, run, generator.num_classes,
-                                           seed=cfg.seed + i, log_prefix=f"{base_name}/{variant.label}")
+                                           seed=derive(cfg.seed, "classifier", base_name, variant.model,
+                                                       variant.augment, variant.n_train),
+                                           log_prefix=f"{base_name}/{variant.label}")
             n_params = count_params(model) if n_params is None else n_params
             rows = []
             acc, se = score(model, norm, val_images, val_labels)
@@ -194,7 +201,8 @@ def run(cfg: DictConfig, run) -> None:
     if real is not None:
         variant = Variant(grid[0].model, False, len(real[0][1]))
         model, norm = train_classifier(*real[0], variant.model, task.train, False, cfg.trainer, run,
-                                       generator.num_classes, seed=cfg.seed, log_prefix="real")
+                                       generator.num_classes, seed=derive(cfg.seed, "classifier", "real", variant.model),
+                                       log_prefix="real")
         acc, se = score(model, norm, *real[1])
         rows = [dict(metric="real_accuracy", value=acc, stderr=se, n=len(real[1][1]), params=variant.params)]
         for families in bases.values():

@@ -27,7 +27,8 @@ from omegaconf import DictConfig, OmegaConf
 from bench.config import ImageDataConfig, ModelConfig
 from bench.errors import ConfigError
 from bench.models import create_model, first_conv, n_params
-from bench.provenance import config_hash
+from bench.provenance import config_hash, tensors_sha256
+from bench.seeding import derive
 from bench.store import Run
 from bench.training import ClassifierModule, accuracy, build_trainer, fit
 from bench.whitening import plots
@@ -144,7 +145,9 @@ def resolve_variants(cfg: DictConfig) -> list[Variant]:
 
 
 def _train(cfg: DictConfig, run: Run, dm, variant: Variant, ckpt_dir: Path) -> Trained:
-    L.seed_everything(variant.seed, workers=True, verbose=False)
+    # init and data order: derived by purpose, so two archs at one seed draw independent streams
+    L.seed_everything(derive(variant.seed, "classifier", variant.arch, variant.width, variant.labels),
+                      workers=True, verbose=False)
     weights = cfg.model.weights if variant.arch == cfg.model.name else None
     kwargs = OmegaConf.to_container(cfg.model.kwargs) if variant.arch == cfg.model.name else {}
     model = create_model(variant.arch, num_classes=dm.num_classes, in_chans=dm.in_chans, width=variant.width,
@@ -219,7 +222,8 @@ def run(cfg: DictConfig, run: Run) -> None:
 
     trained = {v: train_or_load(cfg, run, datamodules[v.labels], v) for v in variants}
     first = variants[0]
-    run.set_model(first.arch, cfg.model.weights or "trained from scratch by bench", trained[first].n_params)
+    run.set_model(first.arch, cfg.model.weights or "trained from scratch by bench", trained[first].n_params,
+                  weights="sha:" + tensors_sha256({v.id: t.final for v, t in trained.items()})[:20])
     dataset = cfg.data.name
     subtract = cfg.task.subtract_init
     if cfg.task.fit.grid not in GRIDS:

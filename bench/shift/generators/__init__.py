@@ -1,4 +1,4 @@
-"""Deterministic class-conditional generators ``G(z, y)``: ``build_generator(cfg, cache_dir)``.
+"""Deterministic class-conditional generators ``G(z, y)``: ``build_generator(cfg, cache_dir, seed)``.
 
 - ``vae``: the embedded conditional VAE decoder (trained on MNIST and cached; the fast default);
 - ``unet``: a class-conditional diffusers ``UNet2DModel`` driven by a deterministic ODE sampler
@@ -21,7 +21,7 @@ EMBEDDED = "embedded"  # generator.source of the generators bench trains itself
 __all__ = ["Generator", "KINDS", "build_generator", "weights_hash"]
 
 
-def _vae(cfg: GeneratorConfig, cache_dir: str | Path) -> Generator:
+def _vae(cfg: GeneratorConfig, cache_dir: str | Path, seed: int) -> Generator:
     from bench.shift.generators.embedded import cached_state, fit_generator, mnist_train_tensors
     from bench.shift.generators.vae import ConditionalVAE, VAEGenerator
 
@@ -30,14 +30,14 @@ def _vae(cfg: GeneratorConfig, cache_dir: str | Path) -> Generator:
                           "(or use generator=unet / generator=dit for a pretrained model)")
     hp = {"latent_dim": cfg.latent_dim, "num_classes": 10, "hidden": cfg.hidden,
           "lr": cfg.train.lr, "beta": cfg.train.beta}
-    key = {"version": 1, **hp, "epochs": cfg.train.epochs, "batch_size": cfg.train.batch_size, "seed": cfg.train.seed}
+    key = {"version": 1, **hp, "epochs": cfg.train.epochs, "batch_size": cfg.train.batch_size, "seed": seed}
 
     def train() -> ConditionalVAE:
         import lightning as L
 
-        L.seed_everything(cfg.train.seed, verbose=False)
+        L.seed_everything(seed, verbose=False)
         vae = ConditionalVAE(**hp)
-        fit_generator(vae, mnist_train_tensors(), cfg.train.epochs, cfg.train.batch_size, cfg.train.seed)
+        fit_generator(vae, mnist_train_tensors(), cfg.train.epochs, cfg.train.batch_size, seed)
         return vae
 
     state, folder = cached_state(cache_dir, "vae", key, train)
@@ -47,18 +47,19 @@ def _vae(cfg: GeneratorConfig, cache_dir: str | Path) -> Generator:
                         device=resolve_device(cfg.device))
 
 
-def build_generator(cfg: GeneratorConfig, cache_dir: str | Path) -> Generator:
-    """The generator a ``generator`` config describes (training and caching embedded ones)."""
+def build_generator(cfg: GeneratorConfig, cache_dir: str | Path, seed: int = 0) -> Generator:
+    """The generator a ``generator`` config describes (training and caching embedded ones with ``seed``:
+    the task passes ``derive(cfg.seed, "generator", kind)``)."""
     if not cfg.source:
         raise ConfigError(f"generator.source is required for generator.kind={cfg.kind}: a hub id (in the local "
                           f"Hugging Face cache), a local directory, an EDM network pickle (edm), or 'embedded' "
                           f"(vae, unet: trained on MNIST)")
     if cfg.kind == "vae":
-        return _vae(cfg, cache_dir)
+        return _vae(cfg, cache_dir, seed)
     if cfg.kind == "unet":
         from bench.shift.generators.diffusers_unet import build_unet_generator
 
-        return build_unet_generator(cfg, cache_dir)
+        return build_unet_generator(cfg, cache_dir, seed)
     if cfg.kind == "dit":
         from bench.shift.generators.dit import build_dit_generator
 

@@ -109,7 +109,7 @@ def load_pretrained_unet(source: str):
     return unet, scheduler_config
 
 
-def build_unet_generator(cfg: GeneratorConfig, cache_dir: str | Path) -> UNetGenerator:
+def build_unet_generator(cfg: GeneratorConfig, cache_dir: str | Path, seed: int = 0) -> UNetGenerator:
     """A pretrained UNet (``cfg.source``) or the embedded tiny MNIST one (trained and cached)."""
     if cfg.source != "embedded":
         unet, scheduler_config = load_pretrained_unet(cfg.source)
@@ -117,14 +117,14 @@ def build_unet_generator(cfg: GeneratorConfig, cache_dir: str | Path) -> UNetGen
     from bench.shift.generators.embedded import cached_state, fit_generator, mnist_train_tensors
 
     key = {"version": 1, "image_size": cfg.image_size, "hidden": cfg.hidden, "lr": cfg.train.lr,
-           "epochs": cfg.train.epochs, "batch_size": cfg.train.batch_size, "seed": cfg.train.seed,
+           "epochs": cfg.train.epochs, "batch_size": cfg.train.batch_size, "seed": seed,
            "scheduler": EMBEDDED_SCHEDULER}
 
     def train() -> DiffusionModule:
-        L.seed_everything(cfg.train.seed, verbose=False)
+        L.seed_everything(seed, verbose=False)
         module = DiffusionModule(cfg.image_size, cfg.hidden, cfg.train.lr)
         fit_generator(module, mnist_train_tensors(cfg.image_size), cfg.train.epochs, cfg.train.batch_size,
-                      cfg.train.seed, accelerator="gpu" if resolve_device(cfg.device).type == "cuda" else "cpu")
+                      seed, accelerator="gpu" if resolve_device(cfg.device).type == "cuda" else "cpu")
         return module
 
     state, folder = cached_state(cache_dir, "unet", key, train)
