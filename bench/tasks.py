@@ -1,38 +1,122 @@
-"""The task registry: each benchmark is a module with a ``run(cfg, run)`` entry point and
-the config schemas of the groups it reads. The evaluator in :mod:`bench.cli` is generic.
+"""The task registry: tasks are found, not listed.
+
+A task is a package with ``card.py`` (``CARD``: a :class:`bench.card.TaskCard`) and ``task.py``
+(``run(cfg, run)`` and ``SCHEMAS: dict[str, type]``), plus its conf files. Three places are
+searched, in this order (a name found twice is an error):
+
+1. every subpackage of ``bench`` that has a ``card`` module;
+2. the ``bench.tasks`` entry points of installed distributions (value: the task package), e.g. in
+   a plugin's pyproject.toml: ``[project.entry-points."bench.tasks"] mytask = "mypkg.mytask"``;
+3. ``$BENCH_TASKS``: comma-separated importable task packages (e.g. ``tests.fixture_task``), for a
+   package on ``sys.path`` that is not installed.
+
+Cards are light (no torch); a task's ``task`` module is imported only when it runs.
+The evaluator in :mod:`bench.cli` is generic.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from functools import cache
 from importlib import import_module
-from typing import Callable
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any, Callable
 
+from bench.card import TaskCard
+from bench.claims import evaluate
 from bench.errors import ConfigError
+
+TASKS_ENV = "BENCH_TASKS"
+ENTRY_POINT_GROUP = "bench.tasks"
 
 
 @dataclass(frozen=True)
-class TaskSpec:
-    """Where a task's entry point and config schemas live (imported lazily: tasks are heavy)."""
-    name: str
-    module: str  # exposes ``run(cfg, run)`` and ``SCHEMAS: dict[str, type]``
+class Task:
+    """A discovered task: its card and the package it lives in."""
+    card: TaskCard
+    package: str
+
+    @property
+    def name(self) -> str:
+        return self.card.name
 
     def load(self) -> tuple[Callable, dict[str, type]]:
-        mod = import_module(self.module)
+        """The task's ``run(cfg, run)`` and config ``SCHEMAS`` (imports the heavy task module)."""
+        mod = import_module(f"{self.package}.task")
         return mod.run, mod.SCHEMAS
 
 
-TASKS: dict[str, TaskSpec] = {
-    spec.name: spec for spec in [
-        TaskSpec("whitening", "bench.whitening.task"),
-        TaskSpec("modality_gap", "bench.modality_gap.task"),
-        TaskSpec("shift", "bench.shift.task"),
-    ]
-}
+def _builtin_packages() -> list[str]:
+    """Every folder of ``bench/`` holding a card.py (regular or namespace package)."""
+    import bench
+
+    return sorted(f"bench.{d.name}" for root in bench.__path__ for d in Path(root).iterdir()
+                  if d.is_dir() and (d / "card.py").is_file())
 
 
-def get_task(name: str) -> TaskSpec:
-    """The registered task called ``name``; a clear error listing the choices otherwise."""
-    try:
-        return TASKS[name]
-    except KeyError:
-        raise ConfigError(f"unknown task {name!r}; choose one of: {', '.join(sorted(TASKS))}") from None
+def _plugin_packages() -> list[str]:
+    return [ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)]
+
+
+def _env_packages() -> tuple[str, ...]:
+    return tuple(p.strip() for p in os.environ.get(TASKS_ENV, "").split(",") if p.strip())
+
+
+@cache
+def _discover(extra: tuple[str, ...]) -> dict[str, Task]:
+    found: dict[str, Task] = {}
+    for package in [*_builtin_packages(), *_plugin_packages(), *extra]:
+        try:
+            card = import_module(f"{package}.card").CARD
+        except (ImportError, AttributeError) as e:
+            raise ConfigError(f"task package {package!r} has no card ({e}); a task package needs card.py "
+                              "defining CARD = TaskCard(...) (see docs/adding_a_task.md)") from None
+        if not isinstance(card, TaskCard):
+            raise ConfigError(f"{package}.card.CARD is a {type(card).__name__}, not a bench.card.TaskCard")
+        if card.name in found and found[card.name].package != package:
+            raise ConfigError(f"task {card.name!r} is defined twice: in {found[card.name].package} and {package}")
+        found[card.name] = Task(card, package)
+    return dict(sorted(found.items()))
+
+
+def tasks() -> dict[str, Task]:
+    """Every task found (see the module docstring), by name."""
+    return _discover(_env_packages())
+
+
+def task_names() -> list[str]:
+    """The names of every task found, sorted."""
+    return list(tasks())
+
+
+def get_task(name: str) -> Task:
+    """The task called ``name``; a clear error listing the choices otherwise."""
+    found = tasks()
+    if name not in found:
+        raise ConfigError(f"unknown task {name!r}; choose one of: {', '.join(found)} (a task outside bench/ "
+                          f"registers through the {ENTRY_POINT_GROUP!r} entry point or ${TASKS_ENV})")
+    return found[name]
+
+
+def card_for(name: str) -> TaskCard | None:
+    """The card of task ``name``, or None for a task that is not installed here."""
+    task = tasks().get(name)
+    return task.card if task else None
+
+
+def preset_of(overrides: list[str]) -> str | None:
+    """The experiment preset a run was launched with (``experiment=<preset>`` among its overrides)."""
+    for override in overrides:
+        key, _, value = override.lstrip("+").partition("=")
+        if key == "experiment" and value:
+            return value
+    return None
+
+
+def record_claims(task: Task, run: Any) -> None:
+    """Check the card's claims on the run's metrics and record the verdicts (run.json and W&B)."""
+    preset = preset_of(run.record["overrides"])
+    targeted = set(task.card.targeted(preset))
+    verdicts = evaluate(task.card.claims, run.metrics)
+    run.set_claims(preset, [v.as_record(targeted=v.claim in targeted) for v in verdicts])

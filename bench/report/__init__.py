@@ -1,6 +1,6 @@
 """The leaderboard report (``bench-report``): aggregate validated runs into md, csv and html.
 
-    collect (read + validate runs/) -> aggregate (seed groups, registry headline, ranks) -> render
+    collect (read + validate runs/) -> aggregate (seed groups, card headline, claims, ranks) -> render
 """
 from bench.report.build import Report, write_report
 

@@ -2,7 +2,7 @@
 
 Runs that differ only by seed form a *group*: their config hash computed without ``seed`` is
 equal. Every metric is aggregated per group and per params combination (mean, sample std, number
-of seeds); the headline columns of a task come from the metrics registry, and the rows of each
+of seeds); the headline columns of a task come from its card's metrics, and the rows of each
 table are ranked by its first headline column.
 """
 from __future__ import annotations
@@ -15,7 +15,8 @@ import pandas as pd
 
 from bench.provenance import HASH_EXCLUDED_KEYS, config_hash
 from bench.report.collect import RunData
-from bench.report.metrics import GENERIC_FMT, MetricSpec, headline_specs, spec_for
+from bench.card import Metric
+from bench.report.metrics import GENERIC_FMT, headline_specs, spec_for
 
 SEEDLESS_EXCLUDED = (*HASH_EXCLUDED_KEYS, "seed")
 
@@ -102,7 +103,7 @@ class Leaderboard:
     columns: list[Column]
     rows: list[Row]
     conditions: pd.DataFrame  # one line per (group, metric, params): mean, std, n_seeds
-    fallback: bool  # True when no registered headline metric was found (generic columns)
+    fallback: bool  # True when no card headline metric was found (generic columns)
 
 
 def _values_frame(runs: list[RunData]) -> pd.DataFrame:
@@ -130,7 +131,7 @@ def _across_seeds(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
         higher_is_better=("higher_is_better", "first")).reset_index()
 
 
-def _column(spec: MetricSpec | None, metric: str, params: dict, higher_is_better: bool) -> Column:
+def _column(spec: Metric | None, metric: str, params: dict, higher_is_better: bool) -> Column:
     """The headline column a metric row falls in; all params split unregistered metrics. A column
     param the row does not have is left out of its label (older records lack newer params)."""
     shown = {k: params[k] for k in spec.columns if k in params} if spec else params
@@ -143,7 +144,7 @@ def _column(spec: MetricSpec | None, metric: str, params: dict, higher_is_better
 
 def _headline(frame: pd.DataFrame, task: str) -> tuple[pd.DataFrame, dict[str, Column], bool]:
     """The rows of ``frame`` that head the table, each tagged with its column key."""
-    specs = {s.metric: s for s in headline_specs(task)}
+    specs = {s.name: s for s in headline_specs(task)}
     registered = frame[frame["metric"].isin(specs)]
     fallback = registered.empty
     chosen = frame if fallback else registered
@@ -161,7 +162,7 @@ def _headline(frame: pd.DataFrame, task: str) -> tuple[pd.DataFrame, dict[str, C
     chosen = chosen.assign(column=keys).dropna(subset=["column"])
 
     def order(c: Column) -> tuple:
-        # Registry order first (the first spec ranks the table), then the spec's preferred values.
+        # Card order first (the first spec ranks the table), then the spec's preferred values.
         if fallback:
             return (c.metric, c.label)
         return (list(specs).index(c.metric), specs[c.metric].column_sort_key(c.params))

@@ -139,8 +139,8 @@ def _board(board: Leaderboard, results_dir: Path) -> str:
     body = [_board_row(r, board.columns) for r in board.rows]
     parts = [f'<section id="task-{_e(board.task)}"><h2>{_e(board.task)}</h2>']
     if board.fallback:
-        parts.append('<p class="note">No registered headline metric for this task: showing every metric '
-                     "(add entries to bench/report/metrics.py).</p>")
+        parts.append('<p class="note">No headline metric declared for this task: showing every metric '
+                     "(declare metrics in the task's card.py).</p>")
     parts.append(_table(f"board-{board.task}", head, body))
     if board.columns:
         c = board.columns[0]

@@ -56,8 +56,8 @@ IDENTITY_HEADER = ["rank", "model", "dataset", "overrides", "seeds"]
 def _board(board: Leaderboard, results_dir: Path) -> list[str]:
     out = [f"## {board.task}", ""]
     if board.fallback:
-        out += ["_No registered headline metric for this task: showing every metric "
-                "(add entries to `bench/report/metrics.py`)._", ""]
+        out += ["_No headline metric declared for this task: showing every metric "
+                "(declare `metrics` in the task's card.py)._", ""]
     header = IDENTITY_HEADER + [f"{c.label} {arrow(c)}" for c in board.columns] + ["provenance"]
     lines = [row_identity(r) + [cell_text(r.cells.get(c.key), c, r.n_seeds) for c in board.columns]
              + [r.provenance()] for r in board.rows]

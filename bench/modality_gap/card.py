@@ -1,0 +1,40 @@
+"""The modality_gap task's card: Chowers et al. (CVPR 2026), the CLIP modality gap and robustness.
+
+The paper's statements are in /work/shared/papers/modality_gap.md (no exact numbers were available).
+"""
+from bench.card import Metric, Paper, TaskCard
+from bench.claims import AtLeast, AtMost, Claim, Deviation, Monotone, Value
+
+CARD = TaskCard(
+    name="modality_gap",
+    version="1",
+    paper=Paper("Is the modality gap a bug or a feature? A robustness perspective",
+                "Chowers, Naparstek, Barzelay & Weiss", "CVPR 2026", "2603.29080"),
+    groups=("task", "clip", "zeroshot"),
+    preset="modality_gap/embedded",
+    metrics=(
+        # Headline: the paper's post-processing (mode=paper); mode=symmetric ("Mind the Gap") and
+        # every other alpha stay in the per-condition table.
+        Metric("acc1", "acc@1", ".4g", True, columns=("alpha", "mode"), where={"alpha": (0, 1), "mode": ("paper",)}),
+        Metric("gap_norm", "gap ‖g‖", ".3f", None),
+        Metric("robustness", "robustness", ".3f", True, columns=("alpha", "mode", "perturbation"),
+               where={"alpha": (0, 1), "mode": ("paper",)},
+               order={"perturbation": ("gaussian", "quantize", "paraphrase")}),
+        Metric("gap_orthogonality", "gap ⟂ fraction", ".3f", True, headline=False),
+    ),
+    claims=(
+        Claim("clean_accuracy_unchanged", "Closing the gap (paper eq. 11) leaves clean accuracy exactly unchanged",
+              paper="exactly unchanged for every alpha (theorem: shift ⟂ affine span of X)",
+              check=AtMost(Deviation("acc1", along="alpha", ref=0.0, mode="paper"), 0.0), fmt=".4g"),
+        Claim("robustness_rises", "Robustness rises monotonically as the gap closes (alpha 0 → 1), beyond stderr",
+              paper="robustness rises monotonically with alpha under Gaussian noise, quantisation, paraphrase",
+              check=Monotone("robustness", along="alpha", rising=True, z=2.0, span=(0.0, 1.0), mode="paper")),
+        Claim("gap_orthogonal_query", "The gap is nearly orthogonal to the image (query) modality",
+              paper="g ⟂ both modalities' subspaces (approximately; no figure)",
+              check=AtLeast(Value("gap_orthogonality", modality="query", k=10), 0.9)),
+        Claim("gap_orthogonal_retrieval", "The gap is nearly orthogonal to the text (retrieval) modality",
+              paper="g ⟂ both modalities' subspaces (approximately; no figure)",
+              check=AtLeast(Value("gap_orthogonality", modality="retrieval", k=10), 0.9)),
+    ),
+    targets={"modality_gap/embedded": ("clean_accuracy_unchanged", "robustness_rises")},
+)

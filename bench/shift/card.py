@@ -1,0 +1,42 @@
+"""The shift task's card: Friedman & Chowers (ECCV-W 2024), Control+Shift.
+
+The paper's curves and findings are in /work/shared/papers/control_shift.md.
+"""
+from bench.card import Metric, Paper, TaskCard
+from bench.claims import MAX, MIN, AtLeast, AtMost, Claim, Difference, Monotone, Not, Value
+
+FAMILIES = {"family": ("overlap", "extend", "truncation")}
+
+CARD = TaskCard(
+    name="shift",
+    version="1",
+    paper=Paper("Control+Shift: generating controllable distribution shifts", "Friedman & Chowers",
+                "ECCV 2024 workshop", "2409.07940"),
+    groups=("task", "generator", "model"),
+    preset="shift/embedded",
+    metrics=(
+        # A shift run trains several classifiers: each architecture keeps its own columns.
+        Metric("auc", "AUC acc-vs-intensity", ".4g", True, columns=("arch", "family"), order=FAMILIES),
+        Metric("accuracy_drop", "accuracy drop", ".4g", False, columns=("arch", "family"), order=FAMILIES),
+        Metric("cas", "CAS", ".4g", True, columns=("arch",)),
+        Metric("accuracy", "accuracy", ".4g", True, columns=("family", "intensity"), headline=False),
+        Metric("latent_kl", "latent KL", ".4g", False, headline=False),
+    ),
+    claims=(
+        Claim("monotone_decline", "Accuracy declines monotonically with shift intensity, per family and classifier",
+              paper="monotone everywhere, e.g. CIFAR overlap densenet 94.6 → 88.7, resnet20 91.7 → 77.2 %",
+              check=Monotone("accuracy", along="intensity", rising=False, z=2.0, aug=False)),
+        Claim("decline_with_augmentation", "Accuracy still declines with data augmentation",
+              paper="augmentation does not remove the decline (ablation)",
+              check=Monotone("accuracy", along="intensity", rising=False, z=2.0, aug=True)),
+        Claim("mixer_least_robust", "MLP-Mixer (weakest inductive bias) drops more than the CNNs",
+              paper="overlap drop: MLP-Mixer 34.5 vs densenet 5.9, resnet20 14.5 points",
+              check=AtLeast(Difference(Value("accuracy_drop", arch="mlp_mixer"),
+                                       Value("accuracy_drop", arch=Not("mlp_mixer"))), 0.0, z=2.0)),
+        Claim("more_data_no_help", "More training data does not reduce the drop (largest vs smallest train set)",
+              paper="beyond a point more training data does not help (ablation)",
+              check=AtMost(Difference(Value("accuracy_drop", n_train=MIN),
+                                      Value("accuracy_drop", n_train=MAX)), 0.0, z=-2.0)),
+    ),
+    targets={"shift/embedded": ("monotone_decline",)},
+)
