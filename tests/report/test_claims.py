@@ -1,0 +1,103 @@
+"""Claims as checks over metric rows: verdicts, figures, stderr margins, seed pooling."""
+from __future__ import annotations
+
+import pytest
+
+from bench.card import Metric, Paper, TaskCard
+from bench.claims import (
+    MAX, MIN, NOT_MEASURED, NOT_REPRODUCED, REPRODUCED, AtLeast, AtMost, Claim, Deviation, Difference, Monotone,
+    Not, Value, pool_seeds)
+from bench.tasks import get_task, task_names
+
+
+def row(metric, value, stderr=None, **params):
+    return {"metric": metric, "value": value, "stderr": stderr, "params": params}
+
+
+def verdict(check, rows):
+    return Claim("c", "text", "paper", check).evaluate(rows)
+
+
+def test_threshold_checks_report_value_figures_and_margin():
+    rows = [row("r", 0.95, 0.01, kind="cnn"), row("r", 0.93, 0.01, kind="cnn"), row("r", 0.5, kind="linear")]
+    v = verdict(AtLeast(Value("r", kind="cnn"), 0.9), rows)
+    assert v.status == REPRODUCED and v.value == pytest.approx(0.94)
+    assert v.stderr == pytest.approx(0.01 * 2 ** 0.5 / 2)
+    assert v.margin == pytest.approx(0.04 / v.stderr)
+    assert "r[kind='cnn'] = 0.94 (2 values, 0.93…0.95)" in v.figures[0]
+    assert verdict(AtLeast(Value("r", kind="linear"), 0.9), rows).status == NOT_REPRODUCED
+    # a pinned param must be present; nothing matching is "not measured", with the reason
+    missing = verdict(AtLeast(Value("r", kind="cnn", labels="random"), 0.9), rows)
+    assert missing.status == NOT_MEASURED and "no r[kind='cnn', labels='random'] rows" in missing.note
+    # z: must clear the threshold by z stderr
+    assert verdict(AtLeast(Value("r", kind="cnn"), 0.93, z=2.0), rows).status == NOT_REPRODUCED
+    assert verdict(AtMost(Value("r", reduce="min"), 0.5), rows).status == REPRODUCED
+
+
+def test_difference_not_and_extremes():
+    rows = [row("drop", 0.4, arch="mixer", n=100), row("drop", 0.1, arch="cnn", n=100),
+            row("drop", 0.2, arch="cnn", n=200)]
+    v = verdict(AtLeast(Difference(Value("drop", arch="mixer"), Value("drop", arch=Not("mixer"))), 0.0), rows)
+    assert v.status == REPRODUCED and v.value == pytest.approx(0.25)
+    v = verdict(AtMost(Difference(Value("drop", n=MIN), Value("drop", n=MAX)), 0.0), rows)
+    assert v.value == pytest.approx(0.25 - 0.2) and v.status == NOT_REPRODUCED
+    one_size = [r for r in rows if r["params"]["n"] == 100 and r["params"]["arch"] == "cnn"]
+    v = verdict(AtMost(Difference(Value("drop", n=MIN), Value("drop", n=MAX)), 0.0), one_size)
+    assert v.status == NOT_MEASURED and "same rows" in v.note
+
+
+def test_deviation_is_exact():
+    rows = [row("acc", 0.8, alpha=a, mode="paper") for a in (0.0, 0.5, 1.0)]
+    assert verdict(AtMost(Deviation("acc", "alpha", 0.0, mode="paper"), 0.0), rows).status == REPRODUCED
+    rows[1] = row("acc", 0.8 + 1e-4, alpha=0.5, mode="paper")
+    v = verdict(AtMost(Deviation("acc", "alpha", 0.0, mode="paper"), 0.0), rows)
+    assert v.status == NOT_REPRODUCED and v.value == pytest.approx(1e-4)
+
+
+def test_monotone_within_noise_and_beyond_it():
+    def curve(values, se, **p):
+        return [row("rob", v, se, alpha=a, **p) for a, v in zip((0.0, 0.5, 1.0, 1.5), values, strict=True)]
+    # a small dip inside 2 stderr is noise; the overall rise clears 2 stderr; alpha 1.5 is outside the span
+    rows = curve([0.5, 0.49, 0.7, 0.1], 0.01, level=1) + curve([0.6, 0.65, 0.8, 0.1], 0.01, level=2)
+    v = verdict(Monotone("rob", "alpha", span=(0.0, 1.0)), rows)
+    assert v.status == REPRODUCED, v.note
+    assert v.value == pytest.approx(0.2) and len(v.figures) == 2 and v.figures[0].startswith("level=1: 0.5 → 0.7")
+    dip = curve([0.5, 0.40, 0.7, 0.1], 0.01, level=1)
+    v = verdict(Monotone("rob", "alpha", span=(0.0, 1.0)), dip)
+    assert v.status == NOT_REPRODUCED and "alpha 0→0.5 moves 0.5→0.4" in v.note
+    flat = curve([0.5, 0.5, 0.51, 0.5], 0.01)
+    assert verdict(Monotone("rob", "alpha", span=(0.0, 1.0)), flat).status == NOT_REPRODUCED
+    assert verdict(Monotone("rob", "alpha", rising=False), curve([0.9, 0.8, 0.7, 0.6], None)).status == REPRODUCED
+    assert verdict(Monotone("rob", "beta"), flat).status == NOT_MEASURED
+
+
+def test_pool_seeds_mean_and_stderr_over_seeds():
+    pooled = pool_seeds([[row("r", 0.90, 0.5, k=1)], [row("r", 0.92, 0.5, k=1)], [row("r", 0.94, 0.5, k=1)]])
+    assert len(pooled) == 1 and pooled[0]["n_seeds"] == 3
+    assert pooled[0]["value"] == pytest.approx(0.92)
+    assert pooled[0]["stderr"] == pytest.approx(0.02 / 3 ** 0.5)
+    assert pool_seeds([[row("r", 0.9, 0.1)]])[0]["stderr"] == 0.1  # one seed keeps its own stderr
+
+
+def test_a_failing_check_is_not_measured_with_the_error():
+    v = Claim("c", "t", "p", check=AtLeast(Value("r"), "not a number")).evaluate([row("r", 1.0)])
+    assert v.status == NOT_MEASURED and "TypeError" in v.note
+
+
+def test_card_validates_its_targets_and_names():
+    paper = Paper("T", "A", "V")
+    with pytest.raises(ValueError, match="targets unknown claim"):
+        TaskCard("t", "1", paper, ("task",), "t/p", targets={"t/p": ("nope",)})
+    with pytest.raises(ValueError, match="duplicate metric m"):
+        TaskCard("t", "1", paper, ("task",), "t/p", metrics=(Metric("m", "m"), Metric("m", "m")))
+
+
+@pytest.mark.parametrize("name", task_names())
+def test_every_card_names_its_config_groups_and_known_presets(name):
+    task = get_task(name)
+    _, schemas = task.load()
+    assert set(task.card.groups) == set(schemas)
+    from pathlib import Path
+    conf = Path(__file__).resolve().parents[2] / "conf" / "experiment"
+    for preset in [task.card.preset, *task.card.targets]:
+        assert (conf / f"{preset}.yaml").is_file(), preset
