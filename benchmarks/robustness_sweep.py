@@ -18,7 +18,8 @@ import torch
 
 from bench.modality_gap.embeddings import cached
 from bench.modality_gap.gap import GapShift
-from bench.modality_gap.robustness import Perturbation, n_trials, robustness_sweep
+from bench.modality_gap.robustness import Perturbation, robustness_sweep
+from bench.seeding import torch_generator
 
 ALPHAS = [0.0, 0.25, 0.5, 0.75, 1.0, 1.5]
 SWEEP = {"gaussian": [0.005, 0.022, 0.04], "quantize": [32, 256]}
@@ -42,8 +43,8 @@ def loop_sweep(y, x, labels, shift, trials, seed):
     for kind, levels in SWEEP.items():
         for i, level in enumerate(levels):
             pert = Perturbation(kind, level)
-            t = n_trials(pert, trials)
-            draws = pert.draw(t, *x.shape, 0, torch.Generator().manual_seed(seed * 1000 + i))
+            t = pert.trials(trials)
+            draws = pert.draw(t, *x.shape, torch_generator(seed, "level", i))
             for alpha in ALPHAS:
                 q, r = shift.apply(y, x, alpha, direction)
                 perturbed = pert.apply(r, draws)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import torch
 
-MODES = ("paper", "symmetric")
+MODES = ("paper", "symmetric", "image_only")
 
 
 def gap_vector(query: torch.Tensor, retrieval: torch.Tensor) -> torch.Tensor:
@@ -17,20 +17,58 @@ def gap_vector(query: torch.Tensor, retrieval: torch.Tensor) -> torch.Tensor:
     return query.mean(0) - retrieval.mean(0)
 
 
-def pca_basis(points: torch.Tensor, k: int | None = None) -> torch.Tensor:
-    """Orthonormal top-``k`` principal directions (d x k) of ``points``.
+def _centred_svd(points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Singular values and right singular vectors of the centred points, cast to float64 *before*
+    centring: centring float32 data in float32 leaves ~1e-8 residue that float64 reads as rank."""
+    x = points.double()
+    _, s, vh = torch.linalg.svd(x - x.mean(0), full_matrices=False)
+    return s, vh
 
-    ``k=None`` takes the numerical rank of the centred points, so the basis spans their whole
-    affine span's direction space (what the exact invariant needs).
+
+def numerical_rank(singular_values: torch.Tensor, shape: tuple[int, ...]) -> int:
+    """Count of singular values above ``max(shape) * eps64 * s_max`` (numpy's matrix_rank rule)."""
+    if not len(singular_values):
+        return 0
+    tol = singular_values.max() * max(shape) * torch.finfo(torch.float64).eps
+    return int((singular_values > tol).sum())
+
+
+def parse_subspace(spec: str | int | None) -> tuple[str, float]:
+    """``rank`` | ``k=<int>`` | ``var=<fraction>`` -> (kind, value); a ValueError names the forms."""
+    text = "rank" if spec is None else str(spec).strip()
+    if text == "rank":
+        return "rank", 0
+    kind, _, value = text.partition("=")
+    try:
+        if kind == "k" and int(value) >= 0:
+            return "k", int(value)
+        if kind == "var" and 0 < float(value) <= 1:
+            return "var", float(value)
+    except ValueError:
+        pass
+    raise ValueError(f"subspace must be 'rank', 'k=<int >= 0>' or 'var=<fraction in (0, 1]>', not {spec!r}")
+
+
+def pca_basis(points: torch.Tensor, k: int | None = None, subspace: str | None = None) -> torch.Tensor:
+    """Orthonormal principal directions (d x k, float64) of ``points``.
+
+    Either ``k`` components, or ``subspace``: ``rank`` (the numerical rank of the centred points,
+    so the basis spans their affine span's directions: what the exact invariant needs), ``k=<int>``,
+    or ``var=<fraction>`` (the fewest components holding that fraction of the variance).
     """
-    centred = (points - points.mean(0)).double()
-    _, s, vh = torch.linalg.svd(centred, full_matrices=False)
-    rank = int((s > s.max() * max(centred.shape) * torch.finfo(torch.float64).eps).sum()) if len(s) else 0
+    s, vh = _centred_svd(points)
     if k is None:
-        k = rank
+        kind, value = parse_subspace(subspace)
+        if kind == "rank":
+            k = numerical_rank(s, tuple(points.shape))
+        elif kind == "k":
+            k = int(value)
+        else:
+            share = (s.square().cumsum(0) / s.square().sum()).tolist()
+            k = next((i + 1 for i, c in enumerate(share) if c >= value - 1e-12), len(share))
     if not 0 <= k <= vh.shape[0]:
         raise ValueError(f"k={k} principal components requested, but only {vh.shape[0]} exist")
-    return vh[:k].T.to(points.dtype)
+    return vh[:k].T
 
 
 def remove_subspace(vector: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
@@ -40,37 +78,51 @@ def remove_subspace(vector: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
 
 def gap_orthogonality(gap: torch.Tensor, points: torch.Tensor, k: int) -> float:
     """Fraction of ||g||^2 outside the top-``k`` principal subspace of ``points`` (1 = orthogonal)."""
-    outside = remove_subspace(gap.double(), pca_basis(points.double(), k))
+    outside = remove_subspace(gap.double(), pca_basis(points, k))
     return float(outside.square().sum() / gap.double().square().sum())
 
 
 @dataclass(frozen=True)
 class GapShift:
-    """How to close the gap. ``paper``: Y <- Y - alpha g' with g' = g minus its part in the top-``k``
-    PCs of X (X untouched). ``symmetric``: Y <- Y - alpha g/2, X <- X + alpha g/2, both renormalised."""
+    """How to close the gap.
+
+    - ``paper`` (eq. 11): Y <- Y - alpha g', g' = g minus its part in the ``subspace`` PCs of X
+      (X untouched, no renormalisation unless ``renormalize``).
+    - ``symmetric`` (Liang et al., "Mind the Gap"): Y <- unit(Y - alpha g/2), X <- unit(X + alpha g/2);
+      their shift delta along g/||g|| is delta = alpha ||g||.
+    - ``image_only`` (their one-sided variant): Y <- unit(Y - alpha g), X untouched.
+    """
     mode: str = "paper"
-    k: int | None = None  # PCs of X removed from g (paper mode); None = rank of centred X
+    subspace: str = "rank"  # PCs of X removed from g (paper mode): rank | k=<int> | var=<fraction>
     renormalize: bool = False  # re-project shifted queries onto the sphere (paper mode)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"gap shift mode must be one of {MODES}, not {self.mode!r}")
+        parse_subspace(self.subspace)
 
     def direction(self, query: torch.Tensor, retrieval: torch.Tensor) -> torch.Tensor:
-        """The vector the queries move along (g' for paper mode, g for symmetric)."""
-        g = gap_vector(query, retrieval)
+        """The vector the queries move along (g' for paper mode, g otherwise), in float64 from
+        float64 data: compute it once and pass it to every :meth:`apply`."""
+        g = gap_vector(query.double(), retrieval.double())
         if self.mode == "paper":
-            return remove_subspace(g, pca_basis(retrieval, self.k))
+            return remove_subspace(g, pca_basis(retrieval, subspace=self.subspace))
         return g
 
     def apply(self, query: torch.Tensor, retrieval: torch.Tensor, alpha: float,
               direction: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(shifted query, shifted retrieval) for one ``alpha``; pass ``direction`` to reuse it."""
-        v = self.direction(query, retrieval) if direction is None else direction
+        """(shifted query, shifted retrieval) for one ``alpha``, in the inputs' dtype."""
+        v = (self.direction(query, retrieval) if direction is None else direction).to(query)
         if self.mode == "paper":
             moved = query - alpha * v
             return (_unit(moved) if self.renormalize else moved), retrieval
+        if self.mode == "image_only":
+            return _unit(query - alpha * v), retrieval
         return _unit(query - alpha * v / 2), _unit(retrieval + alpha * v / 2)
+
+    def shift_retrieval_like(self, items: torch.Tensor, alpha: float, direction: torch.Tensor) -> torch.Tensor:
+        """Move other retrieval-modality embeddings (e.g. paraphrased prototypes) as the retrieval set moves."""
+        return _unit(items + alpha * direction.to(items) / 2) if self.mode == "symmetric" else items
 
 
 def _unit(x: torch.Tensor) -> torch.Tensor:

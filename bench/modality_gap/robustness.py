@@ -1,9 +1,12 @@
 """Robustness (paper eq. 10): how often the nearest neighbour of a query in the retrieval set X
 stays the same when X is perturbed, Rob = E_{y, eps}[1{NN(y, X) = NN(y, X + eps)}].
 
-Vectorised: every trial of a perturbation level is one batched (trials x N x M) score tensor,
-chunked over queries, on GPU when one is given. The randomness of each level is drawn once and
-shared by every alpha (common random numbers), so differences between alphas are not noise draws.
+Near the GEMM roofline: every trial of a perturbation level is stacked into one (trials*M x d)
+matrix, so a chunk of queries is scored against all trials with a single fused ``addmm``
+(2 y.x - ||x||^2), in the task's dtype, chunked over queries to bound memory, on GPU when one is
+given. The clean search of each alpha is computed once and shared by every level. The randomness
+of each level is drawn once and shared by every alpha (common random numbers), so differences
+between alphas are not noise draws.
 """
 from __future__ import annotations
 
@@ -12,51 +15,62 @@ from dataclasses import dataclass
 
 import torch
 
-from bench.modality_gap.gap import GapShift, _unit
-from bench.modality_gap.metrics import nn_scores
+from bench.modality_gap.gap import GapShift
+from bench.seeding import torch_generator
 
 KINDS = ("gaussian", "quantize", "paraphrase")
-_CHUNK_ELEMENTS = 1 << 24  # scores held at once (trials x chunk x M)
+CONVENTIONS = ("norm", "coordinate")
+_CHUNK_ELEMENTS = 1 << 24  # scores held at once (query chunk x trials x M)
 
 
 @dataclass(frozen=True)
 class Perturbation:
     """A perturbation of the retrieval set.
 
-    - ``gaussian``: isotropic noise; ``level`` is the variance sigma^2, per coordinate
-      (``gaussian_scale='coordinate'``, the paper's reading) or of the whole vector (``'norm'``:
-      per-coordinate variance level/d).
+    - ``gaussian``: isotropic noise of variance ``level`` = sigma^2, read by ``convention``:
+      ``norm`` (default) E||eps||^2 = sigma^2 (per-coordinate variance sigma^2/d: noise small
+      against unit-norm embeddings, the only reading under which the paper's sigma^2 list is not at
+      chance), or ``coordinate`` (sigma^2 per coordinate, ||eps|| ~ sigma sqrt(d)).
     - ``quantize``: uniform quantisation to ``level`` bins over X's value range (deterministic).
-    - ``paraphrase``: a fraction ``level`` of the retrieval items is replaced by the embedding of a
-      random paraphrased template (needs the paraphrase embeddings, P x M x d).
+    - ``paraphrase``: a fraction ``level`` of the retrieval items (class prototypes) is replaced by
+      its paraphrased prototype (same number of templates, each the paraphrase of its clean one);
+      level 1 replaces all and is deterministic.
     """
     kind: str
     level: float
-    gaussian_scale: str = "coordinate"
+    convention: str = "norm"
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"perturbation must be one of {KINDS}, not {self.kind!r}")
-        if self.gaussian_scale not in ("coordinate", "norm"):
-            raise ValueError(f"gaussian_scale must be 'coordinate' or 'norm', not {self.gaussian_scale!r}")
+        if self.convention not in CONVENTIONS:
+            raise ValueError(f"gaussian convention must be one of {CONVENTIONS}, not {self.convention!r}")
+        if self.kind == "gaussian" and not self.level > 0:
+            raise ValueError(f"gaussian level is the variance sigma^2 > 0, not {self.level}")
         if self.kind == "quantize" and (self.level < 2 or self.level != int(self.level)):
             raise ValueError(f"quantize level is a number of bins >= 2, not {self.level}")
         if self.kind == "paraphrase" and not 0 < self.level <= 1:
             raise ValueError(f"paraphrase level is the fraction of items replaced, in (0, 1], not {self.level}")
 
-    def draw(self, trials: int, m: int, d: int, n_paraphrases: int, generator: torch.Generator) -> dict:
+    @property
+    def deterministic(self) -> bool:
+        return self.kind == "quantize" or (self.kind == "paraphrase" and self.level == 1)
+
+    def trials(self, requested: int) -> int:
+        """A deterministic perturbation says everything in one trial."""
+        return 1 if self.deterministic else requested
+
+    def draw(self, trials: int, m: int, d: int, generator: torch.Generator) -> dict:
         """The randomness of ``trials`` draws (on CPU, so every device sees the same numbers)."""
         if self.kind == "gaussian":
-            var = self.level if self.gaussian_scale == "coordinate" else self.level / d
+            var = self.level if self.convention == "coordinate" else self.level / d
             return {"noise": torch.randn(trials, m, d, generator=generator, dtype=torch.float64) * math.sqrt(var)}
         if self.kind == "paraphrase":
             n_swap = max(1, round(self.level * m))
-            swap = torch.rand(trials, m, generator=generator).argsort(-1)[:, :n_swap]
-            which = torch.randint(n_paraphrases, (trials, n_swap), generator=generator)
-            return {"swap": swap, "which": which}
+            return {"swap": torch.rand(trials, m, generator=generator).argsort(-1)[:, :n_swap]}
         return {}
 
-    def apply(self, retrieval: torch.Tensor, draws: dict, paraphrases: torch.Tensor | None = None) -> torch.Tensor:
+    def apply(self, retrieval: torch.Tensor, draws: dict, paraphrased: torch.Tensor | None = None) -> torch.Tensor:
         """The perturbed retrieval sets (trials x M x d)."""
         if self.kind == "gaussian":
             return retrieval + draws["noise"].to(retrieval)
@@ -65,17 +79,18 @@ class Perturbation:
             step = (hi - lo) / int(self.level)
             bins = ((retrieval - lo) / step).floor().clamp(0, int(self.level) - 1)
             return (lo + (bins + 0.5) * step).unsqueeze(0)
-        if paraphrases is None:
-            raise ValueError("the paraphrase perturbation needs paraphrase embeddings (P x M x d)")
-        swap, which = draws["swap"].to(retrieval.device), draws["which"].to(retrieval.device)
+        if paraphrased is None or paraphrased.shape != retrieval.shape:
+            raise ValueError("the paraphrase perturbation needs one paraphrased prototype per retrieval item (M x d)")
+        swap = draws["swap"].to(retrieval.device)
         out = retrieval.unsqueeze(0).repeat(len(swap), 1, 1)
-        out.scatter_(1, swap.unsqueeze(-1).expand(-1, -1, out.shape[-1]), paraphrases[which, swap])
-        return out
+        idx = swap.unsqueeze(-1).expand(-1, -1, out.shape[-1])
+        return out.scatter_(1, idx, paraphrased.unsqueeze(0).expand_as(out).gather(1, idx))
 
 
-def n_trials(perturbation: Perturbation, trials: int) -> int:
-    """Quantisation is deterministic: one trial says everything."""
-    return 1 if perturbation.kind == "quantize" else trials
+def noise_ratio(perturbed: torch.Tensor, retrieval: torch.Tensor) -> float:
+    """Measured mean ||eps|| / ||x|| over trials and items (what the noise scale means in practice)."""
+    eps = (perturbed - retrieval).double().norm(dim=-1)
+    return float((eps / retrieval.double().norm(dim=-1).clamp_min(1e-12)).mean())
 
 
 def is_correct(pred: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -86,13 +101,22 @@ def is_correct(pred: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return mask.gather(-1, pred.unsqueeze(-1)).squeeze(-1)
 
 
-def predictions(query: torch.Tensor, retrieval: torch.Tensor) -> torch.Tensor:
-    """Nearest-neighbour index of every query in every retrieval set ((T x) M x d -> (T x) N)."""
-    m = retrieval.shape[-2]
-    t = retrieval.shape[0] if retrieval.dim() == 3 else 1
-    chunk = max(1, _CHUNK_ELEMENTS // (t * m))
-    return torch.cat([nn_scores(query[i:i + chunk], retrieval).argmax(-1)
-                      for i in range(0, len(query), chunk)], dim=-1)
+def predictions(query: torch.Tensor, retrieval: torch.Tensor, chunk_elements: int = _CHUNK_ELEMENTS) -> torch.Tensor:
+    """Nearest-neighbour index of every query in every retrieval set ((T x) M x d -> (T x) N).
+
+    One fused GEMM per query chunk against all T sets stacked: scores = 2 y.x - ||x||^2.
+    """
+    sets = retrieval if retrieval.dim() == 3 else retrieval.unsqueeze(0)
+    t, m, d = sets.shape
+    stacked = sets.reshape(t * m, d)
+    neg_sq = stacked.square().sum(-1)
+    out = torch.empty(t, len(query), dtype=torch.long, device=query.device)
+    chunk = max(1, chunk_elements // (t * m))
+    for i in range(0, len(query), chunk):
+        q = query[i:i + chunk]
+        scores = torch.addmm(neg_sq, q, stacked.T, beta=-1, alpha=2)  # (chunk, T*M)
+        out[:, i:i + len(q)] = scores.view(len(q), t, m).argmax(-1).T
+    return out if retrieval.dim() == 3 else out[0]
 
 
 def _mean_stderr(per_trial: torch.Tensor) -> tuple[float, float]:
@@ -103,35 +127,39 @@ def _mean_stderr(per_trial: torch.Tensor) -> tuple[float, float]:
 
 def robustness_sweep(query: torch.Tensor, retrieval: torch.Tensor, targets: torch.Tensor, *,
                      alphas: list[float], shift: GapShift, perturbation: str, levels: list[float],
-                     trials: int, seed: int = 0, paraphrases: torch.Tensor | None = None,
-                     gaussian_scale: str = "coordinate", device: str | torch.device = "cpu",
-                     dtype: torch.dtype = torch.float32) -> list[dict]:
+                     trials: int, seed: int = 0, paraphrased: torch.Tensor | None = None,
+                     convention: str = "norm", direction: torch.Tensor | None = None,
+                     device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> list[dict]:
     """Robustness and accuracy under perturbation for every (level, alpha).
 
     Each row: level, alpha, robustness (+ stderr over trials), accuracy (+ stderr), clean_accuracy,
-    trials. ``targets`` are class labels (N) or a positives mask (N x M) for retrieval.
+    trials, and for gaussian noise the convention and the measured mean ||eps||/||x||.
+    ``targets`` are class labels (N) or a positives mask (N x M). Pass the task's ``direction``
+    (float64, from :meth:`GapShift.direction`) so clean metrics and every sweep share one.
     """
+    if direction is None:
+        direction = shift.direction(query, retrieval)
     query, retrieval = query.to(device, dtype), retrieval.to(device, dtype)
+    direction = direction.to(device, dtype)
     targets = targets.to(device)
-    paraphrases = None if paraphrases is None else paraphrases.to(device, dtype)
-    direction = shift.direction(query, retrieval)
+    paraphrased = None if paraphrased is None else paraphrased.to(device, dtype)
+    perts = [Perturbation(perturbation, level, convention) for level in levels]
+    draws = [p.draw(p.trials(trials), retrieval.shape[0], retrieval.shape[1], torch_generator(seed, "level", i))
+             for i, p in enumerate(perts)]
     rows = []
-    for i, level in enumerate(levels):
-        pert = Perturbation(perturbation, level, gaussian_scale)
-        t = n_trials(pert, trials)
-        gen = torch.Generator().manual_seed(seed * 1000 + i)
-        draws = pert.draw(t, retrieval.shape[0], retrieval.shape[1],
-                          0 if paraphrases is None else len(paraphrases), gen)
-        for alpha in alphas:
-            q, r = shift.apply(query, retrieval, alpha, direction)
-            para = None
-            if paraphrases is not None:
-                para = _unit(paraphrases + alpha * direction / 2) if shift.mode == "symmetric" else paraphrases
-            clean = predictions(q, r)
-            pred = predictions(q, pert.apply(r, draws, para))
+    for alpha in alphas:
+        q, r = shift.apply(query, retrieval, alpha, direction)
+        para = None if paraphrased is None else shift.shift_retrieval_like(paraphrased, alpha, direction)
+        clean = predictions(q, r)  # once per alpha, shared by every level
+        clean_acc = float(is_correct(clean, targets).double().mean())
+        for pert, draw in zip(perts, draws):
+            perturbed = pert.apply(r, draw, para)
+            pred = predictions(q, perturbed)
             rob, rob_se = _mean_stderr((pred == clean).double().mean(-1))
             acc, acc_se = _mean_stderr(is_correct(pred, targets).double().mean(-1))
-            rows.append({"level": level, "alpha": alpha, "robustness": rob, "robustness_stderr": rob_se,
-                         "accuracy": acc, "accuracy_stderr": acc_se, "trials": t,
-                         "clean_accuracy": float(is_correct(clean, targets).double().mean())})
-    return rows
+            row = {"level": pert.level, "alpha": alpha, "robustness": rob, "robustness_stderr": rob_se,
+                   "accuracy": acc, "accuracy_stderr": acc_se, "trials": len(pred), "clean_accuracy": clean_acc}
+            if pert.kind == "gaussian":
+                row.update(convention=pert.convention, noise_ratio=noise_ratio(perturbed, r))
+            rows.append(row)
+    return sorted(rows, key=lambda row: (levels.index(row["level"]), alphas.index(row["alpha"])))

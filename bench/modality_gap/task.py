@@ -24,7 +24,7 @@ from bench.modality_gap.datasets import EvalData, load_eval_data
 from bench.modality_gap.embeddings import cached, extract, file_fingerprint, trainer_kwargs
 from bench.modality_gap.gap import GapShift, gap_orthogonality, gap_vector, permutation_null_gap
 from bench.modality_gap.metrics import classification_metrics, nn_scores, recall_at_k
-from bench.modality_gap.robustness import robustness_sweep
+from bench.modality_gap.robustness import Perturbation, robustness_sweep
 from bench.modality_gap.zeroshot import prototypes
 
 log = logging.getLogger(__name__)
@@ -68,11 +68,11 @@ class ModalityGapTaskConfig:
     name: str = "modality_gap"
     alphas: list[float] = field(default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 1.0, 1.5])
     modes: list[str] = field(default_factory=lambda: ["paper", "symmetric"])
-    k: Optional[int] = None
+    subspace: str = "rank"
     renormalize: bool = False
     orthogonality_k: list[int] = field(default_factory=lambda: [1, 5, 10])
     perturbations: dict[str, Any] = field(default_factory=lambda: {"gaussian": [0.005, 0.022, 0.04]})
-    gaussian_scale: str = "coordinate"
+    gaussian_convention: str = "norm"
     trials: int = 20
     retrieval_ks: list[int] = field(default_factory=lambda: [1, 5, 10])
     device: str = "auto"
@@ -121,9 +121,9 @@ def _embeddings(bundle: ClipBundle, weights: str, data: EvalData, cfg: DictConfi
         c = len(cs.classnames)
         out["templates"] = extract(bundle.model, "text", cs.prompts(), tokenize, trainer_kwargs=kw,
                                    batch_size=bs).view(len(cs.templates), c, -1)
-        if cs.paraphrase_templates:
+        if cs.paraphrase_templates:  # the paraphrase of each template, in the same order
             out["paraphrases"] = extract(bundle.model, "text", cs.prompts(cs.paraphrase_templates), tokenize,
-                                         trainer_kwargs=kw, batch_size=bs).view(len(cs.paraphrase_templates), c, -1)
+                                         trainer_kwargs=kw, batch_size=bs).view(len(cs.templates), c, -1)
         return out
 
     return cached(cfg.paths.cache_dir, key, build, write=write)  # rank 0 alone writes the cache
@@ -137,16 +137,45 @@ def _device(name: str) -> str:
     return name
 
 
-def _clean_metrics(query: torch.Tensor, retrieval: torch.Tensor, data: EvalData, ks: list[int]) -> dict[str, float]:
-    scores = nn_scores(query.double(), retrieval.double())
+@dataclass
+class View:
+    """One search the task measures: queries, the set they search, what is correct, and the
+    paraphrased retrieval set when there is one. ``params`` tells views apart in metric rows."""
+    query: torch.Tensor
+    retrieval: torch.Tensor
+    targets: torch.Tensor  # labels (N) or positives mask (N x M)
+    params: dict
+    paraphrased: Optional[torch.Tensor] = None
+
+
+def _views(emb: dict[str, torch.Tensor], data: EvalData) -> list[View]:
+    """Classification: images search class prototypes. Retrieval: both directions, like CLIP_benchmark
+    (i2t: images search captions; t2i: captions search images)."""
+    images = emb["images"].double()
     if data.is_retrieval:
-        return {f"recall@{k}": v for k, v in recall_at_k(scores, data.positives, tuple(ks)).items()}
-    return classification_metrics(scores, data.labels)
+        captions = emb["captions"].double()
+        return [View(images, captions, data.positives, {"direction": "i2t"}),
+                View(captions, images, data.positives.T.contiguous(), {"direction": "t2i"})]
+    para = prototypes(emb["paraphrases"].double()) if "paraphrases" in emb else None
+    return [View(images, prototypes(emb["templates"].double()), data.labels, {}, para)]
+
+
+def _clean_metrics(query: torch.Tensor, retrieval: torch.Tensor, targets: torch.Tensor,
+                   ks: list[int]) -> dict[str, float]:
+    scores = nn_scores(query.double(), retrieval.double())
+    if targets.dim() == 2:
+        return {f"recall@{k}": v for k, v in recall_at_k(scores, targets, tuple(ks)).items()}
+    return classification_metrics(scores, targets)
 
 
 def run(cfg: DictConfig, run: Any) -> None:
     """Entry point (see module docstring)."""
     t = cfg.task
+    try:
+        shifts = {mode: GapShift(mode, str(t.subspace), t.renormalize) for mode in t.modes}
+        Perturbation("gaussian", 1.0, t.gaussian_convention)
+    except ValueError as e:
+        raise ConfigError(f"task: {e}") from None
     bundle, weights, history = _model(cfg, run)
     run.set_model(bundle.name, bundle.source, bundle.n_params, weights=weights)
     z = cfg.zeroshot
@@ -156,44 +185,56 @@ def run(cfg: DictConfig, run: Any) -> None:
     if history:
         _log_dynamics(run, history)
     emb = _embeddings(bundle, weights, data, cfg, write=run.is_writer)
-    query = emb["images"].double()
-    retrieval = emb["captions"].double() if data.is_retrieval else prototypes(emb["templates"].double())
-    targets = data.positives if data.is_retrieval else data.labels
-    paraphrases = None
-    if "paraphrases" in emb:
-        paraphrases = emb["paraphrases"].double()
-        paraphrases = paraphrases / paraphrases.norm(dim=-1, keepdim=True)
-    if t.perturbations.get("paraphrase") and paraphrases is None:
-        raise ConfigError(f"{data.name} has no paraphrase templates; set task.perturbations.paraphrase=[] "
-                          "or give zeroshot.classes a class set with paraphrase_templates")
-    _log_gap(run, query, retrieval, list(t.orthogonality_k), seed=derive(cfg.seed, "gap_null"))
+    views = _views(emb, data)
+    if t.perturbations.get("paraphrase") and views[0].paraphrased is None:
+        raise ConfigError(f"{data.name} has no paraphrase table; set task.perturbations.paraphrase=[] "
+                          "or give zeroshot.classes a class set with 'paraphrases'")
+    _log_gap(run, views[0].query, views[0].retrieval, list(t.orthogonality_k), seed=derive(cfg.seed, "gap_null"))
     device = _device(t.device)
-    for mode in t.modes:
-        shift = GapShift(mode, t.k, t.renormalize)
-        direction = shift.direction(query, retrieval)
-        clean_rows = []
-        for alpha in t.alphas:
-            q, r = shift.apply(query, retrieval, alpha, direction)
-            params = {"mode": mode, "alpha": alpha}
-            clean_rows.append({"metric": "gap_norm_after", "value": float(gap_vector(q, r).norm()),
-                               "params": params, "n": len(q), "higher_is_better": False})
-            for metric, value in _clean_metrics(q, r, data, list(t.retrieval_ks)).items():
-                clean_rows.append({"metric": metric, "value": value, "params": params, "n": len(q)})
-        run.log_metrics(clean_rows)
-        for kind, levels in t.perturbations.items():
-            if not levels:
-                continue
-            # one noise draw per kind, shared by both modes: they are compared on paired draws
-            rows = robustness_sweep(query, retrieval, targets, alphas=list(t.alphas), shift=shift, perturbation=kind,
-                                    levels=list(levels), trials=t.trials, seed=derive(cfg.seed, "robustness", kind),
-                                    paraphrases=paraphrases, gaussian_scale=t.gaussian_scale, device=device)
-            run.log_metrics(_robustness_rows(rows, mode, kind, len(query)))
-            run.save_figure(f"alpha_sweep_{mode}_{kind}", plots.alpha_sweep(rows, f"{bundle.name} on {data.name}: "
-                                                                                 f"{kind}, {mode} shift"))
-        q1, r1 = shift.apply(query, retrieval, 1.0, direction)
-        sub = torch.randperm(len(query), generator=torch_generator(cfg.seed, "scatter"))[:t.n_scatter]
-        run.save_figure(f"modalities_2d_{mode}", plots.modalities_2d(query[sub], retrieval, q1[sub], r1,
-                                                                     f"{bundle.name} on {data.name}: {mode} shift, alpha=1"))
+    for mode, shift in shifts.items():
+        for view in views:
+            _evaluate(run, cfg, shift, view, device, f"{bundle.name} on {data.name}")
+
+
+def _evaluate(run: Any, cfg: DictConfig, shift: GapShift, view: View, device: str, title: str) -> None:
+    """Clean metrics and robustness of one view under one shift mode over the alpha sweep."""
+    t = cfg.task
+    base = {"mode": shift.mode, **view.params}
+    direction = shift.direction(view.query, view.retrieval)  # float64; shared by clean metrics and sweeps
+    if shift.mode == "paper" and float(direction.norm()) < 1e-9 * float(gap_vector(view.query, view.retrieval).norm()):
+        log.warning("paper mode %s: the retrieval set's %s subspace spans the whole gap (g' = 0), so no alpha moves "
+                    "anything; choose task.subspace=k=<int> below its rank", view.params or "", shift.subspace)
+    clean_rows, before = [], None
+    for alpha in t.alphas:
+        q, r = shift.apply(view.query, view.retrieval, alpha, direction)
+        pred = nn_scores(q, r).argmax(-1)
+        before = pred if before is None else before
+        params = {**base, "alpha": alpha}
+        clean_rows.append({"metric": "gap_norm_after", "value": float(gap_vector(q, r).norm()),
+                           "params": params, "n": len(q), "higher_is_better": False})
+        clean_rows.append({"metric": "clean_predictions_changed", "value": int((pred != before).sum()),
+                           "params": params, "n": len(q), "higher_is_better": False})
+        for metric, value in _clean_metrics(q, r, view.targets, list(t.retrieval_ks)).items():
+            clean_rows.append({"metric": metric, "value": value, "params": params, "n": len(q)})
+    run.log_metrics(clean_rows)
+    for kind, levels in t.perturbations.items():
+        if not levels or (kind == "paraphrase" and view.paraphrased is None):
+            continue
+        # one noise draw per kind, shared by every mode and view size: modes are compared on paired draws
+        rows = robustness_sweep(view.query, view.retrieval, view.targets, alphas=list(t.alphas), shift=shift,
+                                perturbation=kind, levels=list(levels), trials=t.trials,
+                                seed=derive(cfg.seed, "robustness", kind),
+                                paraphrased=view.paraphrased, convention=t.gaussian_convention,
+                                direction=direction, device=device)
+        run.log_metrics(_robustness_rows(rows, base, kind, len(view.query)))
+        suffix = "".join(f"_{v}" for v in view.params.values())
+        run.save_figure(f"alpha_sweep_{shift.mode}{suffix}_{kind}",
+                        plots.alpha_sweep(rows, f"{title}: {kind}, {shift.mode} shift {suffix.strip('_')}"))
+    if not view.params:  # the 2-D picture of the classification view
+        q1, r1 = shift.apply(view.query, view.retrieval, 1.0, direction)
+        sub = torch.randperm(len(view.query), generator=torch_generator(cfg.seed, "scatter"))[:t.n_scatter]
+        run.save_figure(f"modalities_2d_{shift.mode}", plots.modalities_2d(view.query[sub], view.retrieval, q1[sub], r1,
+                                                                           f"{title}: {shift.mode} shift, alpha=1"))
 
 
 def _log_gap(run: Any, query: torch.Tensor, retrieval: torch.Tensor, ks: list[int], seed: int) -> None:
@@ -209,14 +250,21 @@ def _log_gap(run: Any, query: torch.Tensor, retrieval: torch.Tensor, ks: list[in
     run.log_metrics(rows)
 
 
-def _robustness_rows(rows: list[dict], mode: str, kind: str, n: int) -> list[dict]:
+def _robustness_rows(rows: list[dict], base: dict, kind: str, n: int) -> list[dict]:
+    """Metric rows of one sweep. Gaussian rows carry the noise convention and the measured mean
+    ||eps||/||x||; paraphrase rows add the accuracy drop (clean minus paraphrased) per alpha."""
     out = []
     for r in rows:
-        params = {"mode": mode, "alpha": r["alpha"], "perturbation": kind, "level": r["level"], "trials": r["trials"]}
+        params = {**base, "alpha": r["alpha"], "perturbation": kind, "level": r["level"], "trials": r["trials"]}
+        if kind == "gaussian":
+            params.update(convention=r["convention"], noise_ratio=round(r["noise_ratio"], 6))
         out.append({"metric": "robustness", "value": r["robustness"], "stderr": r["robustness_stderr"],
                     "params": params, "n": n})
         out.append({"metric": "accuracy", "value": r["accuracy"], "stderr": r["accuracy_stderr"],
                     "params": params, "n": n})
+        if kind == "paraphrase":
+            out.append({"metric": "accuracy_drop", "value": r["clean_accuracy"] - r["accuracy"],
+                        "stderr": r["accuracy_stderr"], "params": params, "n": n, "higher_is_better": False})
     return out
 
 

@@ -1,8 +1,10 @@
 """Class names and prompt templates (the common CLIP evaluation convention) and prototypes.
 
 A class set is a JSON file ``{"classnames": [...], "templates": ["a photo of a {c}.", ...],
-"paraphrase_templates": [...], "aliases": [[name, other names...], ...] (optional)}``; bench ships
-``mnist``, ``cifar10`` and ``cifar100`` in ``assets/``, and any path to such a file works too.
+"paraphrases": {"a photo of a {c}.": "a photograph of a {c}.", ...}, "aliases": [[name, other
+names...], ...] (optional)}``; bench ships ``mnist``, ``cifar10`` and ``cifar100`` in ``assets/``,
+and any path to such a file works too. The paraphrase table maps every template to one paraphrase,
+so a paraphrased prototype averages as many templates as the clean one and differs only in wording.
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ ASSETS = Path(__file__).parent / "assets"
 class ClassSet:
     classnames: tuple[str, ...]
     templates: tuple[str, ...]
-    paraphrase_templates: tuple[str, ...] = ()
+    paraphrase_templates: tuple[str, ...] = ()  # the paraphrase of each template, same order (or none)
     aliases: tuple[tuple[str, ...], ...] = ()  # other names per class (training captions only)
 
     def prompts(self, templates: tuple[str, ...] | None = None) -> list[str]:
@@ -43,10 +45,14 @@ def load_class_set(name_or_path: str, classnames: list[str] | None = None) -> Cl
         raise DataError(f"no class set {name_or_path!r}; use one of {shipped} or a path to a JSON file "
                         "with classnames and templates")
     spec = json.loads(path.read_text())
-    if any("{c}" not in t for t in spec["templates"] + spec.get("paraphrase_templates", [])):
-        raise DataError(f"{path}: every template must contain the placeholder {{c}}")
-    return ClassSet(tuple(classnames or spec["classnames"]), tuple(spec["templates"]),
-                    tuple(spec.get("paraphrase_templates", ())),
+    table = spec.get("paraphrases", {})
+    if table and set(table) != set(spec["templates"]):
+        raise DataError(f"{path}: 'paraphrases' must map every template (and only those) to its paraphrase; "
+                        f"missing: {sorted(set(spec['templates']) - set(table))}, extra: {sorted(set(table) - set(spec['templates']))}")
+    paraphrased = [table[t] for t in spec["templates"]] if table else []
+    if any("{c}" not in t for t in spec["templates"] + paraphrased):
+        raise DataError(f"{path}: every template and paraphrase must contain the placeholder {{c}}")
+    return ClassSet(tuple(classnames or spec["classnames"]), tuple(spec["templates"]), tuple(paraphrased),
                     tuple(tuple(a) for a in spec.get("aliases", ())))
 
 

@@ -8,6 +8,7 @@ import torch
 from bench.modality_gap.gap import GapShift, gap_orthogonality, gap_vector, pca_basis, permutation_null_gap
 from bench.modality_gap.metrics import classification_metrics, nn_scores, recall_at_k
 from bench.modality_gap.robustness import Perturbation, robustness_sweep
+from bench.seeding import torch_generator
 
 
 def _unit(x):
@@ -56,6 +57,8 @@ def test_gap_vector_and_orthogonality():
 def test_symmetric_shift_moves_both_and_renormalises():
     y, x, _ = _clouds()
     q, r = GapShift("symmetric").apply(y, x, 1.0)
+    q_img, r_img = GapShift("image_only").apply(y, x, 1.0)
+    assert r_img is x and torch.allclose(q_img.norm(dim=-1), torch.ones(len(q), dtype=q.dtype))
     assert torch.allclose(q.norm(dim=-1), torch.ones(len(q), dtype=q.dtype))
     assert gap_vector(q, r).norm() < gap_vector(y, x).norm() / 2
     with pytest.raises(ValueError, match="mode"):
@@ -101,20 +104,24 @@ def test_recall_at_k_matches_a_loop():
     for k in (1, 5, 10):
         hits = sum(any(bool(positives[i, j]) for j in scores[i].argsort(descending=True)[:k]) for i in range(50))
         assert got[k] == pytest.approx(hits / 50)
+    # Text-to-image: every caption searches the images; its positive is the image it describes.
+    got_t2i = recall_at_k(scores.T, positives.T, (1, 5))
+    for k in (1, 5):
+        hits = sum(any(bool(positives[i, j]) for i in scores[:, j].argsort(descending=True)[:k]) for j in range(120))
+        assert got_t2i[k] == pytest.approx(hits / 120)
 
 
-def _loop_sweep(y, x, labels, alphas, shift, pert_kind, levels, trials, seed, paraphrases=None):
+def _loop_sweep(y, x, labels, alphas, shift, pert_kind, levels, trials, seed, paraphrased=None):
     """Per-sample reference: draw the same randomness, then one query at a time."""
     out = []
     direction = shift.direction(y, x)
     for i, level in enumerate(levels):
         pert = Perturbation(pert_kind, level)
-        t = 1 if pert_kind == "quantize" else trials
-        draws = pert.draw(t, *x.shape, 0 if paraphrases is None else len(paraphrases),
-                          torch.Generator().manual_seed(seed * 1000 + i))
+        t = pert.trials(trials)
+        draws = pert.draw(t, *x.shape, torch_generator(seed, "level", i))
         for alpha in alphas:
             q, r = shift.apply(y, x, alpha, direction)
-            perturbed = pert.apply(r, draws, paraphrases)
+            perturbed = pert.apply(r, draws, paraphrased)
             same = correct = 0
             for trial in range(t):
                 for n in range(len(q)):
@@ -126,14 +133,15 @@ def _loop_sweep(y, x, labels, alphas, shift, pert_kind, levels, trials, seed, pa
     return out
 
 
-@pytest.mark.parametrize("kind,levels", [("gaussian", [0.005, 0.04]), ("quantize", [8, 32]), ("paraphrase", [0.5])])
+@pytest.mark.parametrize("kind,levels", [("gaussian", [0.005, 0.04]), ("quantize", [8, 32]),
+                                         ("paraphrase", [0.5, 1.0])])
 def test_vectorised_sweep_equals_per_sample_loop(kind, levels):
     y, x, labels = _clouds(n=120, m=10, d=16)
-    paraphrases = _unit(x.unsqueeze(0) + 0.2 * torch.randn(3, *x.shape, dtype=x.dtype)) if kind == "paraphrase" else None
+    paraphrased = _unit(x + 0.3 * torch.randn(*x.shape, dtype=x.dtype)) if kind == "paraphrase" else None
     shift = GapShift("paper")
     rows = robustness_sweep(y, x, labels, alphas=[0.0, 0.5, 1.0], shift=shift, perturbation=kind, levels=levels,
-                            trials=4, seed=3, paraphrases=paraphrases, dtype=torch.float64)
-    ref = _loop_sweep(y, x, labels, [0.0, 0.5, 1.0], shift, kind, levels, 4, 3, paraphrases)
+                            trials=4, seed=3, paraphrased=paraphrased, dtype=torch.float64)
+    ref = _loop_sweep(y, x, labels, [0.0, 0.5, 1.0], shift, kind, levels, 4, 3, paraphrased)
     got = [v for r in rows for v in (r["robustness"], r["accuracy"])]
     assert got == pytest.approx([v for pair in ref for v in pair], abs=1e-12)
     assert all(r["clean_accuracy"] == rows[0]["clean_accuracy"] for r in rows)  # the invariant again
@@ -142,7 +150,7 @@ def test_vectorised_sweep_equals_per_sample_loop(kind, levels):
 def test_closing_the_gap_increases_gaussian_robustness_on_a_toy():
     y, x, labels = _clouds(n=600, m=10, d=32, gap=4.0)
     rows = robustness_sweep(y, x, labels, alphas=[0.0, 1.0], shift=GapShift("paper"), perturbation="gaussian",
-                            levels=[0.005], trials=20, seed=0, dtype=torch.float64)
+                            levels=[0.005], trials=20, seed=0, dtype=torch.float64, convention="coordinate")
     assert rows[1]["robustness"] > rows[0]["robustness"] + 3 * max(rows[0]["robustness_stderr"], 1e-3)
 
 
@@ -151,3 +159,70 @@ def test_bad_perturbations_fail_clearly():
         Perturbation("quantize", 1.5)
     with pytest.raises(ValueError, match="perturbation must be one of"):
         Perturbation("blur", 1)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("m,d", [(10, 64), (100, 512), (40, 16)])
+def test_rank_is_exact_for_float32_and_float64_inputs(dtype, m, d):
+    gen = torch.Generator().manual_seed(m)
+    points = _unit(torch.randn(m, d, generator=gen, dtype=torch.float64)).to(dtype)
+    basis = pca_basis(points)  # subspace=rank
+    assert basis.dtype == torch.float64
+    assert basis.shape == (d, min(m - 1, d))  # m centred points span m - 1 directions (at most d)
+    # A float32 input gives the same basis (up to sign) and the same direction as its float64 copy.
+    ref = pca_basis(points.double())
+    assert torch.allclose((basis.T @ ref).abs().diagonal(), torch.ones(basis.shape[1], dtype=torch.float64), atol=1e-9)
+
+
+def test_subspace_forms_and_their_errors():
+    x = torch.randn(30, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    assert pca_basis(x, subspace="k=3").shape == (8, 3)
+    assert pca_basis(x, subspace="var=1.0").shape == (8, 8)
+    one = pca_basis(x, subspace="var=0.01")
+    assert one.shape == (8, 1) and torch.allclose(one, pca_basis(x, 1))
+    for bad in ("k=-1", "var=0", "var=1.5", "half", "k=two"):
+        with pytest.raises(ValueError, match="subspace must be"):
+            GapShift("paper", bad)
+
+
+def test_paper_mode_on_a_gallery_larger_than_d_needs_k_below_rank():
+    """n > d gallery items span every direction: with subspace=rank (= d), g' = 0 and nothing moves;
+    with k < rank the gap moves and some clean predictions change (g' is no longer orthogonal to the
+    gallery's affine span, so the invariant does not hold)."""
+    y, x, _ = _clouds(n=300, m=60, d=16, gap=1.5)
+    clean = nn_scores(y, x).argmax(-1)
+    full = GapShift("paper", "rank")
+    assert float(full.direction(y, x).norm()) < 1e-12
+    moved, _ = full.apply(y, x, 1.0)
+    assert torch.equal(nn_scores(moved, x).argmax(-1), clean)
+    partial = GapShift("paper", "k=4")
+    moved, _ = partial.apply(y, x, 1.0)
+    assert gap_vector(moved, x).norm() < gap_vector(y, x).norm() - 0.1
+    assert int((nn_scores(moved, x).argmax(-1) != clean).sum()) > 0
+
+
+@pytest.mark.parametrize("convention,ratio", [("norm", 0.005 ** 0.5), ("coordinate", (0.005 * 64) ** 0.5)])
+def test_gaussian_conventions_and_measured_noise_ratio(convention, ratio):
+    y, x, labels = _clouds(n=50, m=10, d=64)
+    rows = robustness_sweep(y, x, labels, alphas=[0.0], shift=GapShift("paper"), perturbation="gaussian",
+                            levels=[0.005], trials=50, convention=convention, dtype=torch.float64)
+    assert rows[0]["convention"] == convention
+    assert rows[0]["noise_ratio"] == pytest.approx(ratio, rel=0.05)
+
+
+def test_paraphrase_table_is_one_paraphrase_per_template():
+    from bench.modality_gap.zeroshot import load_class_set
+
+    for name in ("mnist", "cifar10", "cifar100"):
+        cs = load_class_set(name)
+        assert len(cs.paraphrase_templates) == len(cs.templates)
+        assert all(p != t and "{c}" in p for p, t in zip(cs.paraphrase_templates, cs.templates))
+
+
+def test_paraphrase_at_full_level_is_deterministic_and_swaps_every_prototype():
+    y, x, labels = _clouds(n=80, m=10, d=16)
+    para = _unit(x + 0.5 * torch.randn(*x.shape, dtype=x.dtype, generator=torch.Generator().manual_seed(1)))
+    rows = robustness_sweep(y, x, labels, alphas=[0.0], shift=GapShift("paper"), perturbation="paraphrase",
+                            levels=[1.0], trials=10, paraphrased=para, dtype=torch.float64)
+    assert rows[0]["trials"] == 1
+    assert rows[0]["accuracy"] == pytest.approx(float((nn_scores(y, para).argmax(-1) == labels).double().mean()))

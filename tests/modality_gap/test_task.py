@@ -37,12 +37,23 @@ def test_embedded_task_end_to_end_records_validate(compose, bench_root, monkeypa
            [r["value"] for r in rows if not r["metric"].startswith("train_")]
 
 
-def test_retrieval_on_embedded_pairs(compose):
-    run_dir = execute(compose(TINY + ["zeroshot=mnist_pairs", "task.perturbations.paraphrase=[]"]))
-    _, rows = read_run(run_dir)
-    r1 = _rows(rows, "recall@1", mode="paper")
-    r10 = _rows(rows, "recall@10", mode="paper")
-    assert r1 and r10 and r10[0]["value"] >= r1[0]["value"]
+def test_retrieval_both_directions_and_the_subspace_choice(compose):
+    """mnist_pairs: 120 captions in d=64, so the gallery's rank is d. subspace=rank leaves g' = 0
+    (no prediction changes); k=5 < rank moves the gap and records how many clean predictions change."""
+    base = TINY + ["zeroshot=mnist_pairs", "task.perturbations.paraphrase=[]", "task.perturbations.quantize=[]",
+                   "task.modes=[paper]"]
+    _, rows = read_run(execute(compose(base + ["task.subspace=rank"])))
+    for direction in ("i2t", "t2i"):
+        r1 = _rows(rows, "recall@1", direction=direction)
+        r10 = _rows(rows, "recall@10", direction=direction)
+        assert len(r1) == 2 and r10[0]["value"] >= r1[0]["value"]
+        assert _rows(rows, "robustness", direction=direction, perturbation="gaussian")
+    assert {r["value"] for r in _rows(rows, "clean_predictions_changed")} == {0}
+    _, rows_k = read_run(execute(compose(base + ["task.subspace='k=5'"])))
+    gap = {r["params"]["alpha"]: r["value"] for r in _rows(rows_k, "gap_norm_after", direction="i2t")}
+    assert gap[1.0] < gap[0.0]
+    changed = _rows(rows_k, "clean_predictions_changed", direction="i2t", alpha=1.0)[0]["value"]
+    assert changed > 0
 
 
 @pytest.mark.slow
