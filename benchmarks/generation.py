@@ -25,7 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.shift.config import GeneratorConfig, GeneratorTrainConfig  # noqa: E402
 from bench.shift.dataset import SetSpec, ShardedDatasets  # noqa: E402
-from bench.shift.families import TRAIN_VALUES, Shift, draw_anchors  # noqa: E402
+from bench.shift.families import TRAIN_VALUES, Shift  # noqa: E402
+from bench.shift.rng import draw_anchors  # noqa: E402
 from bench.shift.generators import build_generator  # noqa: E402
 
 SWEEPS = {"truncation": [0.9, 0.95, 1.0, 1.05, 1.1], "extend": [0.5, 0.625, 0.75, 0.875, 1.0],

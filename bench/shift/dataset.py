@@ -24,7 +24,6 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 from torchvision.utils import make_grid, save_image
@@ -34,6 +33,7 @@ from bench.atomic import atomic_save, atomic_write_json
 from bench.errors import DataError
 from bench.shift.families import Shift
 from bench.shift.generators import Generator
+from bench.shift.rng import check_rng, draw_shard, reference_split
 
 log = logging.getLogger("bench.shift")
 MANIFEST_FORMAT = 1
@@ -64,28 +64,26 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def draw_shard(seed: int, shard: int, n: int, dim: int, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The ``eps`` (n, dim) and uniform labels (n,) of one shard: a function of (seed, shard) only."""
-    state = int(np.random.SeedSequence([seed, shard]).generate_state(1, dtype=np.uint64)[0] >> 1)
-    g = torch.Generator().manual_seed(state)
-    labels = torch.randint(num_classes, (n,), generator=g)
-    return torch.randn(n, dim, generator=g), labels
-
-
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
     return images.mul(255.0).round_().clamp_(0, 255).to(torch.uint8)
 
 
 class ShardedDatasets:
-    """Builds and reads the generated sets of one generator and anchor draw under ``root``."""
+    """Builds and reads the generated sets of one generator and anchor draw under ``root``.
+
+    ``rng`` (see :mod:`bench.shift.rng`) says how each set's eps and labels are drawn from its seed:
+    per shard (``bench``) or as the reference scripts draw a whole split (``reference``)."""
 
     def __init__(self, generator: Generator, root: str | Path, anchors: torch.Tensor, anchor_seed: int,
-                 shard_size: int = 1000, batch_size: int = 256, progress: bool = True) -> None:
+                 shard_size: int = 1000, batch_size: int = 256, progress: bool = True, rng: str = "bench") -> None:
         if shard_size < 1 or batch_size < 1:
             raise DataError("shard_size and batch_size must be positive")
-        self.generator, self.anchors, self.anchor_seed = generator, anchors, anchor_seed
+        check_rng(rng)
+        self.generator, self.anchors, self.anchor_seed, self.rng = generator, anchors, anchor_seed, rng
         self.shard_size, self.batch_size, self.progress = shard_size, batch_size, progress
-        self.root = Path(root) / f"{generator.id}-{generator.weights_hash[:12]}" / f"anchors{anchor_seed}"
+        anchors_dir = f"anchors{anchor_seed}" if rng == "bench" else f"reference-anchors{anchor_seed}"
+        self.root = Path(root) / f"{generator.id}-{generator.weights_hash[:12]}" / anchors_dir
+        self._reference_draws: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
 
     def path(self, spec: SetSpec) -> Path:
         return self.root / spec.dirname(self.shard_size)
@@ -105,7 +103,7 @@ class ShardedDatasets:
                 log.warning("%s is unreadable; rebuilding its set", path)
         return {"format": MANIFEST_FORMAT, "generator": self.generator.describe(), "split": spec.split,
                 "latent": spec.shift.key, "shifts": [],
-                "seeds": {"eps_and_labels": spec.seed, "anchors": self.anchor_seed},
+                "seeds": {"eps_and_labels": spec.seed, "anchors": self.anchor_seed, "rng": self.rng},
                 "counts": {"n": spec.n, "shard_size": self.shard_size, "n_shards": len(self.shard_counts(spec.n))},
                 "shards": {}, "complete": False}
 
@@ -157,10 +155,22 @@ class ShardedDatasets:
             if not (self.path(spec) / "grid.png").is_file():
                 self.save_grid(spec, self.path(spec) / "grid.png")
 
+    def draw(self, seed: int, n: int, k: int, dim: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The eps (count, dim) and labels of shard ``k`` of a set of ``n`` drawn with ``seed``."""
+        dim, classes = dim or self.generator.latent_dim, self.generator.num_classes
+        count = self.shard_counts(n)[k]
+        if self.rng == "bench":
+            return draw_shard(seed, k, count, dim, classes)
+        if (seed, n) not in self._reference_draws:  # the whole split, once: its stream has no random access
+            self._reference_draws[(seed, n)] = reference_split(seed, n, self.generator.latent_dim, classes)
+        eps, labels = self._reference_draws[(seed, n)]
+        rows = slice(k * self.shard_size, k * self.shard_size + count)
+        return eps[rows, :dim], labels[rows]
+
     def _decode_shard(self, specs: list[SetSpec], k: int, missing: set[SetSpec], manifests: dict, bar: tqdm) -> None:
         seed, n = specs[0].stream
         count = self.shard_counts(n)[k]
-        eps, labels = draw_shard(seed, k, count, self.generator.latent_dim, self.generator.num_classes)
+        eps, labels = self.draw(seed, n, k)
         z = torch.cat([spec.shift.latents(eps, self.anchors.to(eps.dtype)) for spec in specs]).float()
         y = labels.repeat(len(specs))
         images = []
@@ -194,8 +204,7 @@ class ShardedDatasets:
         return torch.cat(images), torch.cat(labels)
 
     def _class_counts(self, spec: SetSpec) -> list[int]:
-        labels = torch.cat([draw_shard(spec.seed, k, c, 1, self.generator.num_classes)[1]
-                            for k, c in enumerate(self.shard_counts(spec.n))])
+        labels = torch.cat([self.draw(spec.seed, spec.n, k, dim=1)[1] for k in range(len(self.shard_counts(spec.n)))])
         return torch.bincount(labels, minlength=self.generator.num_classes).tolist()
 
     def first_images(self, spec: SetSpec, count: int) -> torch.Tensor:

@@ -46,11 +46,6 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
     return (wa * a64 + wb * b64).to(torch.promote_types(a.dtype, b.dtype))
 
 
-def draw_anchors(dim: int, seed: int) -> torch.Tensor:
-    """The two anchors ``(2, dim)`` drawn once from ``N(0, I)`` with a fixed seed."""
-    return torch.randn(2, dim, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
-
-
 @dataclass(frozen=True)
 class Shift:
     """One point of a sweep: a family at an intensity ``value`` (its geometric parameter)."""

@@ -28,7 +28,8 @@ from bench.shift.config import GeneratorConfig, ShiftTaskConfig
 from bench.shift.dataset import SetSpec, ShardedDatasets
 from bench.shift.evaluate import auc, score, train_classifier
 from bench.shift.families import (
-    FAMILIES, PARAM_NAMES, Shift, draw_anchors, latent_kl, latent_kl_mc, parse_values, validate_sweep)
+    FAMILIES, PARAM_NAMES, Shift, latent_kl, latent_kl_mc, parse_values, validate_sweep)
+from bench.shift.rng import REFERENCE_ANCHOR_SEED, REFERENCE_SEEDS, check_rng, draw_anchors
 from bench.shift.generators import Generator, build_generator
 
 log = logging.getLogger("bench.shift")
@@ -109,20 +110,26 @@ def run(cfg: DictConfig, run) -> None:
     task = cfg.task
     sweep = sweeps(task)
     grid = variants(cfg)
+    check_rng(task.rng)
     cache_dir = Path(cfg.paths.cache_dir)
     generator = build_generator(cfg.generator, cache_dir, seed=derive(cfg.seed, "generator", cfg.generator.kind))
     log.info("generator %s (weights %s), latent dim %d", generator.id, generator.weights_hash[:12], generator.latent_dim)
     run.save_json("generator", generator.describe())
-    # every draw derives from the run's seed by purpose (bench.seeding): anchors, then each split's
-    # eps/labels (a test set is one draw decoded at every intensity of its family)
-    anchor_seed = derive(cfg.seed, "shift", "anchors")
-    anchors = draw_anchors(generator.latent_dim, anchor_seed)
+    # bench: every draw derives from the run's seed by purpose (bench.seeding): anchors, then each
+    # split's eps/labels (a test set is one draw decoded at every intensity of its family);
+    # reference: the reference scripts' seeds (bench.shift.rng)
+    if task.rng == "reference":
+        anchor_seed = REFERENCE_ANCHOR_SEED
+        split_seed = dict(REFERENCE_SEEDS)
+    else:
+        anchor_seed = derive(cfg.seed, "shift", "anchors")
+        split_seed = {split: derive(cfg.seed, "shift", "eps_and_labels", split) for split in ("train", "val", "test")}
+    anchors = draw_anchors(generator.latent_dim, anchor_seed, task.rng)
     store = ShardedDatasets(generator, cache_dir / "shift" / "datasets", anchors, anchor_seed,
-                            task.shard_size, cfg.generator.batch_size)
+                            task.shard_size, cfg.generator.batch_size, rng=task.rng)
 
     # -- generation: base train/val per family, paired test sets per intensity -------------
     base = {f: Shift(f, values[0]) for f, values in sweep.items()}
-    split_seed = {split: derive(cfg.seed, "shift", "eps_and_labels", split) for split in ("train", "val", "test")}
     train_specs = {f: SetSpec("train", base[f], task.n_train, split_seed["train"]) for f in sweep}
     val_specs = {f: SetSpec("val", base[f], task.n_val, split_seed["val"]) for f in sweep}
     test_specs = {f: [SetSpec("test", Shift(f, v), task.n_test, split_seed["test"]) for v in values]

@@ -6,7 +6,8 @@ import torch
 
 from bench.errors import DataError
 from bench.shift.dataset import SetSpec, ShardedDatasets
-from bench.shift.families import Shift, draw_anchors
+from bench.shift.families import Shift
+from bench.shift.rng import draw_anchors
 
 
 def _sweep(n=25, seed=3):
@@ -31,7 +32,8 @@ def test_every_intensity_decodes_the_same_eps_and_labels(tiny_vae, tmp_path):
     labels = [y for _, y in loaded.values()]
     assert all(torch.equal(labels[0], y) for y in labels) and len(labels[0]) == 25
     # the images are G(shift(eps), y) for one eps draw: re-decoding that draw reproduces every set
-    from bench.shift.dataset import draw_shard, to_uint8
+    from bench.shift.dataset import to_uint8
+    from bench.shift.rng import draw_shard
     eps, y0 = draw_shard(3, 0, 10, tiny_vae.latent_dim, 10)
     assert torch.equal(y0, labels[0][:10])
     for spec, (images, _) in loaded.items():
@@ -48,7 +50,7 @@ def test_manifest_records_provenance(tiny_vae, tmp_path):
     manifest = json.loads((store.path(spec) / "manifest.json").read_text())
     assert manifest["complete"] and manifest["generator"]["weights_hash"] == tiny_vae.weights_hash
     assert manifest["shifts"] == [{"family": "extend", "value": 0.5}, {"family": "overlap", "value": 0.0}]
-    assert manifest["seeds"] == {"eps_and_labels": 1, "anchors": 0}
+    assert manifest["seeds"] == {"eps_and_labels": 1, "anchors": 0, "rng": "bench"}
     assert [s["n"] for s in manifest["shards"].values()] == [10, 10, 3]
     assert sum(manifest["counts"]["per_class"]) == 23
     assert (store.path(spec) / "grid.png").is_file()

@@ -6,7 +6,8 @@ import torch
 
 from bench.errors import ConfigError
 from bench.shift.families import (
-    TRAIN_VALUES, Shift, draw_anchors, latent_kl, latent_kl_mc, parse_values, slerp, validate_sweep)
+    TRAIN_VALUES, Shift, latent_kl, latent_kl_mc, parse_values, slerp, validate_sweep)
+from bench.shift.rng import draw_anchors
 
 
 def _angle(a, b):

@@ -92,6 +92,9 @@ def test_cifar_preset_runs_on_an_edm_network_pickle(compose, edm_pickle):
     assert json.loads((run_dir / "artifacts" / "generator.json").read_text())["id"].startswith("edm-edm-tiny-8x8")
     accs = [r for r in rows if r["metric"] == "accuracy" and r["split"] == "test"]
     assert sorted(r["params"]["intensity"] for r in accs) == [0.0, 0.4]
+    # the CIFAR presets draw the reference scripts' anchors, labels and noise
+    manifests = list((run_dir.parents[3] / ".cache").rglob("manifest.json"))
+    assert manifests and all(json.loads(m.read_text())["seeds"]["rng"] == "reference" for m in manifests)
 
 
 @pytest.mark.slow
