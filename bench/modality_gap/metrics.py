@@ -25,7 +25,7 @@ def topk_accuracy(scores: torch.Tensor, labels: torch.Tensor, k: int) -> float:
     if scores.shape[-1] < k:
         return math.nan
     top = scores.topk(k, dim=-1).indices
-    return float((top == labels.unsqueeze(-1)).any(-1).float().mean())
+    return float((top == labels.unsqueeze(-1)).any(-1).double().mean())
 
 
 def mean_per_class_recall(pred: torch.Tensor, labels: torch.Tensor, n_classes: int) -> float:
@@ -52,5 +52,5 @@ def recall_at_k(scores: torch.Tensor, positives: torch.Tensor, ks: tuple[int, ..
     out = {}
     for k in ks:
         top = scores.topk(min(k, scores.shape[-1]), dim=-1).indices
-        out[k] = float(positives.gather(-1, top).any(-1).float().mean())
+        out[k] = float(positives.gather(-1, top).any(-1).double().mean())
     return out

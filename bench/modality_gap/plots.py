@@ -53,8 +53,11 @@ def gap_dynamics(history: list[dict]) -> plt.Figure:
     """||g||, each modality's variance along g and the doubly-stochastic error over training steps."""
     steps = [h["step"] for h in history]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    axes[0].plot(steps, [h["gap_norm"] for h in history], marker="o")
+    axes[0].plot(steps, [h["gap_norm"] for h in history], marker="o", label="||g|| (images - text)")
+    if all("gap_norm_null" in h for h in history):
+        axes[0].plot(steps, [h["gap_norm_null"] for h in history], "k--", label="random halves (no gap)")
     axes[0].set_ylabel("||g||")
+    axes[0].legend(fontsize=8)
     axes[1].plot(steps, [h["image_var_along_gap"] for h in history], marker="o", label="images")
     axes[1].plot(steps, [h["text_var_along_gap"] for h in history], marker="o", label="text")
     axes[1].set_ylabel("variance along g")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -18,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from bench.errors import ConfigError
 from bench.seeding import derive, torch_generator
 from bench.modality_gap import plots
-from bench.modality_gap.clip_models import SMALL_CLIP, SMALL_CLIP_MINILM, ClipBundle, load_clip
+from bench.modality_gap.clip_models import LOCAL_DIR, SMALL_CLIP, SMALL_CLIP_MINILM, WEIGHTS_FILE, ClipBundle, load_clip
 from bench.modality_gap.contrastive import TrainSpec, train_embedded_clip
 from bench.modality_gap.datasets import EvalData, load_eval_data
 from bench.modality_gap.embeddings import cached, extract, file_fingerprint, trainer_kwargs
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class ClipTrainConfig:
     variant: str = "scratch"
+    init: str = "default"
     epochs: int = 3
     batch_size: int = 128
     lr: float = 2e-3
@@ -90,12 +92,18 @@ def _model(cfg: DictConfig, run: Any) -> tuple[ClipBundle, str, list[dict] | Non
         spec = TrainSpec(**train, seed=derive(cfg.seed, "clip", train["variant"]))
         if spec.arch != c.name:
             raise ConfigError(f"clip.train.variant={spec.variant} trains {spec.arch}, but clip.name={c.name}")
-        ckpt, history = train_embedded_clip(spec, cfg.paths.cache_dir, cfg.trainer, run)
-        return load_clip(c.name, str(ckpt)), f"sha:{file_fingerprint(ckpt)}", history
+        folder, history = train_embedded_clip(spec, cfg.paths.cache_dir, cfg.trainer, run)
+        bundle = load_clip(c.name, f"{LOCAL_DIR}{folder}")  # the open_clip folder any program can load
+        return bundle, f"sha:{file_fingerprint(folder / WEIGHTS_FILE)}", history
     if c.pretrained is None:
         raise ConfigError(f"clip.pretrained is null for {c.name}: give an open_clip tag (e.g. openai) or a checkpoint path")
     bundle = load_clip(c.name, c.pretrained, cache_dir=c.cache_dir)
-    weights = f"sha:{file_fingerprint(c.pretrained)}" if bundle.source == c.pretrained and "/" in c.pretrained else f"tag:{c.pretrained}"
+    if c.pretrained.startswith(LOCAL_DIR):
+        weights = f"sha:{file_fingerprint(Path(c.pretrained[len(LOCAL_DIR):]) / WEIGHTS_FILE)}"
+    elif bundle.source == c.pretrained and "/" in c.pretrained:
+        weights = f"sha:{file_fingerprint(c.pretrained)}"
+    else:
+        weights = f"tag:{c.pretrained}"
     return bundle, weights, None
 
 
