@@ -53,3 +53,19 @@ def label_pca_correlation(images: torch.Tensor, labels: torch.Tensor, pca: Patch
     b = onehot - onehot.mean(0)
     denom = a.norm(dim=0)[:, None] * b.norm(dim=0)[None, :]
     return ((a.T @ b) / denom.clamp_min(1e-300)).abs()
+
+
+def pca_energy(images: torch.Tensor, pca: PatchPCA, component: int, batch: int = 512) -> torch.Tensor:
+    """Each image's mean squared projection of its centred patches on ``u_component`` (0-based): (N,)."""
+    u = pca.eigvecs[:, component].double()
+    out = []
+    for i in range(0, len(images), batch):
+        cols = F.unfold(images[i:i + batch].double(), pca.kernel_size)  # (n, D, L)
+        out.append(torch.einsum("ndl,d->nl", cols - pca.mean[None, :, None], u).pow(2).mean(1))
+    return torch.cat(out)
+
+
+def quantile_labels(score: torch.Tensor, reference: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """Class c = the c-th of ``n_classes`` equal-mass bins of ``reference`` that ``score`` falls in."""
+    edges = torch.quantile(reference.double(), torch.linspace(0, 1, n_classes + 1, dtype=torch.float64)[1:-1])
+    return torch.bucketize(score.double(), edges).long()

@@ -32,13 +32,19 @@ from bench.seeding import derive
 from bench.store import Run
 from bench.training import ClassifierModule, accuracy, build_trainer, fit
 from bench.whitening import plots
-from bench.whitening.analyses import first_layer_outputs, label_pca_correlation, spatial_autocorrelation, zca_filters
+from bench.whitening.analyses import (first_layer_outputs, label_pca_correlation, pca_energy, quantile_labels,
+                                      spatial_autocorrelation, zca_filters)
 from bench.whitening.patch_pca import PatchPCA, load_or_compute
 from bench.whitening.profile import GRIDS, Fit, energy_profile, fit_paper, fit_wide, paper_lambda2, pearson
 from bench.whitening.recording import FirstLayerRecorder
 
 log = logging.getLogger(__name__)
-AXES = ("arch", "width", "seed", "labels")
+AXES = ("arch", "width", "seed", "labels", "first_layer")
+# labels=pca: each image's class is the quantile of its patches' energy along one PCA direction
+# (task.pca_labels_component), the paper's counterexample, where labels and PCA coefficients are
+# tied and the formula must fail. Built in this task from the true-label data module.
+LABELS = ("true", "random", "pca")
+FIRST_LAYER = ("learned", "frozen")
 # The formula's own model class (conv -> pool -> linear): reported as kind=linear, a control for the
 # theory, apart from the trained nonlinear CNNs (kind=cnn).
 LINEAR_MODELS = frozenset({"linear_cnn"})
@@ -58,6 +64,7 @@ class VariantConfig:
     seed_offset: int = 0
     labels: Optional[str] = None
     epochs: Optional[int] = None
+    first_layer: Optional[str] = None  # learned (default) | frozen: the random init never trains (control)
 
 
 @dataclass
@@ -89,6 +96,10 @@ class WhiteningTaskConfig:
     variants: list[VariantConfig] = field(default_factory=lambda: [VariantConfig()])
     optim: OptimConfig = field(default_factory=OptimConfig)
     record_steps: list[int] = field(default_factory=lambda: [10, 30, 100, 300, 1000])
+    # Multiplies the first conv's init. The formula assumes a small init (sigma -> 0); followed by
+    # BatchNorm, a layer's output ignores its scale and a smaller init also raises its effective step.
+    first_layer_init_scale: float = 1.0
+    pca_labels_component: int = 4  # 0-based PCA component that labels=pca ties the classes to
     fit: FitConfig = field(default_factory=FitConfig)
     tau_grid_size: int = 200
     autocorr_max_delta: int = 10
@@ -105,6 +116,7 @@ class Variant:
     seed: int
     labels: str
     epochs: int  # not part of the id: one model is trained to one length per study
+    first_layer: str = "learned"
 
     @property
     def kind(self) -> str:
@@ -112,7 +124,8 @@ class Variant:
 
     @property
     def id(self) -> str:
-        return f"{self.arch}-w{self.width:g}-s{self.seed}-{self.labels}"
+        return f"{self.arch}-w{self.width:g}-s{self.seed}-{self.labels}" + (
+            "-frozen" if self.first_layer == "frozen" else "")
 
 
 @dataclass
@@ -137,7 +150,13 @@ def resolve_variants(cfg: DictConfig) -> list[Variant]:
         out.append(Variant(v.arch or cfg.model.name, float(v.width if v.width is not None else cfg.model.width),
                            int(v.seed if v.seed is not None else cfg.seed + v.seed_offset),
                            v.labels or cfg.data.labels,
-                           int(v.epochs if v.epochs is not None else cfg.trainer.max_epochs)))
+                           int(v.epochs if v.epochs is not None else cfg.trainer.max_epochs),
+                           v.first_layer or "learned"))
+    for v in out:
+        if v.labels not in LABELS:
+            raise ConfigError(f"a variant's labels must be one of {', '.join(LABELS)}, not {v.labels!r}")
+        if v.first_layer not in FIRST_LAYER:
+            raise ConfigError(f"a variant's first_layer must be one of {', '.join(FIRST_LAYER)}, not {v.first_layer!r}")
     ids = [v.id for v in out]
     if len(set(ids)) != len(ids):
         raise ConfigError(f"task.variants lists the same model twice: {ids}")
@@ -158,6 +177,9 @@ def _train(cfg: DictConfig, run: Run, dm, variant: Variant, ckpt_dir: Path) -> T
                           f"task.kernel_size={cfg.task.kernel_size} and the data has {dm.in_chans} channels")
     if not cfg.task.train:
         return Trained({-1: conv.weight.detach().clone()}, accuracy(model, dm.test_dataloader()), n_params(model))
+    with torch.no_grad():
+        conv.weight.mul_(cfg.task.first_layer_init_scale)
+    conv.weight.requires_grad_(variant.first_layer == "learned")  # frozen: SGD skips a parameter without grad
     recorder = FirstLayerRecorder(list(cfg.task.record_steps))
     # No per-epoch validation: nothing selects on it, and test accuracy is measured once below.
     trainer = build_trainer(cfg.trainer, run, callbacks=[recorder], checkpoint_dir=ckpt_dir,
@@ -173,6 +195,8 @@ def train_or_load(cfg: DictConfig, run: Run, dm, variant: Variant) -> Trained:
 
     key = config_hash({"data": dm.cache_key, "labels": variant.labels, "variant": asdict(variant),
                        "model": OmegaConf.to_container(cfg.model), "task": OmegaConf.to_container(cfg.task.optim),
+                       "first_layer_init_scale": cfg.task.first_layer_init_scale,
+                       "pca_labels_component": cfg.task.pca_labels_component if variant.labels == "pca" else None,
                        "train": cfg.task.train, "record_steps": list(cfg.task.record_steps),
                        # what changes the trained weights (devices and nodes change the global batch)
                        "trainer": {k: cfg.trainer[k] for k in ("max_epochs", "max_steps", "precision", "devices",
@@ -201,8 +225,10 @@ def train_or_load(cfg: DictConfig, run: Run, dm, variant: Variant) -> Trained:
     return trained
 
 
-def _profile(trained: Trained, pca: PatchPCA, subtract_init: bool) -> torch.Tensor:
-    w = trained.final - trained.init if subtract_init and trained.init is not None else trained.final
+def _profile(trained: Trained, pca: PatchPCA, subtract_init: bool, variant: Variant) -> torch.Tensor:
+    """Profile of W_trained - W_init (or W_trained); a frozen layer never moved: its profile is its init's."""
+    learned = subtract_init and trained.init is not None and variant.first_layer == "learned"
+    w = trained.final - trained.init if learned else trained.final
     return energy_profile(w, pca.eigvecs)
 
 
@@ -210,15 +236,17 @@ def run(cfg: DictConfig, run: Run) -> None:
     variants = resolve_variants(cfg)
     datamodules = {}
     for labels in sorted({v.labels for v in variants}):
-        dm = instantiate(cfg.data, labels=labels, _convert_="all")
+        dm = instantiate(cfg.data, labels="true" if labels == "pca" else labels, _convert_="all")
         dm.setup()
         datamodules[labels] = dm
-    dm0 = next(iter(datamodules.values()))
+    dm0 = next(iter(datamodules.values()))  # the same pixels in every module: only the labels differ
     run.set_dataset(cfg.data.name, "train", len(dm0.train))
     k = cfg.task.kernel_size
     pca = load_or_compute(cfg.paths.cache_dir, dm0.cache_key, k, (x for x, _ in dm0.ordered_train_dataloader()),
                           write=run.is_writer)
     run.save_tensors("patch_pca", {"eigvals": pca.eigvals, "eigvecs": pca.eigvecs, "mean": pca.mean})
+    if "pca" in datamodules:
+        _tie_labels_to_pca(datamodules["pca"], pca, cfg.task.pca_labels_component)
 
     trained = {v: train_or_load(cfg, run, datamodules[v.labels], v) for v in variants}
     first = variants[0]
@@ -246,7 +274,7 @@ def run(cfg: DictConfig, run: Run) -> None:
 
     profiles, fits, rows = {}, {}, []
     for v, t in trained.items():
-        prof = _profile(t, pca, subtract)
+        prof = _profile(t, pca, subtract, v)
         profiles[v.id] = prof
         model_fits = fits_of(prof)
         fits[v.id] = model_fits[0]
@@ -310,6 +338,18 @@ def _autocorrelation(cfg: DictConfig, run: Run, dm, trained: dict[Variant, Train
                                  higher_is_better=False, n=len(images), params={"delta": d, **params}))
     run.log_metrics(rows)
     run.save_figure("autocorrelation", plots.autocorr_curves(curves))
+
+
+def _tie_labels_to_pca(dm, pca: PatchPCA, component: int) -> None:
+    """Relabel train and test: class = quantile bin of the image's patch energy along u_component
+    (bins from the training set, as many classes as the true labels, balanced)."""
+    if not 0 <= component < len(pca.eigvals):
+        raise ConfigError(f"task.pca_labels_component={component} is not a component of the "
+                          f"{len(pca.eigvals)}-dimensional patch PCA")
+    train = pca_energy(dm.train.tensors()[0], pca, component)
+    test = pca_energy(dm.test.tensors()[0], pca, component)
+    dm.train.labels = quantile_labels(train, train, dm.num_classes)
+    dm.test.labels = quantile_labels(test, train, dm.num_classes)
 
 
 def _label_pca(run: Run, datamodules: dict, pca: PatchPCA) -> None:

@@ -3,6 +3,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from bench.cli import execute
 from bench.store import read_run
@@ -110,3 +111,41 @@ def test_embedded_study_shows_the_papers_claims(compose):
     assert max(abs(v) for v in init) < 0.5, init
     coupling = {r["params"]["labels"]: r["value"] for r in rows if r["metric"] == "label_pca_corr"}
     assert coupling["true"] > 0.3 > 0.1 > coupling["random"], coupling
+
+
+def test_frozen_first_layer_and_pca_tied_labels(compose):
+    """The paper's controls: a frozen random first layer never moves (its profile is its init's,
+    so it fits exactly as well as the init); labels=pca are balanced quantiles of each image's patch
+    energy along one PCA direction."""
+    from safetensors.torch import load_file
+
+    from bench.whitening.analyses import pca_energy
+    from bench.whitening.patch_pca import PatchPCA
+
+    run_dir = execute(compose([*TINY, "logger=none", "task.pca_labels_component=2",
+                               "task.variants=[{},{first_layer:frozen},{labels:pca}]"]))
+    rows = read_run(run_dir)[1]
+    filters = load_file(str(run_dir / "artifacts" / "filters.safetensors"))
+    frozen = {k: v for k, v in filters.items() if k.startswith("linear_cnn-w0.25-s0-true-frozen@")}
+    assert len(frozen) >= 3 and all(v.equal(frozen["linear_cnn-w0.25-s0-true-frozen@step0"]) for v in frozen.values())
+    fit = {(r["params"]["labels"], r["params"]["weights"], r["params"]["arch"]): r for r in rows
+           if r["metric"] == "formula_fit_r" and r["params"]["grid"] == "paper"}
+    # the frozen variant's trained profile is its own init's (the same filters)
+    consistency = {r["params"]["b"]: r["value"] for r in rows if r["metric"] == "consistency_r"
+                   and r["params"]["axis"] == "init"}
+    assert consistency["linear_cnn-w0.25-s0-true-frozen@init"] == pytest.approx(1.0)
+    assert ("pca", "trained", "linear_cnn") in fit
+    axes = {r["params"]["axis"] for r in rows if r["metric"] == "consistency_r"}
+    assert {"first_layer", "labels"} <= axes
+
+    # the pca labels: rebuild them from the saved PCA and the data, as the task does
+    from bench.data import ImageDataModule
+    from bench.whitening.analyses import quantile_labels
+
+    t = load_file(str(run_dir / "artifacts" / "patch_pca.safetensors"))
+    pca = PatchPCA(t["eigvals"], t["eigvecs"], t["mean"], 0, 3, 0)
+    dm = ImageDataModule(name="digits", n_train=200, n_test=100)
+    dm.setup()
+    x, _ = dm.train.tensors()
+    labels = quantile_labels(pca_energy(x, pca, 2), pca_energy(x, pca, 2), dm.num_classes)
+    assert torch.bincount(labels).max() - torch.bincount(labels).min() <= 1  # balanced
