@@ -70,6 +70,7 @@ class ImageDataConfig:
     normalize: bool = True
     classes: Optional[list[int]] = None  # keep only these classes (binary subsets)
     seed: int = 0
+    attribute: str = "Smiling"  # data=celeba: the attribute used as the (binary) label
 
 
 @dataclass

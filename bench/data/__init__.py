@@ -19,7 +19,7 @@ from bench.errors import DataError
 from bench.seeding import derive
 
 EMBEDDED = {"embedded_photos": embedded.load_photos, "mnist": embedded.load_mnist, "digits": embedded.load_digits}
-DATASETS = sorted([*EMBEDDED, "cifar10", "cifar100", "imagefolder"])
+DATASETS = sorted([*EMBEDDED, "cifar10", "cifar100", "imagefolder", "celeba"])
 
 
 class TensorImages(Dataset):
@@ -63,18 +63,21 @@ class ImageDataModule(L.LightningDataModule):
     def __init__(self, name: str = "embedded_photos", root: str | None = None, labels: str = "true",
                  image_size: int = 32, n_train: int | None = None, n_test: int | None = None,
                  batch_size: int = 256, num_workers: int = 0, download: bool = False, normalize: bool = True,
-                 classes: list[int] | None = None, seed: int = 0) -> None:
+                 classes: list[int] | None = None, seed: int = 0, attribute: str = "Smiling",
+                 norm_stats: tuple[list[float], list[float]] | None = None) -> None:
         super().__init__()
         if name not in DATASETS:
             raise DataError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
         if labels not in ("true", "random"):
             raise DataError(f"data.labels must be 'true' or 'random', not {labels!r}")
-        if name in ("cifar10", "cifar100", "imagefolder") and not root:
+        if name in ("cifar10", "cifar100", "imagefolder", "celeba") and not root:
             raise DataError(f"dataset {name} needs data.root=<directory holding it>")
         self.name, self.root, self.labels_kind = name, root, labels
         self.image_size, self.n_train, self.n_test = image_size, n_train, n_test
         self.batch_size, self.num_workers, self.download = batch_size, num_workers, download
         self.normalize, self.classes, self.seed = normalize, list(classes) if classes else None, seed
+        # attribute: CelebA's label; norm_stats: a pretrained model's own (mean, std) instead of the data's
+        self.attribute, self.norm_stats = attribute, norm_stats
         self.train: Dataset | None = None
         self.test: Dataset | None = None
 
@@ -93,6 +96,13 @@ class ImageDataModule(L.LightningDataModule):
                 raise DataError(f"{self.root} holds {len(idx)} images to load; bench keeps ImageFolder sets in "
                                 f"memory (<= {self.MAX_IN_MEMORY:,}): pass data.n_train / data.n_test")
             return torch.stack([ds[int(i)][0] for i in idx]), labels
+        if self.name == "celeba":
+            paths, labels = real.celeba_index(self.root, split, self.attribute)
+            idx, labels = self._select(labels, n, split)
+            if len(idx) > self.MAX_IN_MEMORY:
+                raise DataError(f"CelebA's {split} split holds {len(idx)} images; bench keeps at most "
+                                f"{self.MAX_IN_MEMORY:,} in memory: pass data.n_train / data.n_test")
+            return real.decode_images([paths[int(i)] for i in idx], self.image_size), labels
         images, labels = (EMBEDDED[self.name](split) if self.name in EMBEDDED
                           else real.load_cifar(self.name, self.root, split, self.download))
         idx, labels = self._select(labels, n, split)
@@ -131,6 +141,8 @@ class ImageDataModule(L.LightningDataModule):
         c = x.shape[1]
         if not self.normalize:
             return torch.zeros(c), torch.ones(c)
+        if self.norm_stats is not None:
+            return tuple(torch.tensor(s, dtype=torch.float32) for s in self.norm_stats)
         if self.name in real.CIFAR_STATS:
             return tuple(torch.tensor(s) for s in real.CIFAR_STATS[self.name])
         return channel_stats(x)
@@ -159,5 +171,6 @@ class ImageDataModule(L.LightningDataModule):
         the seed only when it draws a subset)."""
         parts = [self.name, str(Path(self.root).resolve()) if self.root else "",
                  str(self.image_size), str(self.n_train), str(self.classes), str(self.normalize),
-                 str(self.seed) if self.n_train is not None else ""]
+                 str(self.seed) if self.n_train is not None else "", str(self.norm_stats),
+                 self.attribute if self.name == "celeba" else ""]
         return "|".join(parts)

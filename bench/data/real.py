@@ -45,3 +45,63 @@ def load_imagefolder(root: str | Path, split: str, image_size: int) -> Dataset:
     tf = transforms.Compose([transforms.Resize(image_size), transforms.CenterCrop(image_size),
                              transforms.PILToTensor()])
     return torchvision.datasets.ImageFolder(str(path), transform=tf)
+
+
+# -- CelebA, in its own on-disk format ------------------------------------------------------------
+CELEBA_PARTITIONS = {"train": 0, "val": 1, "test": 2}  # list_eval_partition.txt's codes
+
+
+def celeba_index(root: str | Path, split: str, attribute: str) -> tuple[list[Path], torch.Tensor]:
+    """Image paths of a CelebA split and one attribute as 0/1 labels, from the aligned release:
+    ``<root>/img_align_celeba/*.jpg``, ``<root>/list_attr_celeba.txt`` (count, attribute names,
+    then ``file  ±1 ...``) and ``<root>/list_eval_partition.txt`` (``file 0|1|2``). Reads the text
+    files only: :func:`decode_images` decodes just the images a caller keeps."""
+    root = Path(root)
+    files = {name: root / name for name in ("img_align_celeba", "list_attr_celeba.txt", "list_eval_partition.txt")}
+    missing = [str(p) for p in files.values() if not p.exists()]
+    if missing:
+        raise DataError(f"CelebA under {root} lacks {', '.join(missing)}; set data.root to the directory holding "
+                        f"img_align_celeba/, list_attr_celeba.txt and list_eval_partition.txt")
+    with open(files["list_eval_partition.txt"]) as f:
+        partition = dict(line.split() for line in f if line.strip())
+    with open(files["list_attr_celeba.txt"]) as f:
+        f.readline()  # the image count
+        names = f.readline().split()
+        if attribute not in names:
+            raise DataError(f"CelebA has no attribute {attribute!r}; choose one of: {', '.join(names)}")
+        col = names.index(attribute)
+        want = str(CELEBA_PARTITIONS[split])
+        paths, labels = [], []
+        for line in f:
+            fields = line.split()
+            if fields and partition.get(fields[0]) == want:
+                paths.append(files["img_align_celeba"] / fields[0])
+                labels.append(int(fields[1 + col]) > 0)
+    return paths, torch.tensor(labels, dtype=torch.int64)
+
+
+def decode_images(paths: list[Path], image_size: int) -> torch.Tensor:
+    """Decode, resize (shorter side) and centre-crop images one at a time: (N, 3, size, size) uint8."""
+    from PIL import Image
+    from torchvision import transforms
+
+    tf = transforms.Compose([transforms.Resize(image_size), transforms.CenterCrop(image_size),
+                             transforms.PILToTensor()])
+    out = torch.empty(len(paths), 3, image_size, image_size, dtype=torch.uint8)
+    for i, p in enumerate(paths):
+        with Image.open(p) as img:
+            out[i] = tf(img.convert("RGB"))
+    return out
+
+
+# -- a pretrained model's own input normalisation ------------------------------------------------
+def pretrained_norm_stats(model_name: str, weights: str | None) -> tuple[list[float], list[float]] | None:
+    """The channel mean/std a pretrained torchvision model (``tv_<arch>`` with weights) was trained
+    with, from its weights' own transforms; None for anything else (the data's own statistics apply).
+    A local state dict for a ``tv_`` model is taken to follow the same torchvision convention."""
+    if not weights or not model_name.startswith("tv_"):
+        return None
+    import torchvision
+
+    tf = torchvision.models.get_model_weights(model_name.removeprefix("tv_")).DEFAULT.transforms()
+    return list(tf.mean), list(tf.std)

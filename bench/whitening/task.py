@@ -25,6 +25,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from bench.config import ImageDataConfig, ModelConfig
+from bench.data import real
 from bench.errors import ConfigError
 from bench.models import create_model, first_conv, n_params
 from bench.provenance import config_hash, tensors_sha256
@@ -235,8 +236,11 @@ def _profile(trained: Trained, pca: PatchPCA, subtract_init: bool, variant: Vari
 def run(cfg: DictConfig, run: Run) -> None:
     variants = resolve_variants(cfg)
     datamodules = {}
+    # A pretrained torchvision model sees its inputs normalised as its weights were trained (the
+    # patch PCA then uses that same normalisation); otherwise the data's own statistics.
+    stats = real.pretrained_norm_stats(cfg.model.name, cfg.model.weights)
     for labels in sorted({v.labels for v in variants}):
-        dm = instantiate(cfg.data, labels="true" if labels == "pca" else labels, _convert_="all")
+        dm = instantiate(cfg.data, labels="true" if labels == "pca" else labels, norm_stats=stats, _convert_="all")
         dm.setup()
         datamodules[labels] = dm
     dm0 = next(iter(datamodules.values()))  # the same pixels in every module: only the labels differ
