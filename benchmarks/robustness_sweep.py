@@ -44,7 +44,7 @@ def loop_sweep(y, x, labels, shift, trials, seed):
         for i, level in enumerate(levels):
             pert = Perturbation(kind, level)
             t = pert.trials(trials)
-            draws = pert.draw(t, *x.shape, torch_generator(seed, "level", i))
+            draws = pert.draw(t, tuple(x.shape), torch_generator(seed, "level", i))
             for alpha in ALPHAS:
                 q, r = shift.apply(y, x, alpha, direction)
                 perturbed = pert.apply(r, draws)

@@ -1,5 +1,6 @@
-"""Evaluation data: image classification sets (embedded MNIST, CIFAR-10/100, ImageFolder) and
-image-caption retrieval sets (a Karpathy-split JSON for COCO/Flickr, or embedded MNIST captions).
+"""Evaluation data: image classification sets (embedded MNIST, CIFAR-10/100, ImageFolder),
+image-caption retrieval sets (a Karpathy-split JSON for COCO/Flickr, or embedded MNIST captions)
+and multiple-choice VQA (A-OKVQA's JSON + COCO images).
 
 Images come out as PIL images so every open_clip model's own preprocessing applies.
 """
@@ -18,6 +19,7 @@ from bench.modality_gap.zeroshot import ClassSet, load_class_set
 
 CLASSIFICATION = ("mnist", "cifar10", "cifar100", "imagefolder")
 RETRIEVAL = ("mnist_pairs", "karpathy")
+MULTIPLE_CHOICE = ("aokvqa",)
 
 
 @dataclass
@@ -30,10 +32,15 @@ class EvalData:
     class_set: ClassSet | None = None
     captions: list[str] | None = None
     positives: torch.Tensor | None = None  # N_images x N_captions bool
+    choices: list[list[str]] | None = None  # multiple choice: per image, its C candidate texts (labels = correct one)
 
     @property
     def is_retrieval(self) -> bool:
         return self.captions is not None
+
+    @property
+    def is_multiple_choice(self) -> bool:
+        return self.choices is not None
 
 
 class _MnistImages:
@@ -126,7 +133,9 @@ def load_eval_data(name: str, *, split: str = "test", n: int | None = None, root
                         load_class_set(classes or "cifar10", classnames=names))
     if name == "karpathy":
         return _karpathy(captions_file, root, split, n)
-    raise DataError(f"unknown evaluation set {name!r}; choose one of {', '.join(CLASSIFICATION + RETRIEVAL)}")
+    if name == "aokvqa":
+        return _aokvqa(captions_file, root, split, n)
+    raise DataError(f"unknown evaluation set {name!r}; choose one of {', '.join(CLASSIFICATION + RETRIEVAL + MULTIPLE_CHOICE)}")
 
 
 def _mnist_pairs(data: EvalData) -> EvalData:
@@ -168,3 +177,34 @@ def _karpathy(captions_file: str | None, image_root: str | None, split: str, n: 
         raise DataError(f"image {missing[0]} listed in {captions_file} is missing under zeroshot.root={image_root}")
     positives = torch.arange(len(paths)).unsqueeze(1) == torch.tensor(owner).unsqueeze(0)
     return EvalData("karpathy", split, _ImageFiles(paths), captions=captions, positives=positives)
+
+
+def aokvqa_prompt(question: str, choice: str) -> str:
+    """The text scored against the image for one answer choice: the question followed by the choice."""
+    return f"{question.strip()} {choice.strip()}"
+
+
+def _aokvqa(questions_file: str | None, coco_root: str | None, split: str, n: int | None) -> EvalData:
+    """A-OKVQA multiple choice: ``aokvqa_v1p0_<split>.json`` (a list of {"question_id", "image_id",
+    "question", "choices", "correct_choice_idx", ...}) and COCO 2017 images under
+    ``<coco_root>/<split>2017/<image_id:012d>.jpg`` (the layout of A-OKVQA's own loader)."""
+    if not questions_file or not Path(questions_file).is_file():
+        raise DataError(f"aokvqa needs zeroshot.captions_file=<aokvqa_v1p0_{split}.json>, got {questions_file!r}")
+    if not coco_root or not Path(coco_root).is_dir():
+        raise DataError(f"aokvqa needs zeroshot.root=<COCO directory holding {split}2017/>, got {coco_root!r}")
+    entries = json.loads(Path(questions_file).read_text())
+    if not isinstance(entries, list) or not entries:
+        raise DataError(f"{questions_file} is not an A-OKVQA question list")
+    if any(e.get("correct_choice_idx") is None for e in entries):
+        raise DataError(f"{questions_file} has no correct_choice_idx (the test split's answers are hidden); use val")
+    entries = [entries[i] for i in _take(n, len(entries)).tolist()]
+    sizes = {len(e["choices"]) for e in entries}
+    if len(sizes) != 1:
+        raise DataError(f"{questions_file}: every question needs the same number of choices, found {sorted(sizes)}")
+    paths = [Path(coco_root) / f"{split}2017" / f"{int(e['image_id']):012d}.jpg" for e in entries]
+    missing = [p for p in paths[:20] if not p.is_file()]
+    if missing:
+        raise DataError(f"image {missing[0]} of {questions_file} is missing under zeroshot.root={coco_root}")
+    choices = [[aokvqa_prompt(e["question"], c) for c in e["choices"]] for e in entries]
+    labels = torch.tensor([int(e["correct_choice_idx"]) for e in entries])
+    return EvalData("aokvqa", split, _ImageFiles(paths), labels, choices=choices)

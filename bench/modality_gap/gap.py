@@ -1,7 +1,8 @@
 """The gap vector and its post-processing (paper eq. 11, and Liang et al.'s symmetric shift).
 
 Conventions: ``Y`` (N x d) is the query modality (images), ``X`` (M x d) the retrieval modality
-(class prototypes or a caption gallery). Predictions are Euclidean nearest neighbours in X.
+(class prototypes or a caption gallery), or (N x C x d) when every query has its own C candidates
+(multiple choice): X is then all candidates pooled. Predictions are Euclidean nearest neighbours in X.
 """
 from __future__ import annotations
 
@@ -13,14 +14,19 @@ MODES = ("paper", "symmetric", "image_only")
 
 
 def gap_vector(query: torch.Tensor, retrieval: torch.Tensor) -> torch.Tensor:
-    """g = mean(query) - mean(retrieval)."""
-    return query.mean(0) - retrieval.mean(0)
+    """g = mean(query) - mean(retrieval) (every row of either, whatever its leading shape)."""
+    return _rows(query).mean(0) - _rows(retrieval).mean(0)
+
+
+def _rows(points: torch.Tensor) -> torch.Tensor:
+    """The points as one (n x d) matrix (per-query candidate sets N x C x d are pooled)."""
+    return points.reshape(-1, points.shape[-1])
 
 
 def _centred_svd(points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Singular values and right singular vectors of the centred points, cast to float64 *before*
     centring: centring float32 data in float32 leaves ~1e-8 residue that float64 reads as rank."""
-    x = points.double()
+    x = _rows(points).double()
     _, s, vh = torch.linalg.svd(x - x.mean(0), full_matrices=False)
     return s, vh
 
@@ -60,7 +66,7 @@ def pca_basis(points: torch.Tensor, k: int | None = None, subspace: str | None =
     if k is None:
         kind, value = parse_subspace(subspace)
         if kind == "rank":
-            k = numerical_rank(s, tuple(points.shape))
+            k = numerical_rank(s, tuple(_rows(points).shape))
         elif kind == "k":
             k = int(value)
         else:
@@ -133,6 +139,7 @@ def permutation_null_gap(query: torch.Tensor, retrieval: torch.Tensor, n_perm: i
                          seed: int = 0) -> tuple[float, float]:
     """||g|| between two random halves of the pooled clouds (same sizes and spread, no modality):
     what ||g|| would be if the modalities were one distribution. Returns (mean, max) over ``n_perm``."""
+    query, retrieval = _rows(query), _rows(retrieval)
     pooled = torch.cat([query, retrieval]).double()
     gen = torch.Generator().manual_seed(seed)
     norms = []

@@ -20,6 +20,12 @@ def nn_scores(query: torch.Tensor, retrieval: torch.Tensor) -> torch.Tensor:
     return 2 * query @ retrieval.transpose(-1, -2) - retrieval.square().sum(-1).unsqueeze(-2)
 
 
+def choice_scores(query: torch.Tensor, choices: torch.Tensor) -> torch.Tensor:
+    """``nn_scores`` when every query has its own candidates: query (N x d), choices (..., N x C x d)
+    -> (..., N x C); argmax = the nearest of the query's own candidates."""
+    return 2 * (choices @ query.unsqueeze(-1)).squeeze(-1) - choices.square().sum(-1)
+
+
 def topk_accuracy(scores: torch.Tensor, labels: torch.Tensor, k: int) -> float:
     """Fraction of rows whose label is among the ``k`` highest scores; NaN when fewer than k classes."""
     if scores.shape[-1] < k:

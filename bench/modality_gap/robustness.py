@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from bench.modality_gap.gap import GapShift
+from bench.modality_gap.metrics import choice_scores
 from bench.seeding import torch_generator
 
 KINDS = ("gaussian", "quantize", "paraphrase")
@@ -60,12 +61,14 @@ class Perturbation:
         """A deterministic perturbation says everything in one trial."""
         return 1 if self.deterministic else requested
 
-    def draw(self, trials: int, m: int, d: int, generator: torch.Generator) -> dict:
-        """The randomness of ``trials`` draws (on CPU, so every device sees the same numbers)."""
+    def draw(self, trials: int, shape: tuple[int, ...], generator: torch.Generator) -> dict:
+        """The randomness of ``trials`` draws for a retrieval set of ``shape`` (M x d, or N x C x d
+        for per-query candidates), on CPU so every device sees the same numbers."""
         if self.kind == "gaussian":
-            var = self.level if self.convention == "coordinate" else self.level / d
-            return {"noise": torch.randn(trials, m, d, generator=generator, dtype=torch.float64) * math.sqrt(var)}
+            var = self.level if self.convention == "coordinate" else self.level / shape[-1]
+            return {"noise": torch.randn(trials, *shape, generator=generator, dtype=torch.float64) * math.sqrt(var)}
         if self.kind == "paraphrase":
+            m = shape[0]
             n_swap = max(1, round(self.level * m))
             return {"swap": torch.rand(trials, m, generator=generator).argsort(-1)[:, :n_swap]}
         return {}
@@ -119,6 +122,11 @@ def predictions(query: torch.Tensor, retrieval: torch.Tensor, chunk_elements: in
     return out if retrieval.dim() == 3 else out[0]
 
 
+def choice_predictions(query: torch.Tensor, choices: torch.Tensor) -> torch.Tensor:
+    """The nearest of each query's own candidates ((T x) N x C x d -> (T x) N)."""
+    return choice_scores(query, choices).argmax(-1)
+
+
 def _mean_stderr(per_trial: torch.Tensor) -> tuple[float, float]:
     t = len(per_trial)
     mean = float(per_trial.mean())
@@ -134,7 +142,9 @@ def robustness_sweep(query: torch.Tensor, retrieval: torch.Tensor, targets: torc
 
     Each row: level, alpha, robustness (+ stderr over trials), accuracy (+ stderr), clean_accuracy,
     trials, and for gaussian noise the convention and the measured mean ||eps||/||x||.
-    ``targets`` are class labels (N) or a positives mask (N x M). Pass the task's ``direction``
+    ``targets`` are class labels (N) or a positives mask (N x M). ``retrieval`` is one set (M x d)
+    searched by every query, or per-query candidates (N x C x d, multiple choice; every trial's noise
+    is then N x C x d: mind the memory at large N x trials). Pass the task's ``direction``
     (float64, from :meth:`GapShift.direction`) so clean metrics and every sweep share one.
     """
     if direction is None:
@@ -143,18 +153,19 @@ def robustness_sweep(query: torch.Tensor, retrieval: torch.Tensor, targets: torc
     direction = direction.to(device, dtype)
     targets = targets.to(device)
     paraphrased = None if paraphrased is None else paraphrased.to(device, dtype)
+    search = choice_predictions if retrieval.dim() == 3 else predictions
     perts = [Perturbation(perturbation, level, convention) for level in levels]
-    draws = [p.draw(p.trials(trials), retrieval.shape[0], retrieval.shape[1], torch_generator(seed, "level", i))
+    draws = [p.draw(p.trials(trials), tuple(retrieval.shape), torch_generator(seed, "level", i))
              for i, p in enumerate(perts)]
     rows = []
     for alpha in alphas:
         q, r = shift.apply(query, retrieval, alpha, direction)
         para = None if paraphrased is None else shift.shift_retrieval_like(paraphrased, alpha, direction)
-        clean = predictions(q, r)  # once per alpha, shared by every level
+        clean = search(q, r)  # once per alpha, shared by every level
         clean_acc = float(is_correct(clean, targets).double().mean())
         for pert, draw in zip(perts, draws):
             perturbed = pert.apply(r, draw, para)
-            pred = predictions(q, perturbed)
+            pred = search(q, perturbed)
             rob, rob_se = _mean_stderr((pred == clean).double().mean(-1))
             acc, acc_se = _mean_stderr(is_correct(pred, targets).double().mean(-1))
             row = {"level": pert.level, "alpha": alpha, "robustness": rob, "robustness_stderr": rob_se,

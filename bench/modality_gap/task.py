@@ -7,6 +7,8 @@ robustness under perturbation of the retrieval modality.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import math
 from pathlib import Path
@@ -24,7 +26,7 @@ from bench.modality_gap.contrastive import TrainSpec, train_embedded_clip
 from bench.modality_gap.datasets import EvalData, load_eval_data
 from bench.modality_gap.embeddings import cached, extract, file_fingerprint, trainer_kwargs
 from bench.modality_gap.gap import GapShift, gap_orthogonality, gap_vector, permutation_null_gap
-from bench.modality_gap.metrics import classification_metrics, nn_scores, recall_at_k
+from bench.modality_gap.metrics import choice_scores, classification_metrics, nn_scores, recall_at_k, topk_accuracy
 from bench.modality_gap.robustness import Perturbation, robustness_sweep
 from bench.modality_gap.zeroshot import prototypes
 
@@ -117,6 +119,8 @@ def _embeddings(bundle: ClipBundle, weights: str, data: EvalData, cfg: DictConfi
            "n": len(data.images), "zeroshot": OmegaConf.to_container(cfg.zeroshot)}
     if data.is_retrieval:
         key["captions"] = len(data.captions)
+    elif data.is_multiple_choice:
+        key["choices"] = hashlib.sha256(json.dumps(data.choices).encode()).hexdigest()[:16]
     else:
         key["classes"] = data.class_set.digest()
 
@@ -124,6 +128,11 @@ def _embeddings(bundle: ClipBundle, weights: str, data: EvalData, cfg: DictConfi
         out = {"images": extract(bundle.model, "image", data.images, bundle.preprocess, trainer_kwargs=kw, batch_size=bs)}
         if data.is_retrieval:
             out["captions"] = extract(bundle.model, "text", data.captions, tokenize, trainer_kwargs=kw, batch_size=bs)
+            return out
+        if data.is_multiple_choice:
+            flat = [text for choices in data.choices for text in choices]
+            out["choices"] = extract(bundle.model, "text", flat, tokenize, trainer_kwargs=kw,
+                                     batch_size=bs).view(len(data.choices), len(data.choices[0]), -1)
             return out
         cs = data.class_set
         c = len(cs.classnames)
@@ -158,8 +167,11 @@ class View:
 
 def _views(emb: dict[str, torch.Tensor], data: EvalData) -> list[View]:
     """Classification: images search class prototypes. Retrieval: both directions, like CLIP_benchmark
-    (i2t: images search captions; t2i: captions search images)."""
+    (i2t: images search captions; t2i: captions search images). Multiple choice: each image searches
+    its own question+choice texts (N x C x d)."""
     images = emb["images"].double()
+    if data.is_multiple_choice:
+        return [View(images, emb["choices"].double(), data.labels, {})]
     if data.is_retrieval:
         captions = emb["captions"].double()
         return [View(images, captions, data.positives, {"direction": "i2t"}),
@@ -168,9 +180,16 @@ def _views(emb: dict[str, torch.Tensor], data: EvalData) -> list[View]:
     return [View(images, prototypes(emb["templates"].double()), data.labels, {}, para)]
 
 
+def _scores(query: torch.Tensor, retrieval: torch.Tensor) -> torch.Tensor:
+    """Nearest-neighbour scores against one shared set (M x d) or per-query candidates (N x C x d)."""
+    return choice_scores(query, retrieval) if retrieval.dim() == 3 else nn_scores(query, retrieval)
+
+
 def _clean_metrics(query: torch.Tensor, retrieval: torch.Tensor, targets: torch.Tensor,
                    ks: list[int]) -> dict[str, float]:
-    scores = nn_scores(query.double(), retrieval.double())
+    scores = _scores(query.double(), retrieval.double())
+    if retrieval.dim() == 3:  # multiple choice: accuracy is acc1 over the question's choices
+        return {"acc1": topk_accuracy(scores, targets, 1)}
     if targets.dim() == 2:
         return {f"recall@{k}": v for k, v in recall_at_k(scores, targets, tuple(ks)).items()}
     return classification_metrics(scores, targets)
@@ -215,7 +234,7 @@ def _evaluate(run: Any, cfg: DictConfig, shift: GapShift, view: View, device: st
     clean_rows, before = [], None
     for alpha in t.alphas:
         q, r = shift.apply(view.query, view.retrieval, alpha, direction)
-        pred = nn_scores(q, r).argmax(-1)
+        pred = _scores(q, r).argmax(-1)
         before = pred if before is None else before
         params = {**base, "alpha": alpha}
         clean_rows.append({"metric": "gap_norm_after", "value": float(gap_vector(q, r).norm()),
@@ -238,7 +257,7 @@ def _evaluate(run: Any, cfg: DictConfig, shift: GapShift, view: View, device: st
         suffix = "".join(f"_{v}" for v in view.params.values())
         run.save_figure(f"alpha_sweep_{shift.mode}{suffix}_{kind}",
                         plots.alpha_sweep(rows, f"{title}: {kind}, {shift.mode} shift {suffix.strip('_')}"))
-    if not view.params:  # the 2-D picture of the classification view
+    if not view.params and view.retrieval.dim() == 2:  # the 2-D picture of the classification view
         q1, r1 = shift.apply(view.query, view.retrieval, 1.0, direction)
         sub = torch.randperm(len(view.query), generator=torch_generator(cfg.seed, "scatter"))[:t.n_scatter]
         run.save_figure(f"modalities_2d_{shift.mode}", plots.modalities_2d(view.query[sub], view.retrieval, q1[sub], r1,
@@ -250,7 +269,7 @@ def _log_gap(run: Any, query: torch.Tensor, retrieval: torch.Tensor, ks: list[in
     null_mean, _ = permutation_null_gap(query, retrieval, seed=seed)
     rows = [{"metric": "gap_norm", "value": float(g.norm()), "n": len(query), "higher_is_better": False},
             {"metric": "gap_norm_null", "value": null_mean, "n": len(query), "higher_is_better": False}]
-    for modality, points in (("query", query), ("retrieval", retrieval)):
+    for modality, points in (("query", query), ("retrieval", retrieval.reshape(-1, retrieval.shape[-1]))):
         for k in ks:
             if k <= min(points.shape) - 1:  # at most rank(centred points) components are meaningful
                 rows.append({"metric": "gap_orthogonality", "value": gap_orthogonality(g, points, k),

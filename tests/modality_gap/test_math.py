@@ -111,24 +111,26 @@ def test_recall_at_k_matches_a_loop():
         assert got_t2i[k] == pytest.approx(hits / 120)
 
 
-def _loop_sweep(y, x, labels, alphas, shift, pert_kind, levels, trials, seed, paraphrased=None):
-    """Per-sample reference: draw the same randomness, then one query at a time."""
+def _loop_sweep(y, x, targets, alphas, shift, pert_kind, levels, trials, seed, paraphrased=None):
+    """Per-sample reference: draw the same randomness, then one query at a time. ``targets`` are
+    labels or a positives mask; ``x`` is one set (M x d) or per-query candidates (N x C x d)."""
     out = []
     direction = shift.direction(y, x)
     for i, level in enumerate(levels):
         pert = Perturbation(pert_kind, level)
         t = pert.trials(trials)
-        draws = pert.draw(t, *x.shape, torch_generator(seed, "level", i))
+        draws = pert.draw(t, tuple(x.shape), torch_generator(seed, "level", i))
         for alpha in alphas:
             q, r = shift.apply(y, x, alpha, direction)
             perturbed = pert.apply(r, draws, paraphrased)
             same = correct = 0
             for trial in range(t):
                 for n in range(len(q)):
-                    clean = int(((r - q[n]) ** 2).sum(-1).argmin())
-                    pred = int(((perturbed[trial] - q[n]) ** 2).sum(-1).argmin())
+                    own, own_perturbed = (r[n], perturbed[trial, n]) if x.dim() == 3 else (r, perturbed[trial])
+                    clean = int(((own - q[n]) ** 2).sum(-1).argmin())
+                    pred = int(((own_perturbed - q[n]) ** 2).sum(-1).argmin())
                     same += pred == clean
-                    correct += pred == int(labels[n])
+                    correct += bool(targets[n, pred]) if targets.dim() == 2 else pred == int(targets[n])
             out.append((same / (t * len(q)), correct / (t * len(q))))
     return out
 
@@ -226,3 +228,37 @@ def test_paraphrase_at_full_level_is_deterministic_and_swaps_every_prototype():
                             levels=[1.0], trials=10, paraphrased=para, dtype=torch.float64)
     assert rows[0]["trials"] == 1
     assert rows[0]["accuracy"] == pytest.approx(float((nn_scores(y, para).argmax(-1) == labels).double().mean()))
+
+
+def test_retrieval_sweeps_in_both_directions_equal_plain_loops():
+    gen = torch.Generator().manual_seed(5)
+    images = _unit(torch.randn(30, 16, generator=gen, dtype=torch.float64) + 1.0)
+    owner = torch.arange(60) // 2  # two captions per image, like COCO's five
+    captions = _unit(images[owner] + 0.6 * torch.randn(60, 16, generator=gen, dtype=torch.float64) - 2.0)
+    positives = torch.arange(30).unsqueeze(1) == owner.unsqueeze(0)
+    shift = GapShift("paper", "k=4")
+    for query, gallery, mask in ((images, captions, positives), (captions, images, positives.T)):
+        rows = robustness_sweep(query, gallery, mask, alphas=[0.0, 1.0], shift=shift, perturbation="gaussian",
+                                levels=[0.05], trials=3, seed=1, dtype=torch.float64)
+        ref = _loop_sweep(query, gallery, mask, [0.0, 1.0], shift, "gaussian", [0.05], 3, 1)
+        assert [v for r in rows for v in (r["robustness"], r["accuracy"])] == \
+            pytest.approx([v for pair in ref for v in pair], abs=1e-12)
+
+
+@pytest.mark.parametrize("kind,levels", [("gaussian", [0.02, 0.2]), ("quantize", [16])])
+def test_multiple_choice_sweep_equals_a_plain_loop_and_keeps_clean_accuracy(kind, levels):
+    gen = torch.Generator().manual_seed(6)
+    n, c, d = 40, 4, 16
+    images = _unit(torch.randn(n, d, generator=gen, dtype=torch.float64) + 1.0)
+    labels = torch.randint(c, (n,), generator=gen)
+    choices = _unit(torch.randn(n, c, d, generator=gen, dtype=torch.float64) - 1.0)
+    choices[torch.arange(n), labels] = _unit(images - 2.0 + 0.5 * torch.randn(n, d, generator=gen, dtype=torch.float64))
+    shift = GapShift("paper", "k=6")  # 160 pooled choices in d=16: full rank, so k below it
+    rows = robustness_sweep(images, choices, labels, alphas=[0.0, 1.0], shift=shift, perturbation=kind,
+                            levels=levels, trials=3, seed=2, dtype=torch.float64)
+    ref = _loop_sweep(images, choices, labels, [0.0, 1.0], shift, kind, levels, 3, 2)
+    assert [v for r in rows for v in (r["robustness"], r["accuracy"])] == \
+        pytest.approx([v for pair in ref for v in pair], abs=1e-12)
+    exact = robustness_sweep(images, choices, labels, alphas=[0.0, 0.5, 1.0], shift=GapShift("paper", "rank"),
+                             perturbation=kind, levels=levels, trials=2, dtype=torch.float64)
+    assert len({r["clean_accuracy"] for r in exact}) == 1
