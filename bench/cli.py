@@ -131,8 +131,10 @@ def execute(cfg: DictConfig, overrides: list[str] | None = None) -> Path | None:
     from bench.tasks import get_task
     from bench.tracking import Tracker
 
+    _one_line_per_log()
     task_run, schemas = get_task(cfg.task.name).load()
     cfg = validate(cfg, schemas)
+    _check_names(cfg, schemas)
     config = OmegaConf.to_container(cfg, resolve=True)
     digest = config_hash(config)
     hydra_overrides, sweep, output_dir = _hydra_context()
@@ -168,6 +170,24 @@ def execute(cfg: DictConfig, overrides: list[str] | None = None) -> Path | None:
         return run.dir
 
 
+def _check_names(cfg: DictConfig, schemas: dict[str, type]) -> None:
+    """Registry names (model, dataset) exist: checked before any data is loaded or a record written."""
+    from bench.config import ImageDataConfig, ModelConfig
+    from bench.errors import DataError, ModelError
+
+    if schemas.get("model") is ModelConfig:
+        from bench.models import list_models
+
+        if cfg.model.name not in list_models():
+            raise ModelError(f"model.name={cfg.model.name} is not a registered model; choose one of: "
+                             f"{', '.join(list_models())}")
+    if schemas.get("data") is ImageDataConfig:
+        from bench.data import DATASETS
+
+        if cfg.data.name not in DATASETS:
+            raise DataError(f"data.name={cfg.data.name} is not a known dataset; choose one of: {', '.join(DATASETS)}")
+
+
 def _check_launchable(trainer: DictConfig, hydra_in_use: bool) -> None:
     """DDP re-executes the command line for ranks > 0, which only works from the ``bench`` command
     (from a notebook or pytest it would re-run those instead)."""
@@ -198,20 +218,47 @@ class _DropLightningTips(logging.Filter):
 _LIGHTNING_TIPS = _DropLightningTips()  # one instance: adding it again in each sweep job is a no-op
 
 
+def _raise_interrupted(signum: int, frame: object) -> None:
+    from bench.errors import Interrupted
+
+    raise Interrupted(signum)
+
+
+def _one_line_per_log() -> None:
+    """Lightning prints through its own handlers; under Hydra the root logger prints too, so every
+    line came twice. Drop Lightning's handlers and let its records reach Hydra's."""
+    if logging.getLogger().hasHandlers():
+        for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+            logger = logging.getLogger(name)
+            for handler in list(logger.handlers):
+                logger.removeHandler(handler)
+            logger.propagate = True
+
+
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
 def _app(cfg: DictConfig) -> None:
-    from lightning.pytorch.utilities.exceptions import SIGTERMException
+    from bench.errors import Interrupted
 
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_LIGHTNING_TIPS)
+    # Ctrl-C and SIGTERM end the run as Interrupted: recorded `failed` ("interrupted"), exit 128+signal.
+    # (Lightning would turn Ctrl-C into exit 1 and SIGTERM into a SystemExit with status 0.)
+    signal.signal(signal.SIGINT, _raise_interrupted)
+    signal.signal(signal.SIGTERM, _raise_interrupted)
     try:
         execute(cfg)
     except BenchError as e:
         print(f"bench: error: {e}", file=sys.stderr)
         sys.exit(2)
-    except SIGTERMException:  # Lightning's SystemExit(None): without this a killed run would exit 0
-        print("bench: terminated by SIGTERM; the run is recorded as failed, run the command again to resume",
-              file=sys.stderr)
-        sys.exit(128 + signal.SIGTERM)
+    except Interrupted as e:
+        print(f"bench: interrupted by {e}; the run is recorded as failed (interrupted). Run the same command "
+              "again to resume from its last checkpoint.", file=sys.stderr)
+        sys.exit(128 + e.signum)
+    except OSError as e:
+        if e.filename is None:
+            raise
+        print(f"bench: error: {e.filename}: {e.strerror or e}. Point BENCH_ROOT (or paths.*) at a writable "
+              "directory, or remove what is in the way.", file=sys.stderr)
+        sys.exit(2)
 
 
 def main() -> None:

@@ -7,11 +7,14 @@ task registers the schemas of the groups it reads (see :mod:`bench.tasks`).
 """
 from __future__ import annotations
 
+import dataclasses
+import types
+import typing
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 
 from bench.errors import ConfigError
 
@@ -83,13 +86,41 @@ class ModelConfig:
     kwargs: dict[str, Any] = field(default_factory=dict)
 
 
+def _field_types(schema: type) -> dict[str, Any]:
+    return typing.get_type_hints(schema) if dataclasses.is_dataclass(schema) else {}
+
+
+def _type_name(tp: Any) -> str:
+    """``int``, ``float or null``, ``list[int]``: how a field's type reads in an error message."""
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return " or ".join([*map(_type_name, args), "null"])
+    return getattr(tp, "__name__", None) if not args else str(tp).replace("typing.", "")
+
+
+def _explain(e: OmegaConfBaseException, node: DictConfig, schema: type, key: str) -> str:
+    """One line naming the full key, what it should be, and the valid keys where it is unknown."""
+    parts = str(e.full_key or "").split(".") if e.full_key else []
+    parent, names = schema, parts[:-1]
+    for name in names:  # the dataclass holding the offending key (nested groups: task.optim.lr)
+        parent = _field_types(parent).get(name, parent)
+        parent = next((a for a in typing.get_args(parent) if dataclasses.is_dataclass(a)), parent)
+    full = ".".join([key, *parts])
+    valid = ", ".join(f.name for f in dataclasses.fields(parent)) if dataclasses.is_dataclass(parent) else "?"
+    if isinstance(e, ConfigKeyError):
+        return f"{full} is not a key of {getattr(parent, '__name__', key)}; valid keys: {valid}"
+    if isinstance(e, ValidationError) and parts:
+        expected = _type_name(_field_types(parent).get(parts[-1], Any))
+        value = OmegaConf.select(node, ".".join(parts), default=None, throw_on_missing=False)
+        return f"{full}={value}: expected {expected} ({str(e).splitlines()[0]})"
+    return f"config group '{key}' is malformed: {str(e).splitlines()[0]} (valid keys: {valid})"
+
+
 def _check(node: DictConfig, schema: type, key: str) -> DictConfig:
     try:
         merged = OmegaConf.merge(OmegaConf.structured(schema), node)
     except OmegaConfBaseException as e:
-        detail = str(e).splitlines()[0]
-        raise ConfigError(f"config group '{key}' is malformed: {detail} "
-                          f"(valid keys: {', '.join(f for f in schema.__dataclass_fields__)})") from None
+        raise ConfigError(_explain(e, node, schema, key)) from None
     return merged
 
 

@@ -23,3 +23,14 @@ class ModelError(BenchError):
 
 class TrainingError(BenchError):
     """Training diverged (NaN/inf loss) or otherwise cannot continue."""
+
+
+class Interrupted(BaseException):
+    """A signal (SIGINT, SIGTERM) stopped the run. A BaseException, like KeyboardInterrupt, so no
+    ``except Exception`` swallows it; not a KeyboardInterrupt, which Lightning turns into exit 1."""
+
+    def __init__(self, signum: int) -> None:
+        import signal
+
+        self.signum = signum
+        super().__init__(signal.Signals(signum).name)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.atomic import atomic_save, atomic_write_json, atomic_write_text
+from bench.errors import Interrupted
 from bench.schema import SCHEMA_VERSION, SchemaError, loads_finite, validate_metric, validate_run
 
 log = logging.getLogger("bench")
@@ -100,7 +101,9 @@ class Run:
 
     def __exit__(self, exc_type, exc, tb) -> bool:
         failed = exc_type is not None
-        if failed:
+        if isinstance(exc, Interrupted):
+            self.record["error"] = f"interrupted ({exc}); run the command again to resume"
+        elif failed:
             self.record["error"] = "".join(traceback.format_exception_only(exc_type, exc)).strip()[-2000:]
         self.record["status"] = "failed" if failed else "completed"
         self.record["finished_at"] = _now()

@@ -87,6 +87,24 @@ class ClassifierModule(L.LightningModule):
         return torch.optim.AdamW(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
 
 
+class FiniteGuard(L.Callback):
+    """Fail the run when training goes non-finite, however few steps an epoch has: the loss of every
+    step, and the weights after each epoch (a NaN born in the last step's update shows only there)."""
+
+    def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        if isinstance(loss, torch.Tensor) and not torch.isfinite(loss).all():
+            raise TrainingError(f"training loss became {loss.item() if loss.numel() == 1 else 'non-finite'} at "
+                                f"step {trainer.global_step}; lower the learning rate or set trainer.gradient_clip_val")
+
+    def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        bad = next((n for n, p in module.named_parameters() if not torch.isfinite(p).all()), None)
+        if bad is not None:
+            raise TrainingError(f"weight {bad} became non-finite by step {trainer.global_step} (epoch "
+                                f"{trainer.current_epoch}); lower the learning rate or set trainer.gradient_clip_val")
+
+
 def build_trainer(trainer_cfg: DictConfig, run: Any = None, callbacks: Sequence[L.Callback] = (),
                   checkpoint_dir: str | Path | None = None, log_prefix: str = "", **overrides: Any) -> L.Trainer:
     """A ``lightning.Trainer`` from the ``trainer`` config group, logging to the run's W&B run.
@@ -97,7 +115,7 @@ def build_trainer(trainer_cfg: DictConfig, run: Any = None, callbacks: Sequence[
     """
     kwargs = {k: v for k, v in dict(trainer_cfg).items() if v is not None}
     kwargs.update(overrides)
-    callbacks = list(callbacks)
+    callbacks = [*callbacks, FiniteGuard()]
     if checkpoint_dir is not None and not kwargs.get("fast_dev_run"):
         from lightning.pytorch.callbacks import ModelCheckpoint
 
@@ -125,6 +143,10 @@ def accuracy(model: nn.Module, loader: Any, device: str | torch.device | None = 
     model.eval().to(device)
     correct = total = 0
     for x, y in loader:
-        correct += (model(x.to(device)).argmax(1).cpu() == y).sum().item()
+        logits = model(x.to(device))
+        if not torch.isfinite(logits).all():  # diverged weights would score as "always class 0"
+            raise TrainingError("the trained model outputs non-finite logits (training diverged); lower the "
+                                "learning rate or set trainer.gradient_clip_val")
+        correct += (logits.argmax(1).cpu() == y).sum().item()
         total += len(y)
     return correct / total if total else math.nan

@@ -109,10 +109,12 @@ def test_ddp_from_python_is_a_clear_error(compose):
 
 def test_a_terminated_run_exits_nonzero(monkeypatch):
     """Lightning turns SIGTERM into SystemExit(None) (status 0); a killed sweep must not look successful."""
-    from lightning.pytorch.utilities.exceptions import SIGTERMException
+    import signal
+
+    from bench.errors import Interrupted
 
     def killed(cfg):
-        raise SIGTERMException()
+        raise Interrupted(signal.SIGTERM)
 
     monkeypatch.setattr(cli, "execute", killed)
     monkeypatch.setattr(sys, "argv", ["bench", *TINY])
