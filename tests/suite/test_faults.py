@@ -77,7 +77,8 @@ def test_two_identical_runs_count_once_and_the_extra_is_listed(tmp_path, capsys)
     extra = _record(tmp_path, seed=0)
     out, md = _report(tmp_path, capsys)
     assert "1 completed run(s) ranked" in out
-    assert f"duplicate of run {first.run_id}" in md and extra.run_id in md
+    kept, dup = sorted([first.run_id, extra.run_id])  # same second: the smaller id counts as the earlier
+    assert f"{dup} | duplicate of run {kept}" in md
     assert "| 1 | m | — | model.name=m | 1 |" in md  # one seed, not two
 
 
@@ -109,3 +110,70 @@ def test_two_identical_sweeps_started_together_run_each_job_once(tmp_path):
     runs = _runs(tmp_path)
     assert sorted(r["seed"] for r in runs) == [0, 1] and all(r["status"] == "completed" for r in runs), outs
     assert not list((tmp_path / "results" / "locks").iterdir()), "every lock is released"
+
+
+# -- errors that name the fix ----------------------------------------------------------------
+def _fails(args: list[str], root: Path) -> tuple[str, float]:
+    t0 = time.monotonic()
+    proc = bench(*args, root=root)
+    out = proc.communicate(timeout=300)[0]
+    assert proc.returncode == 2, out
+    errors = [line for line in out.splitlines() if line.startswith("bench: error:")]
+    assert len(errors) == 1 and "Traceback" not in out, out
+    return errors[0], time.monotonic() - t0
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("trainer.max_epochs=abc", "trainer.max_epochs=abc: expected int"),
+    ("+task.optim.lrr=1", "task.optim.lrr is not a key of OptimConfig; valid keys: optimizer, lr, momentum"),
+    ("model.name=resnet999", "model.name=resnet999 is not a registered model; choose one of: densenet"),
+    ("data.name=mnistt", "data.name=mnistt is not a known dataset; choose one of:"),
+])
+def test_config_errors_name_the_key_and_the_fix_before_any_work(tmp_path, override, message):
+    line, _ = _fails([*TINY, override], tmp_path)
+    assert message in line
+    assert not (tmp_path / "results" / "runs").exists(), "a config error leaves no record"
+
+
+def test_a_file_where_the_results_dir_should_be_is_one_error_line(tmp_path):
+    (tmp_path / "results").write_text("not a folder")
+    line, _ = _fails(TINY, tmp_path)
+    assert str(tmp_path / "results") in line and "Not a directory" in line
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories: no read-only root to test")
+def test_a_read_only_bench_root_is_one_error_line(tmp_path):
+    root = tmp_path / "ro"
+    root.mkdir(mode=0o555)
+    line, _ = _fails(TINY, root)
+    assert str(root) in line and "Permission denied" in line
+
+
+def test_a_diverged_training_fails_with_one_step_per_epoch(tmp_path):
+    """lr=3e38 with a single batch per epoch: the loss of that step is finite, the weights after it are
+    not usable (the test logits overflow); the run must fail, not report chance accuracy."""
+    proc = bench(*TINY, "trainer.max_steps=-1", "trainer.max_epochs=1", "data.batch_size=256", "task.optim.lr=3e38",
+                 root=tmp_path)
+    out = proc.communicate(timeout=300)[0]
+    assert proc.returncode == 2 and "bench: error:" in out and "diverged" in out, out
+    (record,) = _runs(tmp_path)
+    assert record["status"] == "failed" and "TrainingError" in record["error"]
+    # -- each log line printed once (Lightning's own handler and Hydra's root logger both printed it)
+    assert out.count("`Trainer.fit` stopped") == 1, out
+
+
+@pytest.mark.parametrize(("signum", "code"), [("SIGINT", 130), ("SIGTERM", 143)])
+def test_an_interrupted_training_is_recorded_as_interrupted(tmp_path, signum, code):
+    import signal
+
+    proc = bench(*TINY, "trainer.max_steps=-1", "trainer.max_epochs=1000", "data.batch_size=32", root=tmp_path)
+    for line in proc.stdout:
+        if "`Trainer.fit`" in line or "Epoch" in line or "GPU available" in line:
+            break
+    time.sleep(2)
+    proc.send_signal(getattr(signal, signum))
+    out = proc.communicate(timeout=120)[0]
+    assert proc.returncode == code, out
+    assert f"bench: interrupted by {signum}" in out and "Traceback" not in out, out
+    (record,) = _runs(tmp_path)
+    assert record["status"] == "failed" and record["error"].startswith(f"interrupted ({signum})")
