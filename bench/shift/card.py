@@ -16,11 +16,16 @@ CARD = TaskCard(
     preset="shift/embedded",
     metrics=(
         # A shift run trains several classifiers: each architecture keeps its own columns.
-        Metric("auc", "AUC acc-vs-intensity", ".4g", True, columns=("arch", "family"), order=FAMILIES),
-        Metric("accuracy_drop", "accuracy drop", ".4g", False, columns=("arch", "family"), order=FAMILIES),
-        Metric("cas", "CAS", ".4g", True, columns=("arch",)),
+        # Augmentation on and off are separate columns, never averaged together.
+        Metric("auc", "AUC acc-vs-intensity", ".4g", True, columns=("arch", "aug", "family"), order=FAMILIES),
+        Metric("accuracy_drop", "accuracy drop", ".4g", False, columns=("arch", "aug", "family"), order=FAMILIES),
+        Metric("cas", "CAS", ".4g", True, columns=("arch", "aug")),
         Metric("accuracy", "accuracy", ".4g", True, columns=("family", "intensity"), headline=False),
-        Metric("latent_kl", "latent KL", ".4g", False, headline=False),
+        Metric("latent_mmd2", "latent MMD² from base (RBF, median bandwidth)", ".3g", False, headline=False),
+        Metric("latent_support_out", "share of latents outside the base support", ".3g", False, headline=False),
+        Metric("latent_kl_gauss", "latent KL, Gaussian approximation (moment-matched)", ".4g", False,
+               headline=False),
+        Metric("latent_kl_gauss_mc", "latent KL, Gaussian approximation, MC check", ".4g", False, headline=False),
     ),
     claims=(
         Claim("monotone_decline", "Accuracy declines monotonically with shift intensity, per family and classifier",

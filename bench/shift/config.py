@@ -83,6 +83,7 @@ class ShiftTaskConfig:
     # generator quality: real held-out data scored by a generated-data classifier (CAS), and vice versa
     real_data: Optional[str] = "mnist"  # a bench.data name with the generator's classes, or null
     real_data_root: Optional[str] = None
-    mc_samples: int = 4096  # Monte-Carlo check of the closed-form latent KL
+    mc_samples: int = 4096  # Monte-Carlo check of the Gaussian closed-form latent KL
+    mmd_samples: int = 1024  # latents per side of the sample-based divergence (MMD^2, support share)
     grid_size: int = 8  # sample grid per intensity: grid_size x grid_size images
     morph_rows: int = 8  # samples shown morphing across each sweep

@@ -10,9 +10,14 @@ anchors ``a1, a2`` drawn once from a fixed seed:
 
 ``extend`` and ``overlap`` share the anchor ``a1``, so their base distributions coincide
 (``extend(0.5) == overlap(0)``): one base training set serves both. Each family also has a
-Gaussian approximation (exact for truncation; for the slerp families it uses that
-independent high-dimensional Gaussians are nearly orthogonal), which gives the closed-form
-``latent_kl`` reported beside each intensity.
+moment-matched Gaussian (exact for truncation; for the slerp families it uses that independent
+high-dimensional Gaussians are nearly orthogonal); :mod:`bench.shift.divergence` turns it and
+samples into the divergences reported beside each intensity.
+
+Angles: the paper labels extend's intensity pi (t - 0.5) and overlap's pi s (:attr:`Shift.angle`,
+the labels its axes use). What the latents actually turn is about half of that
+(:meth:`Shift.measured_angle`): two independent Gaussian vectors are ~pi/2 apart, so
+``slerp(a1, a2; s)`` turns ~s pi/2 from ``a1``, and ``slerp(a1, eps; t)`` sits ~t pi/2 from ``a1``.
 """
 from __future__ import annotations
 
@@ -58,12 +63,32 @@ class Shift:
 
     @property
     def angle(self) -> float | None:
-        """The shift angle in radians (extend: pi (t - 0.5), overlap: pi s); None for truncation."""
+        """The paper's labelled shift angle in radians (extend: pi (t - 0.5), overlap: pi s); None
+        for truncation. The angle the latents actually turn is :meth:`measured_angle`."""
         if self.family == "extend":
             return math.pi * (self.value - 0.5)
         if self.family == "overlap":
             return math.pi * self.value
         return None
+
+    def measured_angle(self, anchors: torch.Tensor, eps: torch.Tensor) -> float | None:
+        """The angle (radians) the shift actually turns the latents from the base, measured on these
+        anchors and draws ``eps`` (N, d): overlap, the angle between the centre ``slerp(a1, a2; s)`` and
+        ``a1`` (about ``s * angle(a1, a2)``); extend, the mean over ``eps`` of ``angle(z, a1)`` minus the
+        same at t = 0.5 (about ``(t - 0.5) angle(a1, eps)``). None for truncation."""
+        if self.family == "truncation":
+            return None
+        a1 = anchors[0].double()
+
+        def angle(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+            cos = (u * v).sum(-1) / (u.norm(dim=-1) * v.norm(dim=-1))
+            return torch.arccos(cos.clamp(-1.0, 1.0))
+
+        if self.family == "overlap":
+            return float(angle(self.center(anchors).double(), a1))
+        eps = eps.double()
+        turned = angle(self.latents(eps, anchors), a1).mean() - angle(Shift("extend", 0.5).latents(eps, anchors), a1).mean()
+        return float(turned)
 
     @property
     def key(self) -> str:
@@ -97,42 +122,6 @@ class Shift:
             return torch.zeros(d, dtype=torch.float64), self.value ** 2
         t = self.value if self.family == "extend" else 0.5
         return math.cos(t * math.pi / 2) * self.center(anchors).double(), math.sin(t * math.pi / 2) ** 2
-
-
-def gaussian_kl(mean_p: torch.Tensor, var_p: float, mean_q: torch.Tensor, var_q: float) -> float:
-    """KL(N(mean_p, var_p I) || N(mean_q, var_q I)) in nats."""
-    d = mean_p.numel()
-    if var_p <= 0 or var_q <= 0:
-        raise ConfigError("a latent shift with zero variance has no KL divergence (check R > 0, t > 0)")
-    ratio = var_p / var_q
-    sq = float(((mean_p - mean_q) ** 2).sum())
-    return 0.5 * (d * (ratio - 1.0 - math.log(ratio)) + sq / var_q)
-
-
-def latent_kl(shift: Shift, base: Shift, anchors: torch.Tensor) -> float:
-    """Closed-form KL(shifted latents || base latents) from the families' Gaussian forms.
-
-    Truncation reduces to the paper's ``(d/2)(r - 1 - ln r)``, ``r = R^2 / R_0^2``; extend is a
-    mean-and-scale change, overlap a pure mean shift with covariance I/2.
-    """
-    return gaussian_kl(*shift.gaussian(anchors), *base.gaussian(anchors))
-
-
-def latent_kl_mc(shift: Shift, base: Shift, anchors: torch.Tensor, n: int = 4096,
-                 seed: int = 0) -> tuple[float, float]:
-    """Monte-Carlo check of :func:`latent_kl`: the mean over *real* shifted latents (made by
-    :meth:`Shift.latents`, not by the approximation) of ``log p(z) - log q(z)``, with its
-    standard error. Agreement with the closed form checks both the formula and the
-    near-orthogonality approximation at this latent dimension."""
-    d = anchors.shape[1]
-    eps = torch.randn(n, d, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
-    z = shift.latents(eps, anchors)
-
-    def log_density(mean: torch.Tensor, var: float) -> torch.Tensor:
-        return -0.5 * (((z - mean) ** 2).sum(1) / var + d * math.log(2 * math.pi * var))
-
-    diff = log_density(*shift.gaussian(anchors)) - log_density(*base.gaussian(anchors))
-    return float(diff.mean()), float(diff.std() / math.sqrt(n))
 
 
 def parse_values(family: str, values: list[float], unit: str) -> list[float]:

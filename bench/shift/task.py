@@ -4,8 +4,9 @@
 2. Generate, as sharded datasets, each family's base train/val sets and its paired test sets
    (one ``eps`` and label draw decoded at every intensity).
 3. Train every classifier variant (architecture x augmentation x training-set size) on each base
-   set, score it along each sweep: ``accuracy``, ``accuracy_drop``, ``auc``, with ``latent_kl``
-   beside each intensity.
+   set, score it along each sweep: ``accuracy``, ``accuracy_drop``, ``auc``, with the latent
+   divergences (``latent_mmd2``, ``latent_support_out``, the Gaussian ``latent_kl_gauss``) and the
+   labelled and measured angles beside each intensity.
 4. Measure the generator instead of assuming it: ``cas`` (generated-trained classifier on real
    held-out images) beside ``real_on_generated`` (real-trained classifier on generated images).
 """
@@ -28,7 +29,8 @@ from bench.shift.config import GeneratorConfig, ShiftTaskConfig
 from bench.shift.dataset import SetSpec, ShardedDatasets
 from bench.shift.evaluate import auc, score, train_classifier
 from bench.shift.families import (
-    FAMILIES, PARAM_NAMES, Shift, latent_kl, latent_kl_mc, parse_values, validate_sweep)
+    FAMILIES, PARAM_NAMES, Shift, parse_values, validate_sweep)
+from bench.shift.divergence import latent_kl_gauss, latent_kl_gauss_mc, sample_divergences
 from bench.shift.rng import REFERENCE_ANCHOR_SEED, REFERENCE_SEEDS, check_rng, draw_anchors
 from bench.shift.generators import Generator, build_generator
 
@@ -137,20 +139,30 @@ def run(cfg: DictConfig, run) -> None:
     store.build([*train_specs.values(), *val_specs.values(), *(s for specs in test_specs.values() for s in specs)])
     run.set_dataset(f"shift:{generator.id}", "test", task.n_test)
 
-    # -- latent divergence beside each intensity; sample grids and the morph per family -----
-    kl_rows, kls = [], {}
+    # -- latent divergences and angles beside each intensity; sample grids and the morph per family
+    div_rows, latent = [], {}
     for family, specs in test_specs.items():
+        angle_eps = torch.randn(task.mmd_samples, generator.latent_dim, dtype=torch.float64,
+                                generator=torch.Generator().manual_seed(derive(cfg.seed, "shift", "latent_angle")))
         for spec in specs:
             s = spec.shift
-            params = {"family": family, "intensity": s.value, "param": PARAM_NAMES[family], "angle": s.angle}
-            kls[s] = latent_kl(s, base[family], anchors)
-            mc, se = latent_kl_mc(s, base[family], anchors, task.mc_samples, seed=derive(cfg.seed, "shift", "latent_kl_mc"))
-            kl_rows += [dict(metric="latent_kl", value=kls[s], params=params, higher_is_better=False),
-                        dict(metric="latent_kl_mc", value=mc, stderr=se, params=params, n=task.mc_samples,
-                             higher_is_better=False)]
+            measured = s.measured_angle(anchors, angle_eps)
+            params = {"family": family, "intensity": s.value, "param": PARAM_NAMES[family], "angle": s.angle,
+                      "angle_measured": measured}
+            mc, se = latent_kl_gauss_mc(s, base[family], anchors, task.mc_samples,
+                                        seed=derive(cfg.seed, "shift", "latent_kl_gauss_mc"))
+            latent[s] = {"angle": s.angle, "angle_measured": measured,
+                         "latent_kl_gauss": latent_kl_gauss(s, base[family], anchors),
+                         **sample_divergences(s, base[family], anchors, task.mmd_samples,
+                                              seed=derive(cfg.seed, "shift", "latent_mmd2", family))}
+            div_rows += [dict(metric=m, value=latent[s][m], params=params, higher_is_better=False,
+                              n=None if m == "latent_kl_gauss" else task.mmd_samples)
+                         for m in ("latent_kl_gauss", "latent_mmd2", "latent_support_out")]
+            div_rows.append(dict(metric="latent_kl_gauss_mc", value=mc, stderr=se, params=params, n=task.mc_samples,
+                                 higher_is_better=False))
             _save_png(run, f"grid_{family}_{s.value:g}", store.grid(spec, task.grid_size))
         _save_png(run, f"morph_{family}", store.morph(specs, task.morph_rows))
-    run.log_metrics(kl_rows)
+    run.log_metrics(div_rows)
 
     # -- classifiers: one per base set (extend and overlap share theirs) x variant ----------
     bases: dict[Path, list[str]] = {}
@@ -194,8 +206,8 @@ def run(cfg: DictConfig, run) -> None:
                     accs.append(acc)
                     params = {"family": family, "intensity": spec.shift.value, **variant.params}
                     rows.append(dict(metric="accuracy", value=acc, stderr=se, n=task.n_test, params=params))
-                    table.append({"family": family, "intensity": spec.shift.value, "angle": spec.shift.angle,
-                                  "latent_kl": kls[spec.shift], "classifier": variant.label, **variant.params,
+                    table.append({"family": family, "intensity": spec.shift.value, **latent[spec.shift],
+                                  "classifier": variant.label, **variant.params,
                                   "accuracy": acc, "stderr": se, "n": task.n_test})
                 # the drop at the strongest intensity (per-intensity drops: the accuracy table)
                 sweep_params = {"family": family, **variant.params}

@@ -46,13 +46,19 @@ def test_embedded_pipeline_end_to_end(compose):
     record, rows = read_run(run_dir)
     assert record["status"] == "completed"
     metrics = {r["metric"] for r in rows}
-    assert {"accuracy", "accuracy_drop", "auc", "latent_kl", "latent_kl_mc", "cas", "real_accuracy",
-            "real_on_generated"} <= metrics
-    # KL beside each intensity: zero at the base, positive beyond, the MC check close to the closed form
-    for kl, mc in zip(_rows(run_dir, "latent_kl"), _rows(run_dir, "latent_kl_mc")):
+    assert {"accuracy", "accuracy_drop", "auc", "latent_kl_gauss", "latent_kl_gauss_mc", "latent_mmd2",
+            "latent_support_out", "cas", "real_accuracy", "real_on_generated"} <= metrics
+    # Gaussian KL beside each intensity: zero at the base, positive beyond, the MC check close to it
+    for kl, mc in zip(_rows(run_dir, "latent_kl_gauss"), _rows(run_dir, "latent_kl_gauss_mc")):
         assert kl["params"] == mc["params"]
         assert (kl["value"] == 0) == (kl["params"]["intensity"] in (0.9, 0.5, 0.0))
         assert abs(kl["value"] - mc["value"]) < 5 * mc["stderr"] + 0.25 * kl["value"] + 1e-9
+    # the sample divergence grows away from the base in every family; extend at t = 1 leaves the support
+    for mmd in _rows(run_dir, "latent_mmd2"):
+        at_base = mmd["params"]["intensity"] in (0.9, 0.5, 0.0)
+        assert (abs(mmd["value"]) < 0.02) if at_base else (mmd["value"] > 0.05), mmd
+    out = {(r["params"]["family"], r["params"]["intensity"]): r["value"] for r in _rows(run_dir, "latent_support_out")}
+    assert out[("extend", 1.0)] > 0 and out[("truncation", 2.5)] == 0 and out[("extend", 0.5)] == 0
     # generator quality is measured on real MNIST, in both directions
     assert 0.2 < _rows(run_dir, "cas")[0]["value"] <= 1 and _rows(run_dir, "real_accuracy")[0]["value"] > 0.5
     _assert_declines(run_dir, sigmas=2.0)
