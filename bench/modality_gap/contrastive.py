@@ -26,6 +26,7 @@ from bench.modality_gap.zeroshot import ClassSet, load_class_set
 log = logging.getLogger(__name__)
 VARIANTS = {"scratch": SMALL_CLIP, "locked_text": SMALL_CLIP_MINILM}
 INITS = ("default", "isotropic")
+RECIPE_VERSION = 2  # 2: no weight decay on gains, biases and logit_scale (open_clip's recipe)
 PROBE = 512  # pairs on which the gap dynamics are measured (and the isotropic init centres the towers)
 
 
@@ -53,7 +54,9 @@ class TrainSpec:
         return VARIANTS[self.variant]
 
     def digest(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+        """The cache key: the spec and the training recipe's version (a recipe change retrains)."""
+        key = {**asdict(self), "recipe": RECIPE_VERSION}
+        return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def training_captions(class_set: ClassSet) -> list[list[str]]:
@@ -105,8 +108,13 @@ class ContrastiveCLIP(L.LightningModule):
             self.model.logit_scale.clamp_(0, 4.6052)
 
     def configure_optimizers(self):
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        opt = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
+        # open_clip's recipe: no weight decay on gains, biases and the temperature (decaying
+        # logit_scale pulls it towards 1, i.e. towards a high temperature that closes the gap)
+        named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+        plain = [p for n, p in named if p.ndim < 2 or "logit_scale" in n]
+        decayed = [p for n, p in named if not (p.ndim < 2 or "logit_scale" in n)]
+        opt = torch.optim.AdamW([{"params": decayed, "weight_decay": self.weight_decay},
+                                 {"params": plain, "weight_decay": 0.0}], lr=self.lr)
         steps = max(1, self.trainer.estimated_stepping_batches)
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=self.lr, total_steps=steps, pct_start=0.15)
         return [opt], [{"scheduler": sched, "interval": "step"}]

@@ -157,20 +157,28 @@ def robustness_sweep(query: torch.Tensor, retrieval: torch.Tensor, targets: torc
     perts = [Perturbation(perturbation, level, convention) for level in levels]
     draws = [p.draw(p.trials(trials), tuple(retrieval.shape), torch_generator(seed, "level", i))
              for i, p in enumerate(perts)]
+    draws = [{k: v.to(device, dtype) if v.is_floating_point() else v.to(device) for k, v in d.items()} for d in draws]
+    unmoved: dict[int, tuple[torch.Tensor, float | None]] = {}  # perturbed sets when X does not move (paper mode)
     rows = []
     for alpha in alphas:
         q, r = shift.apply(query, retrieval, alpha, direction)
         para = None if paraphrased is None else shift.shift_retrieval_like(paraphrased, alpha, direction)
         clean = search(q, r)  # once per alpha, shared by every level
         clean_acc = float(is_correct(clean, targets).double().mean())
-        for pert, draw in zip(perts, draws):
-            perturbed = pert.apply(r, draw, para)
+        for i, (pert, draw) in enumerate(zip(perts, draws)):
+            if r is retrieval and i in unmoved:
+                perturbed, ratio = unmoved[i]
+            else:
+                perturbed = pert.apply(r, draw, para)
+                ratio = noise_ratio(perturbed, r) if pert.kind == "gaussian" else None
+                if r is retrieval:
+                    unmoved[i] = perturbed, ratio
             pred = search(q, perturbed)
             rob, rob_se = _mean_stderr((pred == clean).double().mean(-1))
             acc, acc_se = _mean_stderr(is_correct(pred, targets).double().mean(-1))
             row = {"level": pert.level, "alpha": alpha, "robustness": rob, "robustness_stderr": rob_se,
                    "accuracy": acc, "accuracy_stderr": acc_se, "trials": len(pred), "clean_accuracy": clean_acc}
             if pert.kind == "gaussian":
-                row.update(convention=pert.convention, noise_ratio=noise_ratio(perturbed, r))
+                row.update(convention=pert.convention, noise_ratio=ratio)
             rows.append(row)
     return sorted(rows, key=lambda row: (levels.index(row["level"]), alphas.index(row["alpha"])))
