@@ -20,9 +20,10 @@ Checks:
     AtLeast(stat, x, z=None) / AtMost(stat, x, z=None)
         the statistic is >= x (<= x); with ``z`` it must clear x by z stderr (a negative z
         tolerates falling short by |z| stderr: "not beyond noise")
-    Monotone(metric, along, rising=True, z=2.0, span=None, **where)
+    Monotone(metric, along, rising=True, z=2.0, span=None, each=True, **where)
         every curve along ``along`` (one per combination of the other params) never moves against
         the direction by more than z stderr of a step, and its first-to-last change clears z stderr
+        (``each=False``: the curves' mean first-to-last change clears z stderr of that mean)
 
 Example (a whitening claim; one entry of a card's ``claims``)::
 
@@ -282,9 +283,9 @@ class Monotone:
     """Every curve of ``metric`` along ``along`` rises (``rising=False``: falls) beyond its noise."""
 
     def __init__(self, metric: str, along: str, rising: bool = True, z: float = 2.0,
-                 span: tuple[float, float] | None = None, **where: Any) -> None:
-        self.metric, self.along, self.sign, self.z, self.span, self.where = \
-            metric, along, 1 if rising else -1, z, span, where
+                 span: tuple[float, float] | None = None, each: bool = True, **where: Any) -> None:
+        self.metric, self.along, self.sign, self.z, self.span, self.each, self.where = \
+            metric, along, 1 if rising else -1, z, span, each, where
 
     def __call__(self, claim: str, rows: list[dict]) -> Verdict:
         found = {k: c for k, c in curves(select(rows, self.metric, self.where), self.along, self.span).items()
@@ -293,7 +294,7 @@ class Monotone:
             return Verdict(claim, NOT_MEASURED, note=f"no {describe(self.metric, self.where)} rows at two or "
                                                      f"more values of {self.along}")
         labels = curve_labels(found, self.along)
-        changes, margins, against, figures = [], [], [], []
+        changes, errors, margins, against, figures = [], [], [], [], []
         for key, c in found.items():
             for a, b in zip(c, c[1:]):
                 se = _quadrature([a["stderr"], b["stderr"]]) or 0.0
@@ -304,18 +305,26 @@ class Monotone:
             change = last["value"] - first["value"]
             se = _quadrature([first["stderr"], last["stderr"]])
             changes.append(change)
+            errors.append(se)
             margins.append(self.sign * change / se if se else (math.inf if self.sign * change > 0 else -math.inf))
             figures.append(f"{labels[key]}: {first['value']:.4g} → {last['value']:.4g} "
                            f"({self.along} {first['x']:g}→{last['x']:g})")
-        worst = min(margins)
-        ok = not against and all(m > self.z for m in margins)
+        mean = sum(changes) / len(changes)
+        if self.each:
+            worst = min(margins)
+        else:  # the mean change over the curves, against the stderr of that mean
+            se = _quadrature(errors)
+            se = None if se is None else se / len(changes)
+            worst = self.sign * mean / se if se else (math.inf if self.sign * mean > 0 else -math.inf)
+        ok = not against and worst > self.z
         direction = "rises" if self.sign > 0 else "falls"
-        note = (f"{len(found)} curve(s) of {describe(self.metric, self.where)}; each {direction} "
-                f"first→last by > {self.z:g} stderr, no step against it beyond {self.z:g} stderr")
+        note = (f"{len(found)} curve(s) of {describe(self.metric, self.where)}; "
+                f"{'each' if self.each else 'their mean'} {direction} first→last by > {self.z:g} stderr, "
+                f"no step against it beyond {self.z:g} stderr")
         if against:
             note += "; against: " + "; ".join(against[:3]) + (f" (+{len(against) - 3} more)" if len(against) > 3 else "")
         shown = figures if len(figures) <= 6 else figures[:6] + [f"… {len(figures) - 6} more curve(s)"]
-        return Verdict(claim, REPRODUCED if ok else NOT_REPRODUCED, sum(changes) / len(changes), None,
+        return Verdict(claim, REPRODUCED if ok else NOT_REPRODUCED, mean, None,
                        worst if math.isfinite(worst) else None, tuple(shown), note)
 
 

@@ -128,11 +128,12 @@ def execute(cfg: DictConfig, overrides: list[str] | None = None) -> Path | None:
     from bench.lock import config_lock
     from bench.provenance import config_hash, git_state, hardware, versions
     from bench.store import Run, find_completed, is_rank_zero
-    from bench.tasks import get_task
+    from bench.tasks import get_task, record_claims
     from bench.tracking import Tracker
 
     _one_line_per_log()
-    task_run, schemas = get_task(cfg.task.name).load()
+    task = get_task(cfg.task.name)
+    task_run, schemas = task.load()
     cfg = validate(cfg, schemas)
     _check_names(cfg, schemas)
     config = OmegaConf.to_container(cfg, resolve=True)
@@ -166,6 +167,7 @@ def execute(cfg: DictConfig, overrides: list[str] | None = None) -> Path | None:
                     seed=cfg.seed, provenance=provenance, tracker=tracker, sweep=sweep) as run:
             log.info("run %s -> %s", run.run_id, run.dir)
             task_run(cfg, run)
+            record_claims(task, run)
         log.info("completed %s: %d metrics, artifacts in %s", run.run_id, len(run.metrics), run.artifacts_dir)
         return run.dir
 

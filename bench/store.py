@@ -21,7 +21,8 @@ from typing import Any
 
 from bench.atomic import atomic_save, atomic_write_json, atomic_write_text
 from bench.errors import Interrupted
-from bench.schema import SCHEMA_VERSION, SchemaError, loads_finite, validate_metric, validate_run
+from bench.schema import (
+    SCHEMA_VERSION, SchemaError, loads_finite, preset_of, upgrade_run, validate_metric, validate_run)
 
 log = logging.getLogger("bench")
 RUN_ID_ENV = "BENCH_RUN_ID"
@@ -79,6 +80,7 @@ class Run:
             "status": "running", "error": None, "started_at": _now(), "finished_at": None,
             "wall_time_s": None, "config": config, "config_hash": config_hash,
             "overrides": list(overrides), "seed": seed, "sweep": sweep,
+            "preset": preset_of(overrides), "claims": None,
             "model": {"name": None, "source": None, "n_params": None},
             "dataset": {"name": None, "split": None, "n": None},
             "wandb": {"mode": getattr(tracker, "mode", "disabled"),
@@ -135,6 +137,14 @@ class Run:
         self.record["model"] = {"name": name, "source": source, "n_params": n_params, "weights": weights}
         if self.is_writer:
             self._write_record()
+
+    def set_claims(self, claims: list[dict]) -> None:
+        """Record the task card's claim verdicts on this run (see :func:`bench.tasks.record_claims`)."""
+        self.record["claims"] = claims
+        if self.is_writer:
+            self._write_record()
+        if self.tracker is not None:
+            self.tracker.log_claims(claims)
 
     def set_dataset(self, name: str, split: str, n: int | None) -> None:
         """Record the dataset evaluated on."""
@@ -240,8 +250,7 @@ def read_run(run_dir: Path) -> tuple[dict, list[dict]]:
     A ``completed`` run must have metrics: a completed record without ``metrics.jsonl`` (or with
     an empty one) is refused rather than read as a run that measured nothing."""
     run_json = run_dir / "run.json"
-    record = _load(run_json, str(run_json))
-    validate_run(record, what=str(run_json))
+    record = upgrade_run(_load(run_json, str(run_json)), what=str(run_json))
     rows = []
     metrics = run_dir / "metrics.jsonl"
     if metrics.exists():

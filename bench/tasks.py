@@ -105,18 +105,8 @@ def card_for(name: str) -> TaskCard | None:
     return task.card if task else None
 
 
-def preset_of(overrides: list[str]) -> str | None:
-    """The experiment preset a run was launched with (``experiment=<preset>`` among its overrides)."""
-    for override in overrides:
-        key, _, value = override.lstrip("+").partition("=")
-        if key == "experiment" and value:
-            return value
-    return None
-
-
 def record_claims(task: Task, run: Any) -> None:
     """Check the card's claims on the run's metrics and record the verdicts (run.json and W&B)."""
-    preset = preset_of(run.record["overrides"])
-    targeted = set(task.card.targeted(preset))
+    targeted = set(task.card.targeted(run.record["preset"]))
     verdicts = evaluate(task.card.claims, run.metrics)
-    run.set_claims(preset, [v.as_record(targeted=v.claim in targeted) for v in verdicts])
+    run.set_claims([v.as_record(targeted=v.claim in targeted) for v in verdicts])

@@ -72,6 +72,17 @@ class Tracker:
                                                     for r in rows])
             self.run.log({name: table})
 
+    def log_claims(self, claims: list[dict]) -> None:
+        """The task card's claim verdicts: ``claims/<id>`` in the run summary, plus a table."""
+        if self.enabled and claims:
+            import wandb
+
+            for c in claims:
+                self.run.summary[f"claims/{c['id']}"] = c["verdict"]
+            cols = ["id", "verdict", "value", "stderr", "margin_se", "targeted", "figures", "note"]
+            self.run.log({"claims": wandb.Table(columns=cols, data=[
+                [" | ".join(c[k]) if k == "figures" else c[k] for k in cols] for c in claims])})
+
     def finish(self, exit_code: int = 0) -> None:
         if self.enabled:
             self.run.finish(exit_code=exit_code)

@@ -76,7 +76,7 @@ def test_sequential_runs_in_one_process_get_their_own_ids(tmp_path):
 
 def test_export_schemas(tmp_path):
     paths = export_schemas(tmp_path / "schema")
-    assert sorted(p.name for p in paths) == ["metric.schema.json", "run.schema.json"]
+    assert sorted(p.name for p in paths) == ["metric.schema.json", "run.schema.json", "run.v1.schema.json"]
     assert json.loads(paths[0].read_text())["title"]
 
 

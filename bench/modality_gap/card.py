@@ -26,15 +26,29 @@ CARD = TaskCard(
         Claim("clean_accuracy_unchanged", "Closing the gap (paper eq. 11) leaves clean accuracy exactly unchanged",
               paper="exactly unchanged for every alpha (theorem: shift ⟂ affine span of X)",
               check=AtMost(Deviation("acc1", along="alpha", ref=0.0, mode="paper"), 0.0), fmt=".4g"),
-        Claim("robustness_rises", "Robustness rises monotonically as the gap closes (alpha 0 → 1), beyond stderr",
-              paper="robustness rises monotonically with alpha under Gaussian noise, quantisation, paraphrase",
-              check=Monotone("robustness", along="alpha", rising=True, z=2.0, span=(0.0, 1.0), mode="paper")),
-        Claim("gap_orthogonal_query", "The gap is nearly orthogonal to the image (query) modality",
+        # Noise on the retrieval modality (paper eq. 10). A robustness sweep's stderr is over its
+        # noise trials; alphas share no pairing in the rows, so the stderrs add in quadrature.
+        Claim("robustness_rises", "Under Gaussian noise, robustness rises monotonically as the gap closes "
+              "(alpha 0 → 1), beyond stderr",
+              paper="robustness rises monotonically with alpha (σ² = 0.005, 0.022, 0.040)",
+              check=Monotone("robustness", along="alpha", span=(0.0, 1.0), each=False, mode="paper",
+                             perturbation="gaussian")),
+        Claim("robustness_rises_quantize", "Under quantisation, robustness rises monotonically as the gap closes",
+              paper="quantisation robustness improves as the gap closes (32-256 bins)",
+              check=Monotone("robustness", along="alpha", span=(0.0, 1.0), each=False, mode="paper",
+                             perturbation="quantize")),
+        Claim("robustness_rises_paraphrase", "Under template paraphrase, robustness rises as the gap closes",
+              paper="originals lose > 6% accuracy under paraphrase; closing the gap reduces that",
+              check=Monotone("robustness", along="alpha", span=(0.0, 1.0), each=False, mode="paper",
+                             perturbation="paraphrase")),
+        Claim("gap_orthogonal_query", "The gap is nearly orthogonal to the image (query) modality: "
+              "≥ 90% of ‖g‖² outside its top-5 PCs",
               paper="g ⟂ both modalities' subspaces (approximately; no figure)",
-              check=AtLeast(Value("gap_orthogonality", modality="query", k=10), 0.9)),
-        Claim("gap_orthogonal_retrieval", "The gap is nearly orthogonal to the text (retrieval) modality",
+              check=AtLeast(Value("gap_orthogonality", modality="query", k=5), 0.9)),
+        Claim("gap_orthogonal_retrieval", "The gap is nearly orthogonal to the text (retrieval) modality: "
+              "≥ 90% of ‖g‖² outside its top-5 PCs",
               paper="g ⟂ both modalities' subspaces (approximately; no figure)",
-              check=AtLeast(Value("gap_orthogonality", modality="retrieval", k=10), 0.9)),
+              check=AtLeast(Value("gap_orthogonality", modality="retrieval", k=5), 0.9)),
     ),
     targets={"modality_gap/embedded": ("clean_accuracy_unchanged", "robustness_rises")},
 )

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from bench.atomic import atomic_write_text
 from bench.report.aggregate import build_leaderboards, conditions_table
+from bench.report.claims import ClaimLine, claim_lines, claims_table
 from bench.report.collect import Collection, collect
 from bench.report.render_html import render_html
 from bench.report.render_md import render_markdown
@@ -18,22 +19,28 @@ class Report:
     """What was read and where the outputs went."""
     collection: Collection
     outputs: dict[str, Path]
+    claims: dict[str, list[ClaimLine]]  # task -> its card's claims on each seed group
 
 
 def write_report(results_dir: Path) -> Report:
-    """Read ``results_dir/runs``; write leaderboard.md/.csv/.html and export the JSON Schemas."""
+    """Read ``results_dir/runs``; write leaderboard.md/.csv/.html, leaderboard_claims.csv, and export
+    the JSON Schemas."""
     results_dir = Path(results_dir)
     collection = collect(results_dir)
     boards = build_leaderboards(collection.completed)
+    claims = {board.task: claim_lines(board) for board in boards}
     generated_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     outputs = {
         "markdown": results_dir / "leaderboard.md",
         "csv": results_dir / "leaderboard.csv",
         "html": results_dir / "leaderboard.html",
+        "claims csv": results_dir / "leaderboard_claims.csv",
     }
-    atomic_write_text(outputs["markdown"], render_markdown(boards, collection, results_dir, generated_at))
+    atomic_write_text(outputs["markdown"], render_markdown(boards, claims, collection, results_dir, generated_at))
     atomic_write_text(outputs["csv"], conditions_table(boards).to_csv(index=False))
-    atomic_write_text(outputs["html"], render_html(boards, collection, results_dir, generated_at))
+    atomic_write_text(outputs["claims csv"],
+                      claims_table([line for lines in claims.values() for line in lines]).to_csv(index=False))
+    atomic_write_text(outputs["html"], render_html(boards, claims, collection, results_dir, generated_at))
     schemas = export_schemas(results_dir / "schema")
     outputs["schema"] = schemas[0].parent
-    return Report(collection, outputs)
+    return Report(collection, outputs, claims)

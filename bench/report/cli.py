@@ -1,4 +1,6 @@
-"""``bench-report``: write results/leaderboard.{md,csv,html} from every validated run."""
+"""``bench-report``: write results/leaderboard.{md,csv,html} (with each task's paper claims) from every
+validated run. ``--claims`` prints the claims tables; ``--check-claims`` exits 1 when a claim that a
+run's preset targets is not reproduced (for CI or a cluster job to gate on)."""
 from __future__ import annotations
 
 import argparse
@@ -20,6 +22,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="folder holding runs/ (default: $BENCH_ROOT/results or ./results)")
     parser.add_argument("--screenshot", action="store_true",
                         help="also save results/screenshots/leaderboard.png with headless chromium")
+    parser.add_argument("--claims", action="store_true", help="print every task's paper-claims table")
+    parser.add_argument("--check-claims", action="store_true",
+                        help="exit 1 when a claim targeted by a run's preset (its card's targets) is not reproduced")
     args = parser.parse_args(argv)
     results_dir = args.results_dir or default_results_dir()
     if not (results_dir / "runs").is_dir():
@@ -43,9 +48,27 @@ def main(argv: list[str] | None = None) -> int:
         except BenchError as e:
             print(f"bench-report: error: {e}", file=sys.stderr)
             return 2
+    if args.claims:
+        from bench.report.render_md import claims_section
+
+        for task, lines in report.claims.items():
+            print("\n".join(claims_section(task, lines)))
     for kind, path in report.outputs.items():
         print(f"{kind:>10}: {path}")
+    if args.check_claims:
+        return _check_claims(report.claims)
     return 0
+
+
+def _check_claims(claims: dict) -> int:
+    """1 (and one line per claim) when a targeted claim is not reproduced, else 0."""
+    failed = [line for lines in claims.values() for line in lines if line.failed_target]
+    targeted = sum(line.targeted for lines in claims.values() for line in lines)
+    for line in failed:
+        print(f"bench-report: claim {line.task}/{line.claim.id} targeted by {line.preset} is "
+              f"{line.verdict.status} for {line.row.label}: {line.evidence}", file=sys.stderr)
+    print(f"check-claims: {targeted - len(failed)} of {targeted} targeted claim(s) reproduced")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

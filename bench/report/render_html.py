@@ -13,9 +13,13 @@ import re
 from pathlib import Path
 
 from bench.report.aggregate import Column, Leaderboard, Row
+from bench.report.claims import ClaimLine
 from bench.report.collect import Collection
 from bench.report.metrics import format_mean_std, spec_for
-from bench.report.render_md import IDENTITY_HEADER, arrow, cell_text, error_summary, relative, row_identity
+from bench.report.render_md import (
+    CLAIMS_HEADER, IDENTITY_HEADER, arrow, cell_text, error_summary, relative, row_identity)
+from bench.schema import SCHEMA_VERSION
+from bench.tasks import card_for
 
 # Plots larger than this are linked instead of embedded, so the page stays quick to open.
 MAX_EMBEDDED_PNG_BYTES = 4 * 2**20
@@ -32,6 +36,8 @@ tr:nth-child(even) td{background:#fafbfd}
 figure{display:inline-block;margin:.5em;vertical-align:top;max-width:560px}
 figure img{max-width:100%;border:1px solid #ddd} figcaption{font-size:12px;color:#444}
 .note{color:#555;font-style:italic}
+td.verdict{font-weight:600;white-space:nowrap} td.reproduced{color:#11632a;background:#e8f6ec}
+td.not-reproduced{color:#8a1c1c;background:#fbeaea} td.not-measured{color:#666}
 """
 
 SCRIPT = """
@@ -131,7 +137,26 @@ def _figure(path: Path, caption: str, results_dir: Path) -> str:
             f"<figcaption>{_e(caption)}</figcaption></figure>")
 
 
-def _board(board: Leaderboard, results_dir: Path) -> str:
+def _claims(task: str, lines: list[ClaimLine]) -> str:
+    """The "Paper claims" table of one task; the verdict cell carries its status as a class."""
+    if not lines:
+        return ""
+    card = card_for(task)
+    head = [_th(h, h.split(" ")[0]) for h in CLAIMS_HEADER]
+    body = []
+    for line in lines:
+        status = line.verdict.status.replace(" ", "-")
+        body.append("<tr>" + _td(f"{line.claim.text} ({line.claim.id})") + _td(line.claim.paper)
+                    + _td(line.row.label) + _td(line.suite_text, cls="num")
+                    + _td(line.verdict_text, status, f"verdict {status}")
+                    + _td(f"yes ({line.preset})" if line.targeted else "") + _td(line.evidence, cls="prov") + "</tr>")
+    return (f'<h3>Paper claims</h3><p class="note">{_e(card.paper.title)} — {_e(card.paper.cite)}. '
+            "Verdict on the seed group's metrics pooled over seeds (stderr = std/√n); "
+            "this suite = the claim's value per seed, mean ± std.</p>"
+            + _table(f"claims-{task}", head, body))
+
+
+def _board(board: Leaderboard, claims: list[ClaimLine], results_dir: Path) -> str:
     head = [_th(h, h) for h in IDENTITY_HEADER]
     head += [_th(f"{c.label} {arrow(c)}", column_slug(c),
                  f"{'higher' if c.higher_is_better else 'lower'} is better; click to sort") for c in board.columns]
@@ -146,6 +171,7 @@ def _board(board: Leaderboard, results_dir: Path) -> str:
         c = board.columns[0]
         parts.append(f'<p class="note">Ranked by {_e(c.label)} ({"higher" if c.higher_is_better else "lower"} '
                      "is better); mean ± std over seeds.</p>")
+    parts.append(_claims(board.task, claims))
     parts.append(_conditions(board))
     figures = [_figure(p, f"{r.label} — {p.stem} (run {r.representative.record['run_id']})", results_dir)
                for r in board.rows for p in r.representative.plots]
@@ -174,17 +200,18 @@ def _problems(collection: Collection, results_dir: Path) -> str:
     return f'<section id="problems"><h2>Skipped files</h2>{_table("skipped-files", head, body)}</section>'
 
 
-def render_html(boards: list[Leaderboard], collection: Collection, results_dir: Path, generated_at: str) -> str:
+def render_html(boards: list[Leaderboard], claims: dict[str, list[ClaimLine]], collection: Collection,
+                results_dir: Path, generated_at: str) -> str:
     """The whole leaderboard as one self-contained HTML page."""
     nav = " · ".join(f'<a href="#task-{_e(b.task)}">{_e(b.task)}</a>' for b in boards)
-    sections = "".join(_board(b, results_dir) for b in boards) or \
+    sections = "".join(_board(b, claims.get(b.task, []), results_dir) for b in boards) or \
         '<p class="note">No completed runs yet: run bench experiment=&lt;task&gt;/embedded first.</p>'
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>bench leaderboard</title><style>{STYLE}</style></head><body>"
         f"<h1>bench leaderboard</h1><p>Generated {_e(generated_at)} from {len(collection.completed)} completed "
-        "run(s) (results schema v1). Runs that differ only by seed are one row: mean ± std over seeds. "
+        f"run(s) (results schema v{SCHEMA_VERSION}). Runs that differ only by seed are one row: mean ± std over seeds. "
         f"Click a column header to sort.</p><nav>{nav}</nav>"
         f"{sections}{_unfinished(collection, results_dir)}{_problems(collection, results_dir)}"
         f"<script>{SCRIPT}</script></body></html>\n"

@@ -4,7 +4,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench.report.aggregate import Cell, Column, Leaderboard, Row
+from bench.report.claims import ClaimLine
 from bench.report.collect import Collection
+from bench.schema import SCHEMA_VERSION
+from bench.tasks import card_for
 from bench.report.metrics import format_mean_std
 
 
@@ -53,7 +56,21 @@ def row_identity(row: Row) -> list[str]:
 IDENTITY_HEADER = ["rank", "model", "dataset", "overrides", "seeds"]
 
 
-def _board(board: Leaderboard, results_dir: Path) -> list[str]:
+CLAIMS_HEADER = ["claim", "paper", "config", "this suite (mean ± std over seeds)", "verdict", "targeted", "evidence"]
+
+
+def claims_section(task: str, lines: list[ClaimLine]) -> list[str]:
+    """The "Paper claims" table of one task (empty when its card has no claims)."""
+    if not lines:
+        return []
+    card = card_for(task)
+    out = [f"### Paper claims: {task}", "", f"{card.paper.title} — {card.paper.cite}.", ""]
+    rows = [[f"{line.claim.text} (`{line.claim.id}`)", line.claim.paper, line.row.label, line.suite_text,
+             line.verdict_text, f"yes ({line.preset})" if line.targeted else "", line.evidence] for line in lines]
+    return out + _table(CLAIMS_HEADER, rows) + [""]
+
+
+def _board(board: Leaderboard, claims: list[ClaimLine], results_dir: Path) -> list[str]:
     out = [f"## {board.task}", ""]
     if board.fallback:
         out += ["_No headline metric declared for this task: showing every metric "
@@ -65,6 +82,7 @@ def _board(board: Leaderboard, results_dir: Path) -> list[str]:
     if board.columns:
         out += [f"Ranked by {board.columns[0].label} ({'higher' if board.columns[0].higher_is_better else 'lower'}"
                 " is better); mean ± std over seeds.", ""]
+    out += claims_section(board.task, claims)
     plots = [(r, p) for r in board.rows for p in r.representative.plots]
     if plots:
         out += ["Plots (one run per row):", ""]
@@ -89,15 +107,15 @@ def _problems(collection: Collection, results_dir: Path) -> list[str]:
     return ["## Skipped files", ""] + _table(["path", "reason"], lines) + [""]
 
 
-def render_markdown(boards: list[Leaderboard], collection: Collection, results_dir: Path,
-                    generated_at: str) -> str:
+def render_markdown(boards: list[Leaderboard], claims: dict[str, list[ClaimLine]], collection: Collection,
+                    results_dir: Path, generated_at: str) -> str:
     """The whole leaderboard page as markdown."""
     out = ["# bench leaderboard", "",
            f"Generated {generated_at} from {len(collection.completed)} completed run(s) under `runs/` "
-           "(results schema v1). Runs that differ only by seed are one row: mean ± std over seeds.", ""]
+           f"(results schema v{SCHEMA_VERSION}). Runs that differ only by seed are one row: mean ± std over seeds.", ""]
     if not boards:
         out += ["_No completed runs yet: run `bench experiment=<task>/embedded` first._", ""]
     for board in boards:
-        out += _board(board, results_dir)
+        out += _board(board, claims.get(board.task, []), results_dir)
     out += _unfinished(collection, results_dir) + _problems(collection, results_dir)
     return "\n".join(out)

@@ -1,10 +1,16 @@
-"""The results schema, version 1: the contract between every task and the leaderboard.
+"""The results schema, version 2: the contract between every task and the leaderboard.
 
 Two JSON Schemas live beside this file: ``run.schema.json`` (one ``run.json`` per run)
 and ``metric.schema.json`` (one row of ``metrics.jsonl``). Every write and every read
 goes through :func:`validate_run` / :func:`validate_metric`. Numbers are finite: NaN, ±Infinity
 and overflowing literals (``1e400``) are refused everywhere; a metric that is not a number is stored
 as ``null`` (the documented NaN convention), never as a non-finite float.
+
+Versions: v2 adds ``preset`` (the ``experiment=`` preset the run was launched with) and
+``claims`` (the task card's claim verdicts on the run). Readers call :func:`upgrade_run`, which
+validates a v1 record against ``run.v1.schema.json`` (kept beside it) and migrates it: the
+preset is read from its overrides, ``claims`` is null (not checked when it ran; the report checks
+every run's metrics itself).
 """
 from __future__ import annotations
 
@@ -18,12 +24,14 @@ from typing import Any
 
 import jsonschema
 
-SCHEMA_VERSION = 1
-SCHEMA_FILES = ("run.schema.json", "metric.schema.json")
+SCHEMA_VERSION = 2
+SCHEMA_FILES = ("run.schema.json", "metric.schema.json", "run.v1.schema.json")
+# schema_version -> the run.json schema of that version (the current one is run.schema.json)
+RUN_SCHEMAS = {1: "run.v1.schema.json", 2: "run.schema.json"}
 
 
 class SchemaError(ValueError):
-    """A run record or metric row does not follow results schema v1."""
+    """A run record or metric row does not follow the results schema."""
 
 
 @cache
@@ -55,6 +63,30 @@ def _validate(name: str, obj: Any, what: str) -> None:
 def validate_run(record: dict, what: str = "run.json") -> None:
     """Raise :class:`SchemaError` naming every offending key if ``record`` is not a valid run.json."""
     _validate("run.schema.json", record, what)
+
+
+def preset_of(overrides: list[str]) -> str | None:
+    """The experiment preset of a run (``experiment=<preset>`` among its overrides), or None."""
+    for override in overrides:
+        key, _, value = override.lstrip("+").partition("=")
+        if key == "experiment" and value:
+            return value
+    return None
+
+
+def upgrade_run(record: dict, what: str = "run.json") -> dict:
+    """Validate a run.json of any known version and return it in the current version."""
+    version = record.get("schema_version") if isinstance(record, dict) else None
+    if version not in RUN_SCHEMAS:
+        if isinstance(version, int) and version > SCHEMA_VERSION:
+            raise SchemaError(f"{what}: schema_version {version} is newer than this bench reads "
+                              f"(1..{SCHEMA_VERSION}); upgrade bench")
+        validate_run(record, what)  # names every problem against the current schema
+    _validate(RUN_SCHEMAS[version], record, what)
+    if version == 1:
+        record = {**record, "schema_version": 2, "preset": preset_of(record["overrides"]), "claims": None}
+        validate_run(record, what)
+    return record
 
 
 def validate_metric(row: dict, what: str = "metric row") -> None:

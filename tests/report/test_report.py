@@ -105,7 +105,8 @@ def test_cli_writes_every_output_and_names_skipped_files(results, capsys):
     for name in ("leaderboard.md", "leaderboard.csv", "leaderboard.html"):
         path = results.dir / name
         assert path.is_file() and str(path) in out
-    assert sorted(p.name for p in (results.dir / "schema").iterdir()) == ["metric.schema.json", "run.schema.json"]
+    assert sorted(p.name for p in (results.dir / "schema").iterdir()) == ["metric.schema.json", "run.schema.json",
+                                                                        "run.v1.schema.json"]
     assert "9 completed run(s) ranked, 2 failed/running listed, 6 file(s) skipped" in out
     assert str(results.bad_paths["corrupt_metrics"]) in err
 

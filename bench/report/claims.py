@@ -1,0 +1,101 @@
+"""The "Paper claims" table of each task: its card's claims checked on every seed group.
+
+For each group (the runs of one config that differ only by seed) and each claim of the task's
+card, the claim is checked on the group's rows pooled over seeds (:func:`bench.claims.pool_seeds`:
+the mean over seeds, stderr = std / sqrt(n)): that is the verdict. Beside it, the claim's value on
+each seed's own rows gives "this suite, mean ± std over seeds". The report checks the metrics
+itself, so v1 records (which carry no verdicts) and claims added to a card later are covered too.
+
+A claim is *targeted* for a group when the card lists it under the group's preset
+(``TaskCard.targets``); ``bench-report --check-claims`` fails when a targeted claim is not
+reproduced.
+"""
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass
+
+import pandas as pd
+
+from bench.claims import REPRODUCED, Claim, Verdict, pool_seeds
+from bench.report.aggregate import Leaderboard, Row
+from bench.report.metrics import format_mean_std
+from bench.tasks import card_for
+
+
+@dataclass
+class ClaimLine:
+    """One claim checked on one seed group."""
+    task: str
+    claim: Claim
+    row: Row
+    verdict: Verdict  # on the seed-pooled rows
+    per_seed: list[float]  # the claim's value on each seed that measured it
+    preset: str | None
+    targeted: bool
+
+    @property
+    def suite_text(self) -> str:
+        """``mean ± std`` of the per-seed values (with the seed count), or an em dash."""
+        if not self.per_seed:
+            return "—"
+        std = statistics.stdev(self.per_seed) if len(self.per_seed) > 1 else None
+        text = format_mean_std(statistics.fmean(self.per_seed), std, self.claim.fmt)
+        return f"{text} (n={len(self.per_seed)})" if len(self.per_seed) > 1 else text
+
+    @property
+    def verdict_text(self) -> str:
+        """The verdict, with its margin in stderr when the check is statistical."""
+        margin = self.verdict.margin
+        text = self.verdict.status
+        if margin is not None and math.isfinite(margin):
+            text += f" ({margin:+.1f} se)"
+        return text
+
+    @property
+    def failed_target(self) -> bool:
+        """A claim the group's preset targets that is not reproduced."""
+        return self.targeted and self.verdict.status != REPRODUCED
+
+    @property
+    def evidence(self) -> str:
+        """The figures the verdict used, then the check's note."""
+        return "; ".join([*self.verdict.figures, *([self.verdict.note] if self.verdict.note else [])])
+
+
+def _preset(row: Row) -> str | None:
+    return row.representative.record.get("preset")
+
+
+def claim_lines(board: Leaderboard) -> list[ClaimLine]:
+    """Every claim of the task's card on every group of its leaderboard (none without a card)."""
+    card = card_for(board.task)
+    if card is None:
+        return []
+    lines = []
+    for claim in card.claims:
+        for row in board.rows:
+            pooled = pool_seeds([run.rows for run in row.runs])
+            values = [claim.evaluate(run.rows).value for run in row.runs]
+            preset = _preset(row)
+            lines.append(ClaimLine(board.task, claim, row, claim.evaluate(pooled),
+                                   [v for v in values if v is not None and math.isfinite(v)],
+                                   preset, claim.id in card.targeted(preset)))
+    return lines
+
+
+def claims_table(lines: list[ClaimLine]) -> pd.DataFrame:
+    """Every claim line as a table (for ``leaderboard_claims.csv``)."""
+    return pd.DataFrame([{
+        "task": line.task, "claim": line.claim.id, "text": line.claim.text, "paper": line.claim.paper,
+        "model": line.row.model, "dataset": line.row.dataset, "overrides": " ".join(line.row.overrides),
+        "group": line.row.group[:12], "preset": line.preset, "targeted": line.targeted,
+        "suite": line.suite_text, "n_seeds": len(line.per_seed),
+        "mean": statistics.fmean(line.per_seed) if line.per_seed else None,
+        "std": statistics.stdev(line.per_seed) if len(line.per_seed) > 1 else None,
+        "verdict": line.verdict.status, "value": line.verdict.value, "stderr": line.verdict.stderr,
+        "margin_se": line.verdict.margin, "evidence": line.evidence,
+    } for line in lines], columns=["task", "claim", "text", "paper", "model", "dataset", "overrides", "group",
+                                   "preset", "targeted", "suite", "n_seeds", "mean", "std", "verdict", "value",
+                                   "stderr", "margin_se", "evidence"])
