@@ -7,8 +7,8 @@ searched, in this order (a name found twice is an error):
 1. every subpackage of ``bench`` that has a ``card`` module;
 2. the ``bench.tasks`` entry points of installed distributions (value: the task package), e.g. in
    a plugin's pyproject.toml: ``[project.entry-points."bench.tasks"] mytask = "mypkg.mytask"``;
-3. ``$BENCH_TASKS``: comma-separated importable task packages (e.g. ``tests.fixture_task``), for a
-   package on ``sys.path`` that is not installed.
+3. ``$BENCH_TASKS``: comma-separated importable task packages, for a
+   package on ``sys.path`` that is not installed (e.g. the test suite's fixture task).
 
 Cards are light (no torch); a task's ``task`` module is imported only when it runs.
 The evaluator in :mod:`bench.cli` is generic.

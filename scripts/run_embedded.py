@@ -1,7 +1,9 @@
-"""`make run`: every embedded benchmark on this machine, then the leaderboard.
+"""`make run`: every task's embedded preset on this machine, then the leaderboard and its claims.
 
-Each task runs as its own `bench experiment=<task>/embedded` process (a crash in one does not
-lose the others' records); the script stops at the first failure with its exit code.
+The tasks are the ones bench finds (:func:`bench.tasks.tasks`), each run with its card's
+``preset`` as its own `bench experiment=<preset>` process (a crash in one does not lose the
+others' records); the script stops at the first failure with its exit code. It ends by printing
+each task's Paper claims table (`bench-report --claims`).
 """
 from __future__ import annotations
 
@@ -11,30 +13,35 @@ import sys
 import time
 from pathlib import Path
 
-EXPERIMENTS = ["whitening/embedded", "modality_gap/embedded", "shift/embedded"]
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def main() -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("WANDB_MODE", "offline")
+    sys.path.insert(0, str(ROOT))
+    from bench.tasks import tasks
+
     bindir = Path(sys.executable).parent
     t0 = time.monotonic()
-    for exp in EXPERIMENTS:
+    for task in tasks().values():
+        preset = task.card.preset
         t = time.monotonic()
-        print(f"==> bench experiment={exp}", flush=True)
-        rc = subprocess.call([str(bindir / "bench"), f"experiment={exp}"], cwd=ROOT)
+        print(f"==> bench experiment={preset}", flush=True)
+        rc = subprocess.call([str(bindir / "bench"), f"experiment={preset}"], cwd=ROOT)
         if rc:
-            print(f"bench experiment={exp} failed with exit code {rc}", file=sys.stderr)
+            print(f"bench experiment={preset} failed with exit code {rc}", file=sys.stderr)
             return rc
         print(f"    done in {time.monotonic() - t:.0f} s", flush=True)
-    rc = subprocess.call([str(bindir / "bench-report")], cwd=ROOT)
-    results = ROOT / "results"
+    report = subprocess.run([str(bindir / "bench-report"), "--claims"], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    root = ROOT / os.environ.get("BENCH_ROOT", ".")
+    results = root / "results"
     print(f"\nAll done in {time.monotonic() - t0:.0f} s.\n"
           f"  run records + plots: {results / 'runs'}/<task>/<run_id>/ (run.json, metrics.jsonl, artifacts/)\n"
           f"  leaderboard:         {results / 'leaderboard.md'}, {results / 'leaderboard.html'}\n"
-          f"  W&B offline runs:    {ROOT / 'outputs' / 'wandb'} (push with `wandb sync`)")
-    return rc
+          f"  W&B offline runs:    {root / 'outputs' / 'wandb'} (push with `wandb sync`)\n", flush=True)
+    print(report.stdout, flush=True)
+    return report.returncode
 
 
 if __name__ == "__main__":

@@ -95,7 +95,18 @@ def test_rendered_tables_images_and_click_sorting(results, page):
     seen = probe(page)
     assert sorted(seen["tables"]) == sorted(
         ["board-modality_gap", "board-shift", "board-toy", "board-whitening", "conditions-modality_gap",
-         "conditions-shift", "conditions-toy", "conditions-whitening", "unfinished-runs", "skipped-files"])
+         "conditions-shift", "conditions-toy", "conditions-whitening", "unfinished-runs", "skipped-files",
+         "claims-modality_gap", "claims-shift", "claims-whitening"])  # toy has no card: no claims table
+    # The Paper claims table: one line per (claim, seed group), the verdict backed by its figures.
+    claims = seen["tables"]["claims-modality_gap"]
+    assert claims["headers"] == ["claim", "paper", "config", "this", "verdict", "targeted", "evidence"]
+    clean = [r for r in claims["rows"] if "(clean_accuracy_unchanged)" in r[0]]
+    assert [r[4] for r in clean] == ["reproduced", "reproduced"]
+    assert all(r[5] == "yes (modality_gap/embedded)" and "= 0 (1 curve(s), 3 points)" in r[6] for r in clean)
+    rises = next(r for r in claims["rows"] if "(robustness_rises)" in r[0] and "ViT-B-16" in r[2])
+    assert rises[3] == "0.200" and rises[4] == "reproduced" and "level=0.005: 0.7 → 0.9 (alpha 0→1)" in rises[6]
+    fits = next(r for r in seen["tables"]["claims-whitening"]["rows"] if "(fits_formula)" in r[0])
+    assert fits[3] == "—" and fits[4] == "not measured" and fits[6].startswith("no formula_fit_r[")
     whitening = seen["tables"]["board-whitening"]
     assert whitening["headers"][:5] == ["rank", "model", "dataset", "overrides", "seeds"]
     assert [r[:5] for r in whitening["rows"]] == [["1", "vgg11", "embedded_photos", "model=vgg11", "1"],
