@@ -25,7 +25,7 @@ Checks:
         the direction by more than z stderr of a step, and its first-to-last change clears z stderr
         (``each=False``: the curves' mean first-to-last change clears z stderr of that mean)
 
-Example (a whitening claim; one entry of a card's ``claims``)::
+Example (one entry of a card's ``claims``)::
 
     Claim("fits_formula", "A trained CNN's first layer fits the linear-CNN formula",
           paper="r = 0.94 (CIFAR-10), 0.90 (ImageNet)",
@@ -322,7 +322,8 @@ class Monotone:
                 f"{'each' if self.each else 'their mean'} {direction} first→last by > {self.z:g} stderr, "
                 f"no step against it beyond {self.z:g} stderr")
         if against:
-            note += "; against: " + "; ".join(against[:3]) + (f" (+{len(against) - 3} more)" if len(against) > 3 else "")
+            more = f" (+{len(against) - 3} more)" if len(against) > 3 else ""
+            note += "; against: " + "; ".join(against[:3]) + more
         shown = figures if len(figures) <= 6 else figures[:6] + [f"… {len(figures) - 6} more curve(s)"]
         return Verdict(claim, REPRODUCED if ok else NOT_REPRODUCED, mean, None,
                        worst if math.isfinite(worst) else None, tuple(shown), note)

@@ -1,8 +1,8 @@
 """The ``bench`` command: one Hydra app for every task.
 
-    bench task=whitening model=vgg11 data=cifar10        # one run
-    bench -m experiment=whitening/embedded seed=0,1,2      # a sweep (re-running it skips finished jobs)
-    bench experiment=whitening/embedded trainer=ddp        # DDP over every visible GPU of one node
+    bench task=<task> model=vgg11 data=cifar10           # one run (tasks: bench.tasks.task_names())
+    bench -m experiment=<task>/embedded seed=0,1,2         # a sweep (re-running it skips finished jobs)
+    bench experiment=<task>/embedded trainer=ddp           # DDP over every visible GPU of one node
 
 Compose -> validate against the schemas -> skip if already completed -> record a Run
 around the task's ``run(cfg, run)``.
@@ -52,7 +52,7 @@ def _hydra_context() -> tuple[list[str], dict | None, str | None]:
 
 
 def sweep_name(sweep_dir: str) -> str:
-    """A sweep's name (its W&B group): the sweep directory below the log dir, e.g. ``whitening/multirun_<time>``."""
+    """A sweep's name (its W&B group): the sweep directory below the log dir, e.g. ``<task>/multirun_<time>``."""
     path = Path(sweep_dir)
     return f"{path.parent.name}/{path.name}" if path.parent.name else path.name
 
@@ -211,7 +211,7 @@ def _n_devices(devices: object) -> int:
 
 
 class _DropLightningTips(logging.Filter):
-    """Lightning advertises its cloud logger once per Trainer: eight times in a whitening study."""
+    """Lightning advertises its cloud logger once per Trainer: once per model of a multi-model study."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not str(record.msg).startswith("\N{ELECTRIC LIGHT BULB} Tip")

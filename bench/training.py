@@ -21,7 +21,7 @@ class ClassifierModule(L.LightningModule):
     """Supervised training of any registry model.
 
     ``loss='ce'`` is the usual cross-entropy; ``loss='mse'`` regresses one-hot targets (the
-    linear-CNN theory of the whitening paper is derived for MSE). A NaN/inf loss stops the
+    linear-CNN theory of Chowers & Weiss, ICML 2023, is derived for MSE). A NaN/inf loss stops the
     run with a :class:`TrainingError` instead of silently training on garbage.
     """
 

@@ -1,7 +1,7 @@
 """The paper's theory model: one convolution -> global average pool -> linear head.
 
 With ``head='sum'`` the output is the sum over filters (the analytical model of the
-whitening paper, trained with MSE); ``head='linear'`` is the usual classifier form.
+first-layer paper, Chowers & Weiss 2023, trained with MSE); ``head='linear'`` is the usual classifier form.
 """
 from torch import nn
 

@@ -70,7 +70,7 @@ def load_weights(model: nn.Module, path: str | Path) -> None:
 
 
 def first_conv(model: nn.Module) -> nn.Conv2d:
-    """The first convolution applied to the image: the filter bank the whitening task studies."""
+    """The first convolution applied to the image: the filter bank a first-layer analysis studies."""
     conv = getattr(model, "first_conv", None)
     if isinstance(conv, nn.Conv2d):
         return conv

@@ -1,7 +1,7 @@
 """ImageNet models from torchvision, by name: ``tv_resnet18``, ``tv_vgg11``, ``tv_densenet121``, ...
 
 Their first layers are the 7x7 (ResNet/DenseNet) and 3x3 (VGG/MobileNet/ShuffleNet) filter
-banks of the whitening paper. ``weights='torchvision'`` loads the library's pretrained weights
+banks studied by Chowers & Weiss (ICML 2023). ``weights='torchvision'`` loads the library's pretrained weights
 from the local torch hub cache (offline, a missing file is a clear error naming where to put
 it); a path loads a local state dict.
 """

@@ -1,6 +1,7 @@
 """Read every run under ``results/runs/`` without ever crashing on a bad file.
 
-Each run directory is read and validated with :func:`bench.store.read_run` (any results schema version; v1 records are migrated on read).
+Each run directory is read and validated with :func:`bench.store.read_run` (any results schema
+version; v1 records are migrated on read).
 A run that does not validate, and any file that is not part of a run (a stray file, a folder
 without ``run.json``, a run filed under the wrong task), is reported by path and skipped; the
 good runs are always kept. Two completed runs of the same config and seed (identical

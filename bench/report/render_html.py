@@ -211,7 +211,8 @@ def render_html(boards: list[Leaderboard], claims: dict[str, list[ClaimLine]], c
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>bench leaderboard</title><style>{STYLE}</style></head><body>"
         f"<h1>bench leaderboard</h1><p>Generated {_e(generated_at)} from {len(collection.completed)} completed "
-        f"run(s) (results schema v{SCHEMA_VERSION}). Runs that differ only by seed are one row: mean ± std over seeds. "
+        f"run(s) (results schema v{SCHEMA_VERSION}). Runs that differ only by seed are one row: "
+        "mean ± std over seeds. "
         f"Click a column header to sort.</p><nav>{nav}</nav>"
         f"{sections}{_unfinished(collection, results_dir)}{_problems(collection, results_dir)}"
         f"<script>{SCRIPT}</script></body></html>\n"

@@ -112,7 +112,8 @@ def render_markdown(boards: list[Leaderboard], claims: dict[str, list[ClaimLine]
     """The whole leaderboard page as markdown."""
     out = ["# bench leaderboard", "",
            f"Generated {generated_at} from {len(collection.completed)} completed run(s) under `runs/` "
-           f"(results schema v{SCHEMA_VERSION}). Runs that differ only by seed are one row: mean ± std over seeds.", ""]
+           f"(results schema v{SCHEMA_VERSION}). Runs that differ only by seed are one row: "
+           "mean ± std over seeds.", ""]
     if not boards:
         out += ["_No completed runs yet: run `bench experiment=<task>/embedded` first._", ""]
     for board in boards:

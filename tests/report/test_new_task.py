@@ -111,3 +111,18 @@ def test_make_run_runs_every_task_found_and_ends_with_the_claims(monkeypatch, ca
     assert calls == [["experiment=lsq_digits/tiny"], ["experiment=modality_gap/embedded"],
                      ["experiment=shift/embedded"], ["experiment=whitening/embedded"], ["--claims"]]
     assert capsys.readouterr().out.rstrip().endswith("### Paper claims: lsq_digits")
+
+
+def test_outside_its_own_package_no_module_names_a_task():
+    """bench/ (outside each task's package) and scripts/ are generic: they find tasks, never name them."""
+    from bench.tasks import tasks
+
+    found = {name: REPO.joinpath(*task.package.split(".")) for name, task in tasks().items()}
+    own = [d for d in found.values() if REPO / "bench" in d.parents]
+    named = []
+    for path in [*(REPO / "bench").rglob("*"), *(REPO / "scripts").rglob("*")]:
+        if path.suffix not in (".py", ".yaml", ".json", ".sh") or any(d in path.parents for d in own):
+            continue
+        text = path.read_text()
+        named += [f"{path.relative_to(REPO)}: {name}" for name in found if re.search(rf"\b{name}\b", text)]
+    assert named == []
