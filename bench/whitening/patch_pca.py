@@ -2,7 +2,8 @@
 
 Patches are flattened in (C, kh, kw) order — the order of ``conv.weight.flatten(1)`` — so an
 eigenvector is directly comparable with a filter. Only the running sum and the D x D sum of
-outer products (float64) are kept, so memory does not grow with the number of patches.
+outer products (float64) are kept, so memory does not grow with the number of patches
+(benchmarks/patch_pca.py measures it against materialising every patch).
 Results are cached on disk keyed by the dataset's pixels + normalisation and the kernel size,
 so every model compared on a dataset uses the same basis (the paper's pitfall: near-degenerate
 eigenvalues make a per-model PCA unstable).
@@ -37,41 +38,52 @@ class PatchPCA:
 
 
 class PatchMoments:
-    """Running first and second moments of patches (float64), fed batch by batch."""
+    """Running first and second moments of patches, fed batch by batch.
 
-    def __init__(self, kernel_size: int) -> None:
-        self.k = kernel_size
+    Each batch's Gram matrix is one batched GEMM straight over the unfolded (N, D, L) columns (no
+    transposed copy of the patch matrix) in ``dtype``, and is reduced into float64 running sums, so
+    memory stays flat in the number of images. Patches are shifted by the first batch's channel
+    means before the products, which keeps the uncentred sums well conditioned (float32 included)."""
+
+    def __init__(self, kernel_size: int, dtype: torch.dtype = torch.float64) -> None:
+        self.k, self.dtype = kernel_size, dtype
         self.n = 0
         self.n_images = 0
+        self.shift: torch.Tensor | None = None  # (C,) channel means of the first batch
         self.sum: torch.Tensor | None = None
         self.outer: torch.Tensor | None = None
 
     def update(self, images: torch.Tensor) -> None:
         """Add every stride-1 patch of a (N, C, H, W) batch."""
-        cols = F.unfold(images.double(), self.k)  # (N, D, L)
-        patches = cols.transpose(1, 2).reshape(-1, cols.shape[1])  # (N*L, D)
+        x = images.to(self.dtype)
+        if self.shift is None:
+            self.shift = x.mean(dim=(0, 2, 3))
+        cols = F.unfold(x - self.shift.view(1, -1, 1, 1), self.k)  # (N, D, L), shifted patches
         if self.sum is None:
-            d = patches.shape[1]
+            d = cols.shape[1]
             self.sum, self.outer = torch.zeros(d, dtype=torch.float64), torch.zeros(d, d, dtype=torch.float64)
-        self.sum += patches.sum(0)
-        self.outer += patches.T @ patches
-        self.n += patches.shape[0]
+        self.sum += cols.sum(dim=(0, 2)).double()
+        self.outer += torch.bmm(cols, cols.transpose(1, 2)).sum(0).double()
+        self.n += cols.shape[0] * cols.shape[2]
         self.n_images += images.shape[0]
 
     def finalize(self) -> PatchPCA:
         """Centre, eigendecompose, sort descending."""
         if self.n < 2:
             raise ValueError("patch PCA needs at least two patches")
-        mean = self.sum / self.n
-        cov = (self.outer - self.n * torch.outer(mean, mean)) / (self.n - 1)
+        shifted_mean = self.sum / self.n
+        cov = (self.outer - self.n * torch.outer(shifted_mean, shifted_mean)) / (self.n - 1)
         vals, vecs = torch.linalg.eigh(cov)
         order = torch.argsort(vals, descending=True)
+        mean = shifted_mean + self.shift.double().repeat_interleave(self.k * self.k)
         return PatchPCA(vals[order], vecs[:, order], mean, self.n, self.k, self.n_images)
 
 
-def patch_pca(batches: Iterable[torch.Tensor], kernel_size: int, progress: bool = True) -> PatchPCA:
-    """Streaming PCA over every patch of every image in ``batches`` (each (N, C, H, W))."""
-    moments = PatchMoments(kernel_size)
+def patch_pca(batches: Iterable[torch.Tensor], kernel_size: int, progress: bool = True,
+              dtype: torch.dtype = torch.float64) -> PatchPCA:
+    """Streaming PCA over every patch of every image in ``batches`` (each (N, C, H, W)); ``dtype`` is
+    the per-batch GEMM's (the running sums are float64 either way)."""
+    moments = PatchMoments(kernel_size, dtype)
     for images in tqdm(batches, desc=f"patch PCA ({kernel_size}x{kernel_size})", disable=not progress,
                        leave=False):
         moments.update(images)
