@@ -159,7 +159,7 @@ def main() -> None:
                       f"({flops / mm['time_s'] / 1e9:.2f} GFLOP/s)")
             ref = results[("materialised", "float64")]
             if "eigvals" in ref:
-                a, b = torch.tensor(s["eigvals"]), torch.tensor(ref["eigvals"])
+                a, b = (torch.tensor(v["eigvals"], dtype=torch.float64) for v in (s, ref))
                 print(f"  {dtype}: streaming eigenvalues vs float64 materialised: max relative difference "
                       f"{((a - b).abs() / b.abs()).max().item():.1e}")
         sk = results[("sklearn", "float32")]

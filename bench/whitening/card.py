@@ -3,7 +3,7 @@
 Headline numbers are in /work/shared/papers/whitening.md (Tables 1-3 and the whitening evidence).
 """
 from bench.card import Metric, Paper, TaskCard
-from bench.claims import AtLeast, AtMost, Claim, Value
+from bench.claims import AtLeast, AtMost, Claim, Difference, Value
 
 CARD = TaskCard(
     name="whitening",
@@ -18,7 +18,7 @@ CARD = TaskCard(
         # the formula's own model, a control kept apart from the trained CNNs (kind=cnn) that rank.
         # The headline is the paper's grid (grid=paper); the wide-grid diagnostic stays per-condition.
         Metric("formula_fit_r", "formula fit r", ".3f", True, columns=("kind", "labels"),
-               where={"weights": ("trained",), "grid": ("paper",)},
+               where={"weights": ("trained",), "grid": ("paper",), "first_layer": ("learned",)},
                order={"kind": ("cnn", "linear"), "labels": ("true", True)}),
         Metric("formula_regime", "whitened share", ".3f", None, headline=False),
         Metric("consistency_r", "consistency r", ".3f", True, columns=("axis",),
@@ -26,28 +26,57 @@ CARD = TaskCard(
         # Whitening evidence: C(10) of each filter bank's outputs over the input's C(10) (paper:
         # learned ~0.2/0.5+, random ~1, ZCA 0); the trained CNNs' ratio is the headline.
         Metric("autocorr_ratio", "C(10) / input C(10)", ".3f", False, columns=("filters",),
-               where={"delta": (10,), "kind": ("cnn",)}, order={"filters": ("trained", "random", "zca")}),
+               where={"delta": (10,), "kind": ("cnn",), "first_layer": ("learned",)}, order={"filters": ("trained", "random", "zca")}),
         Metric("autocorr", "autocorr C(10)", ".3f", None, columns=("filters",), where={"delta": (10,)}),
         Metric("label_pca_corr", "label-PCA corr", ".3f", False, columns=("labels",),
                order={"labels": ("true", True)}),
         Metric("test_acc", "test accuracy", ".3f", True, headline=False),
     ),
     claims=(
-        Claim("fits_formula", "A trained CNN's first layer fits the linear-CNN formula (r ≥ 0.9)",
+        # Every CNN claim is on the paper's grid (grid=paper) and on CNNs whose first layer learned;
+        # the frozen-first-layer control (first_layer=frozen) has claims of its own.
+        Claim("fits_formula", "The best trained CNN's first layer fits the linear-CNN formula (max r ≥ 0.9)",
               paper="r = 0.94 CIFAR-10, 0.90 ImageNet, 0.96 CelebA (Table 3)",
-              check=AtLeast(Value("formula_fit_r", kind="cnn", weights="trained", labels="true", grid="paper"), 0.9)),
+              check=AtLeast(Value("formula_fit_r", reduce="max", kind="cnn", weights="trained", labels="true",
+                                  grid="paper", first_layer="learned"), 0.9)),
+        Claim("fits_formula_mean", "Trained CNNs fit the formula on average (mean r ≥ 0.85)",
+              paper="r = 0.94 CIFAR-10 (Table 3); random init 0.1 ± 0.15",
+              check=AtLeast(Value("formula_fit_r", kind="cnn", weights="trained", labels="true", grid="paper",
+                                  first_layer="learned"), 0.85)),
         Claim("seed_consistency", "Energy profiles are consistent across seeds (r ≥ 0.9)",
               paper="r = 0.99 CIFAR-10, 0.97 CIFAR-100, 0.99 CelebA (Table 1)",
               check=AtLeast(Value("consistency_r", axis="seed", kind="cnn"), 0.9)),
         Claim("random_labels_fit", "With labels randomised the first layer still fits the formula (r ≥ 0.9)",
               paper="true-vs-random r = 0.90 ± 0.02 CIFAR-10 (Table 2)",
-              check=AtLeast(Value("formula_fit_r", kind="cnn", weights="trained", labels="random", grid="paper"), 0.9)),
+              check=AtLeast(Value("formula_fit_r", kind="cnn", weights="trained", labels="random", grid="paper",
+                                  first_layer="learned"), 0.9)),
+        Claim("linear_random_fit", "The linear CNN with random labels fits its own formula (r ≥ 0.95) with its "
+              "best t inside the paper's grid (a best t on the grid's edge is no such fit)",
+              paper="the formula is exact for this model when labels are uncorrelated with the PCA (Sec. 3)",
+              check=AtLeast(Value("formula_fit_r", kind="linear", weights="trained", labels="random", grid="paper",
+                                  edge=False), 0.95)),
         Claim("labels_consistency", "True- and random-label profiles agree (r ≥ 0.88)",
               paper="r = 0.90 ± 0.02 CIFAR-10, 0.91 CIFAR-100, 0.96 CelebA (Table 2)",
               check=AtLeast(Value("consistency_r", axis="labels", kind="cnn"), 0.88)),
-        Claim("trained_filters_whiten", "Trained filters whiten: their outputs' C(10) is below the input's "
-              "(ratio < 1)", paper="C(10): raw RGB > 0.5, learned ≈ 0.2 (ratio ≈ 0.4), perfect whitening 0",
-              check=AtMost(Value("autocorr_ratio", filters="trained", kind="cnn", delta=10), 1.0)),
+        Claim("pca_labels_break_fit", "Labels tied to one PCA direction break the fit: the PCA-label CNN fits "
+              "≥ 0.1 worse than the worst true- or random-label CNN",
+              paper="labels tied to energy along one PCA direction break the true-vs-random match (Sec. 5)",
+              check=AtLeast(Difference(
+                  Value("formula_fit_r", reduce="min", kind="cnn", weights="trained", labels=("true", "random"),
+                        grid="paper", first_layer="learned"),
+                  Value("formula_fit_r", kind="cnn", weights="trained", labels="pca", grid="paper")), 0.1)),
+        Claim("frozen_first_layer_control", "A frozen random first layer fits no better than a random init "
+              "(frozen minus mean init fit ≤ 0.1)", paper="random init r = 0.1 ± 0.15 (Table 3)",
+              check=AtMost(Difference(
+                  Value("formula_fit_r", kind="cnn", weights="trained", grid="paper", first_layer="frozen"),
+                  Value("formula_fit_r", kind="cnn", weights="init", grid="paper")), 0.1)),
+        Claim("trained_filters_whiten", "Trained filters whiten: their outputs' C(10) is at most 0.7x the "
+              "input's", paper="C(10): raw RGB > 0.5, learned ≈ 0.2 (ratio ≈ 0.4), perfect whitening 0",
+              check=AtMost(Value("autocorr_ratio", filters="trained", kind="cnn", first_layer="learned", delta=10),
+                           0.7)),
+        Claim("random_filters_do_not_whiten", "Random filters do not: their outputs' C(10) stays above 0.7x the "
+              "input's", paper="random filters about the same as the input (ratio ≈ 1)",
+              check=AtLeast(Value("autocorr_ratio", filters="random", delta=10), 0.7)),
     ),
     targets={"whitening/embedded": ("seed_consistency", "trained_filters_whiten")},
 )

@@ -283,10 +283,10 @@ def run(cfg: DictConfig, run: Run) -> None:
         model_fits = fits_of(prof)
         fits[v.id] = model_fits[0]
         base = {"arch": v.arch, "kind": v.kind, "width": v.width, "seed": v.seed, "labels": v.labels,
-                "dataset": dataset}
+                "first_layer": v.first_layer, "dataset": dataset}
         rows += fit_rows(model_fits, {**base, "weights": "trained"})
         rows.append(dict(metric="test_acc", value=t.test_acc, params=base, n=len(datamodules[v.labels].test)))
-        if t.init is not None:
+        if t.init is not None and v.first_layer == "learned":  # a frozen layer *is* its init
             init_prof = energy_profile(t.init, pca.eigvecs)
             profiles[f"{v.id}@init"] = init_prof
             rows += fit_rows(fits_of(init_prof), {**base, "weights": "init"})
@@ -327,7 +327,8 @@ def _autocorrelation(cfg: DictConfig, run: Run, dm, trained: dict[Variant, Train
     random = first.init if first.init is not None else torch.nn.init.kaiming_normal_(
         torch.empty_like(first.final), generator=torch.Generator().manual_seed(cfg.seed))
     banks = {"input": (None, {}), "random": (random, {}), "zca": (zca_filters(pca, first.final.shape[1:]), {})}
-    banks |= {f"trained:{v.id}": (t.final, {"kind": v.kind, "labels": v.labels}) for v, t in trained.items()}
+    banks |= {f"trained:{v.id}": (t.final, {"kind": v.kind, "labels": v.labels, "first_layer": v.first_layer})
+              for v, t in trained.items()}
     curves, rows = {}, []
     with torch.no_grad():
         for name, (weight, extra) in banks.items():
