@@ -78,5 +78,7 @@ CARD = TaskCard(
               "input's", paper="random filters about the same as the input (ratio ≈ 1)",
               check=AtLeast(Value("autocorr_ratio", filters="random", delta=10), 0.7)),
     ),
-    targets={"whitening/embedded": ("seed_consistency", "trained_filters_whiten")},
+    # The embedded study trains in the formula's early regime (docs/whitening.md): its filters do
+    # not whiten yet and its crops tie labels to colour, so only seed consistency is its target.
+    targets={"whitening/embedded": ("seed_consistency",)},
 )
