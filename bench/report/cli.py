@@ -30,16 +30,20 @@ def main(argv: list[str] | None = None) -> int:
     if not (results_dir / "runs").is_dir():
         print(f"bench-report: no runs under {results_dir / 'runs'}; run `bench ...` first or pass "
               "--results-dir pointing at the folder that holds runs/", file=sys.stderr)
+    from bench.errors import BenchError
     from bench.report import write_report
 
-    report = write_report(results_dir)
+    try:
+        report = write_report(results_dir)
+    except BenchError as e:  # e.g. a task package on $BENCH_TASKS without a card
+        print(f"bench-report: error: {e}", file=sys.stderr)
+        return 2
     c = report.collection
     for problem in c.problems:
         print(f"bench-report: skipped {problem.path}: {problem.reason}", file=sys.stderr)
     print(f"{len(c.completed)} completed run(s) ranked, {len(c.unfinished)} failed/running listed, "
           f"{len(c.problems)} file(s) skipped")
     if args.screenshot:
-        from bench.errors import BenchError
         from bench.report.browser import page_url, screenshot
 
         try:

@@ -126,3 +126,10 @@ def test_outside_its_own_package_no_module_names_a_task():
         text = path.read_text()
         named += [f"{path.relative_to(REPO)}: {name}" for name in found if re.search(rf"\b{name}\b", text)]
     assert named == []
+
+
+def test_a_task_package_without_a_card_is_one_clear_error(results, monkeypatch, capsys):
+    monkeypatch.setenv("BENCH_TASKS", "tests.report")  # a package, but not a task
+    assert report_main(["--results-dir", str(results)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("bench-report: error: task package 'tests.report' has no card") and "adding_a_task.md" in err
