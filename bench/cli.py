@@ -122,20 +122,22 @@ def _end_process_group(wait_for_ranks: bool) -> None:
 def execute(cfg: DictConfig, overrides: list[str] | None = None) -> Path | None:
     """Run the task described by a composed config; return its run directory (``None``: another
     process is running this very config right now)."""
-    import lightning
-
     from bench.config import validate
     from bench.lock import config_lock
     from bench.provenance import config_hash, git_state, hardware, versions
     from bench.store import Run, find_completed, is_rank_zero
     from bench.tasks import get_task, record_claims
+
+    task = get_task(cfg.task.name)
+    schemas = task.schemas()
+    cfg = validate(cfg, schemas)  # before the heavy imports: a config error is reported in about a second
+    import lightning
+
     from bench.tracking import Tracker
 
     _one_line_per_log()
-    task = get_task(cfg.task.name)
-    task_run, schemas = task.load()
-    cfg = validate(cfg, schemas)
     _check_names(cfg, schemas)
+    task_run = task.load()[0]
     config = OmegaConf.to_container(cfg, resolve=True)
     digest = config_hash(config)
     hydra_overrides, sweep, output_dir = _hydra_context()
@@ -181,13 +183,13 @@ def _check_names(cfg: DictConfig, schemas: dict[str, type]) -> None:
         from bench.models import list_models
 
         if cfg.model.name not in list_models():
-            raise ModelError(f"model.name={cfg.model.name} is not a registered model; choose one of: "
+            raise ModelError(f"unknown model {cfg.model.name!r} (model.name); choose one of: "
                              f"{', '.join(list_models())}")
     if schemas.get("data") is ImageDataConfig:
         from bench.data import DATASETS
 
         if cfg.data.name not in DATASETS:
-            raise DataError(f"data.name={cfg.data.name} is not a known dataset; choose one of: {', '.join(DATASETS)}")
+            raise DataError(f"unknown dataset {cfg.data.name!r} (data.name); choose one of: {', '.join(DATASETS)}")
 
 
 def _check_launchable(trainer: DictConfig, hydra_in_use: bool) -> None:

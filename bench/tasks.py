@@ -46,6 +46,19 @@ class Task:
         mod = import_module(f"{self.package}.task")
         return mod.run, mod.SCHEMAS
 
+    def schemas(self) -> dict[str, type]:
+        """The config ``SCHEMAS``, from the task's light ``config`` module when it has one, so that a
+        command line is validated before torch is imported; else from ``task``."""
+        name = f"{self.package}.config"
+        try:
+            return import_module(name).SCHEMAS
+        except ModuleNotFoundError as e:
+            if e.name != name:
+                raise
+        except AttributeError:
+            pass
+        return self.load()[1]
+
 
 def _builtin_packages() -> list[str]:
     """Every folder of ``bench/`` holding a card.py (regular or namespace package)."""

@@ -29,9 +29,8 @@ import torch
 
 from bench.atomic import atomic_save, atomic_write_json
 from bench.errors import ModelError
+from bench.modality_gap.config import SMALL_CLIP, SMALL_CLIP_MINILM  # noqa: F401  (re-exported)
 
-SMALL_CLIP = "bench-mnist-clip"
-SMALL_CLIP_MINILM = "bench-mnist-clip-minilm"
 _VISION = {"image_size": 28, "patch_size": 7, "layers": 2, "width": 64, "head_width": 32, "mlp_ratio": 2.0}
 _MNIST_PREPROCESS = {"image_mean": (0.1307,) * 3, "image_std": (0.3081,) * 3}
 LOCAL_DIR = "local-dir:"

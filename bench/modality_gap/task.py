@@ -12,7 +12,7 @@ import json
 import logging
 import math
 from pathlib import Path
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Optional
 
 import torch
@@ -22,6 +22,7 @@ from bench.errors import ConfigError
 from bench.seeding import derive, torch_generator
 from bench.modality_gap import plots
 from bench.modality_gap.clip_models import LOCAL_DIR, SMALL_CLIP, SMALL_CLIP_MINILM, WEIGHTS_FILE, ClipBundle, load_clip
+from bench.modality_gap.config import SCHEMAS  # noqa: F401  (the task API)
 from bench.modality_gap.contrastive import TrainSpec, train_embedded_clip
 from bench.modality_gap.datasets import EvalData, load_eval_data
 from bench.modality_gap.embeddings import cached, extract, file_fingerprint, trainer_kwargs
@@ -31,59 +32,6 @@ from bench.modality_gap.robustness import Perturbation, robustness_sweep
 from bench.modality_gap.zeroshot import prototypes
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class ClipTrainConfig:
-    variant: str = "scratch"
-    init: str = "default"
-    epochs: int = 3
-    batch_size: int = 128
-    lr: float = 2e-3
-    weight_decay: float = 0.1
-    n_train: int = 4000
-    dynamics_every: int = 10  # the training seed is derive(seed, "clip", variant): a seed sweep trains one CLIP per seed
-
-
-@dataclass
-class ClipConfig:
-    """An open_clip model: architecture + pretrained tag or checkpoint path."""
-    name: str = SMALL_CLIP
-    pretrained: Optional[str] = None
-    cache_dir: Optional[str] = None  # open_clip download cache (None = Hugging Face default)
-    batch_size: int = 256
-    train: ClipTrainConfig = field(default_factory=ClipTrainConfig)  # embedded models only
-
-
-@dataclass
-class ZeroShotConfig:
-    """An evaluation set (see :mod:`bench.modality_gap.datasets`)."""
-    name: str = "mnist"
-    split: str = "test"
-    n: Optional[int] = None
-    root: Optional[str] = None
-    classes: Optional[str] = None
-    captions_file: Optional[str] = None
-    download: bool = False
-
-
-@dataclass
-class ModalityGapTaskConfig:
-    name: str = "modality_gap"
-    alphas: list[float] = field(default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 1.0, 1.5])
-    modes: list[str] = field(default_factory=lambda: ["paper", "symmetric"])
-    subspace: str = "rank"
-    renormalize: bool = False
-    orthogonality_k: list[int] = field(default_factory=lambda: [1, 5, 10])
-    perturbations: dict[str, Any] = field(default_factory=lambda: {"gaussian": [0.005, 0.022, 0.04]})
-    gaussian_convention: str = "norm"
-    trials: int = 20
-    retrieval_ks: list[int] = field(default_factory=lambda: [1, 5, 10])
-    device: str = "auto"
-    n_scatter: int = 500
-
-
-SCHEMAS = {"task": ModalityGapTaskConfig, "clip": ClipConfig, "zeroshot": ZeroShotConfig}
 
 
 def _model(cfg: DictConfig, run: Any) -> tuple[ClipBundle, str, list[dict] | None]:

@@ -87,3 +87,6 @@ class ShiftTaskConfig:
     mmd_samples: int = 1024  # latents per side of the sample-based divergence (MMD^2, support share)
     grid_size: int = 8  # sample grid per intensity: grid_size x grid_size images
     morph_rows: int = 8  # samples shown morphing across each sweep
+
+
+SCHEMAS = {"task": ShiftTaskConfig, "generator": GeneratorConfig, "model": ModelConfig}

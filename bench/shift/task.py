@@ -25,7 +25,7 @@ from bench.errors import ConfigError, DataError
 from bench.seeding import derive
 from bench.models import n_params as count_params
 from bench.shift import plots
-from bench.shift.config import GeneratorConfig, ShiftTaskConfig
+from bench.shift.config import SCHEMAS, GeneratorConfig, ShiftTaskConfig  # noqa: F401  (SCHEMAS: the task API)
 from bench.shift.dataset import SetSpec, ShardedDatasets
 from bench.shift.evaluate import auc, score, train_classifier
 from bench.shift.families import (
@@ -36,7 +36,6 @@ from bench.shift.generators import Generator, build_generator
 
 log = logging.getLogger("bench.shift")
 
-SCHEMAS = {"task": ShiftTaskConfig, "generator": GeneratorConfig, "model": ModelConfig}
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,8 @@ from __future__ import annotations
 import itertools
 import logging
 import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Optional
 
 import lightning as L
 import numpy as np
@@ -24,7 +23,6 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from bench.config import ImageDataConfig, ModelConfig
 from bench.data import real
 from bench.errors import ConfigError
 from bench.models import create_model, first_conv, n_params
@@ -33,6 +31,7 @@ from bench.seeding import derive
 from bench.store import Run
 from bench.training import ClassifierModule, accuracy, build_trainer, fit
 from bench.whitening import plots
+from bench.whitening.config import SCHEMAS  # noqa: F401  (the task API)
 from bench.whitening.analyses import (first_layer_outputs, label_pca_correlation, pca_energy, quantile_labels,
                                       spatial_autocorrelation, zca_filters)
 from bench.whitening.patch_pca import PatchPCA, load_or_compute
@@ -49,65 +48,6 @@ FIRST_LAYER = ("learned", "frozen")
 # The formula's own model class (conv -> pool -> linear): reported as kind=linear, a control for the
 # theory, apart from the trained nonlinear CNNs (kind=cnn).
 LINEAR_MODELS = frozenset({"linear_cnn"})
-
-
-@dataclass
-class VariantConfig:
-    """One model of the study; unset fields fall back to ``model.*``, ``seed`` and ``data.labels``.
-
-    ``seed_offset`` is added to the run's ``seed`` (so a ``seed=0,1,2`` sweep moves every model),
-    while ``seed`` pins a variant's seed whatever the run's. ``epochs`` overrides
-    ``trainer.max_epochs`` for this model (the paper trains random labels 75-100 epochs, true
-    labels 30)."""
-    arch: Optional[str] = None
-    width: Optional[float] = None
-    seed: Optional[int] = None
-    seed_offset: int = 0
-    labels: Optional[str] = None
-    epochs: Optional[int] = None
-    first_layer: Optional[str] = None  # learned (default) | frozen: the random init never trains (control)
-
-
-@dataclass
-class OptimConfig:
-    """The paper's protocol by default: SGD lr 0.01, no momentum, no weight decay, cross-entropy."""
-    optimizer: str = "sgd"
-    lr: float = 0.01
-    momentum: float = 0.0
-    weight_decay: float = 0.0
-    loss: str = "ce"
-    augment: bool = False
-    hflip: bool = True  # with augment: off for digits
-
-
-@dataclass
-class FitConfig:
-    """Which grid the headline ``formula_fit_r`` uses: ``paper`` (the authors' eta, t grid, lambda
-    convention and exact formula) or ``wide`` (eta -> 0 over a log-spaced tau grid of
-    ``task.tau_grid_size`` points). With ``paper``, the wide fit is also recorded as a diagnostic."""
-    grid: str = "paper"
-
-
-@dataclass
-class WhiteningTaskConfig:
-    name: str = "whitening"
-    kernel_size: int = 3
-    subtract_init: bool = True  # profile of W_trained - W_init (the paper's default)
-    train: bool = True  # false: evaluate given weights as they are (ImageNet 7x7 case; no W_init)
-    variants: list[VariantConfig] = field(default_factory=lambda: [VariantConfig()])
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    record_steps: list[int] = field(default_factory=lambda: [10, 30, 100, 300, 1000])
-    # Multiplies the first conv's init. The formula assumes a small init (sigma -> 0); followed by
-    # BatchNorm, a layer's output ignores its scale and a smaller init also raises its effective step.
-    first_layer_init_scale: float = 1.0
-    pca_labels_component: int = 4  # 0-based PCA component that labels=pca ties the classes to
-    fit: FitConfig = field(default_factory=FitConfig)
-    tau_grid_size: int = 200
-    autocorr_max_delta: int = 10
-    autocorr_images: int = 256
-
-
-SCHEMAS = {"task": WhiteningTaskConfig, "data": ImageDataConfig, "model": ModelConfig}
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,65 @@
+"""Config schemas of the modality_gap task: the ``task``, ``clip`` and ``zeroshot`` groups.
+
+Kept apart from :mod:`bench.modality_gap.task` so that ``bench`` validates a command line before it
+imports torch (a config error is reported in about a second).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+SMALL_CLIP = "bench-mnist-clip"  # bench's small CLIP architectures (registered in clip_models)
+SMALL_CLIP_MINILM = "bench-mnist-clip-minilm"
+
+
+@dataclass
+class ClipTrainConfig:
+    variant: str = "scratch"
+    init: str = "default"
+    epochs: int = 3
+    batch_size: int = 128
+    lr: float = 2e-3
+    weight_decay: float = 0.1
+    n_train: int = 4000
+    dynamics_every: int = 10  # the training seed is derive(seed, "clip", variant): a seed sweep trains one CLIP per seed
+
+
+@dataclass
+class ClipConfig:
+    """An open_clip model: architecture + pretrained tag or checkpoint path."""
+    name: str = SMALL_CLIP
+    pretrained: Optional[str] = None
+    cache_dir: Optional[str] = None  # open_clip download cache (None = Hugging Face default)
+    batch_size: int = 256
+    train: ClipTrainConfig = field(default_factory=ClipTrainConfig)  # embedded models only
+
+
+@dataclass
+class ZeroShotConfig:
+    """An evaluation set (see :mod:`bench.modality_gap.datasets`)."""
+    name: str = "mnist"
+    split: str = "test"
+    n: Optional[int] = None
+    root: Optional[str] = None
+    classes: Optional[str] = None
+    captions_file: Optional[str] = None
+    download: bool = False
+
+
+@dataclass
+class ModalityGapTaskConfig:
+    name: str = "modality_gap"
+    alphas: list[float] = field(default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 1.0, 1.5])
+    modes: list[str] = field(default_factory=lambda: ["paper", "symmetric"])
+    subspace: str = "rank"
+    renormalize: bool = False
+    orthogonality_k: list[int] = field(default_factory=lambda: [1, 5, 10])
+    perturbations: dict[str, Any] = field(default_factory=lambda: {"gaussian": [0.005, 0.022, 0.04]})
+    gaussian_convention: str = "norm"
+    trials: int = 20
+    retrieval_ks: list[int] = field(default_factory=lambda: [1, 5, 10])
+    device: str = "auto"
+    n_scatter: int = 500
+
+
+SCHEMAS = {"task": ModalityGapTaskConfig, "clip": ClipConfig, "zeroshot": ZeroShotConfig}

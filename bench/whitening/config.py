@@ -1,0 +1,70 @@
+"""Config schemas of the whitening task (the ``task`` group; ``data`` and ``model`` are bench's own).
+
+Kept apart from :mod:`bench.whitening.task` so that ``bench`` validates a command line before it
+imports torch (a config error is reported in about a second).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from bench.config import ImageDataConfig, ModelConfig
+
+
+@dataclass
+class VariantConfig:
+    """One model of the study; unset fields fall back to ``model.*``, ``seed`` and ``data.labels``.
+
+    ``seed_offset`` is added to the run's ``seed`` (so a ``seed=0,1,2`` sweep moves every model),
+    while ``seed`` pins a variant's seed whatever the run's. ``epochs`` overrides
+    ``trainer.max_epochs`` for this model (the paper trains random labels 75-100 epochs, true
+    labels 30)."""
+    arch: Optional[str] = None
+    width: Optional[float] = None
+    seed: Optional[int] = None
+    seed_offset: int = 0
+    labels: Optional[str] = None
+    epochs: Optional[int] = None
+    first_layer: Optional[str] = None  # learned (default) | frozen: the random init never trains (control)
+
+
+@dataclass
+class OptimConfig:
+    """The paper's protocol by default: SGD lr 0.01, no momentum, no weight decay, cross-entropy."""
+    optimizer: str = "sgd"
+    lr: float = 0.01
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    loss: str = "ce"
+    augment: bool = False
+    hflip: bool = True  # with augment: off for digits
+
+
+@dataclass
+class FitConfig:
+    """Which grid the headline ``formula_fit_r`` uses: ``paper`` (the authors' eta, t grid, lambda
+    convention and exact formula) or ``wide`` (eta -> 0 over a log-spaced tau grid of
+    ``task.tau_grid_size`` points). With ``paper``, the wide fit is also recorded as a diagnostic."""
+    grid: str = "paper"
+
+
+@dataclass
+class WhiteningTaskConfig:
+    name: str = "whitening"
+    kernel_size: int = 3
+    subtract_init: bool = True  # profile of W_trained - W_init (the paper's default)
+    train: bool = True  # false: evaluate given weights as they are (ImageNet 7x7 case; no W_init)
+    variants: list[VariantConfig] = field(default_factory=lambda: [VariantConfig()])
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    record_steps: list[int] = field(default_factory=lambda: [10, 30, 100, 300, 1000])
+    # Multiplies the first conv's init. The formula assumes a small init (sigma -> 0); followed by
+    # BatchNorm, a layer's output ignores its scale and a smaller init also raises its effective step.
+    first_layer_init_scale: float = 1.0
+    pca_labels_component: int = 4  # 0-based PCA component that labels=pca ties the classes to
+    fit: FitConfig = field(default_factory=FitConfig)
+    tau_grid_size: int = 200
+    autocorr_max_delta: int = 10
+    autocorr_images: int = 256
+
+
+SCHEMAS = {"task": WhiteningTaskConfig, "data": ImageDataConfig, "model": ModelConfig}
