@@ -50,5 +50,6 @@ CARD = TaskCard(
               paper="g ⟂ both modalities' subspaces (approximately; no figure)",
               check=AtLeast(Value("gap_orthogonality", modality="retrieval", k=5), 0.9)),
     ),
-    targets={"modality_gap/embedded": ("clean_accuracy_unchanged", "robustness_rises")},
+    targets={"modality_gap/embedded": ("clean_accuracy_unchanged", "robustness_rises"),
+             "modality_gap/paper": ("clean_accuracy_unchanged", "robustness_rises")},
 )

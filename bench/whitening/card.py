@@ -80,5 +80,9 @@ CARD = TaskCard(
     ),
     # The embedded study trains in the formula's early regime (docs/whitening.md): its filters do
     # not whiten yet and its crops tie labels to colour, so only seed consistency is its target.
-    targets={"whitening/embedded": ("seed_consistency",)},
+    targets={"whitening/embedded": ("seed_consistency",),
+             # the paper-protocol presets, one per table
+             "whitening/table1": ("seed_consistency",),
+             "whitening/table2": ("labels_consistency", "random_labels_fit"),
+             "whitening/table3": ("fits_formula",)},
 )
