@@ -22,20 +22,25 @@ class ClassifierModule(L.LightningModule):
 
     ``loss='ce'`` is the usual cross-entropy; ``loss='mse'`` regresses one-hot targets (the
     linear-CNN theory of Chowers & Weiss, ICML 2023, is derived for MSE). A NaN/inf loss stops the
-    run with a :class:`TrainingError` instead of silently training on garbage.
+    run with a :class:`TrainingError` instead of silently training on garbage. ``augment``: a
+    random crop and flip drawn per image (:func:`augmentation`); ``schedule``: a constant
+    learning rate or cosine decay over the run.
     """
 
     def __init__(self, model: nn.Module, num_classes: int, lr: float = 0.01, momentum: float = 0.0,
                  weight_decay: float = 0.0, optimizer: str = "sgd", loss: str = "ce",
-                 augment: bool = False, hflip: bool = True) -> None:
+                 augment: bool = False, hflip: bool = True, schedule: str = "constant") -> None:
         super().__init__()
         if optimizer not in ("sgd", "adamw"):
             raise ValueError(f"optimizer must be 'sgd' or 'adamw', not {optimizer!r}")
         if loss not in ("ce", "mse"):
             raise ValueError(f"loss must be 'ce' or 'mse', not {loss!r}")
+        if schedule not in ("constant", "cosine"):
+            raise ValueError(f"schedule must be 'constant' or 'cosine', not {schedule!r}")
         self.model = model
         self.num_classes = num_classes
         self.save_hyperparameters(ignore=["model"])
+        self._augmentation = augmentation(hflip) if augment else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
@@ -45,22 +50,15 @@ class ClassifierModule(L.LightningModule):
             return F.cross_entropy(logits, y)
         return F.mse_loss(logits, F.one_hot(y, self.num_classes).to(logits.dtype))
 
-    def _augment(self, x: torch.Tensor) -> torch.Tensor:
-        """Random crop (4-pixel reflect padding) and, unless ``hflip=False`` (digits, text), a
-        horizontal flip, batched on the device."""
-        n, _, h, w = x.shape
-        padded = F.pad(x, (4, 4, 4, 4), mode="reflect")
-        dy, dx = torch.randint(0, 9, (2,)).tolist()
-        x = padded[:, :, dy:dy + h, dx:dx + w]
-        if not self.hparams.hflip:
+    def augment_batch(self, x: torch.Tensor) -> torch.Tensor:
+        """The batch with the training augmentation drawn per image (its own crop offset and flip)."""
+        if self._augmentation is None:
             return x
-        flip = torch.rand(n, device=x.device) < 0.5
-        return torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
+        return torch.stack([self._augmentation(img) for img in x])
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         x, y = batch
-        if self.hparams.augment:
-            x = self._augment(x)
+        x = self.augment_batch(x)
         loss = self._loss(self(x), y)
         if not torch.isfinite(loss):
             raise TrainingError(f"training loss became {loss.item()} at step {self.global_step}; "
@@ -83,8 +81,25 @@ class ClassifierModule(L.LightningModule):
     def configure_optimizers(self):
         hp = self.hparams
         if hp.optimizer == "sgd":
-            return torch.optim.SGD(self.parameters(), lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay)
-        return torch.optim.AdamW(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
+            opt = torch.optim.SGD(self.parameters(), lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay)
+        else:
+            opt = torch.optim.AdamW(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
+        if hp.get("schedule", "constant") == "constant":
+            return opt
+        # cosine decay to 0 over the whole run, stepped per batch
+        cosine = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, self.trainer.estimated_stepping_batches))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": cosine, "interval": "step"}}
+
+
+def augmentation(hflip: bool = True):
+    """The CIFAR training augmentation for one (C, H, W) image: a random crop of the image padded by 4
+    pixels (reflect) and, unless ``hflip=False`` (digits, text), a random horizontal flip."""
+    from torchvision.transforms import v2
+
+    def crop(img: torch.Tensor) -> torch.Tensor:
+        return v2.RandomCrop(img.shape[-2:], padding=4, padding_mode="reflect")(img)
+
+    return v2.Compose([v2.Lambda(crop), *([v2.RandomHorizontalFlip()] if hflip else [])])
 
 
 class FiniteGuard(L.Callback):
@@ -119,7 +134,9 @@ def build_trainer(trainer_cfg: DictConfig, run: Any = None, callbacks: Sequence[
     if checkpoint_dir is not None and not kwargs.get("fast_dev_run"):
         from lightning.pytorch.callbacks import ModelCheckpoint
 
-        callbacks.append(ModelCheckpoint(dirpath=str(checkpoint_dir), save_last=True, save_top_k=0,
+        # one file, last.ckpt, rewritten after every epoch (save_last alone writes it only beside a
+        # top-k save, so with save_top_k=0 an interrupted run had nothing to resume from)
+        callbacks.append(ModelCheckpoint(dirpath=str(checkpoint_dir), filename="last", save_top_k=1,
                                          every_n_epochs=1, enable_version_counter=False))
     tracker = getattr(run, "tracker", None)
     logger = tracker.lightning_logger(log_prefix) if tracker is not None else False

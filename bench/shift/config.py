@@ -60,6 +60,7 @@ class ClassifierTrainConfig:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     optimizer: str = "sgd"
+    schedule: str = "cosine"  # learning rate: cosine decay to 0 over trainer.max_epochs | constant
     hflip: bool = True  # part of the augmentation; off for digits (a mirrored digit is another glyph)
 
 

@@ -3,7 +3,9 @@ per-intensity accuracy table reduced to ``accuracy_drop`` and ``auc``."""
 from __future__ import annotations
 
 import math
+import shutil
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -38,9 +40,12 @@ def _loader(ds: TensorImages, batch_size: int, shuffle: bool, seed: int = 0) -> 
 
 def train_classifier(images: torch.Tensor, labels: torch.Tensor, model_cfg: dict, train_cfg: DictConfig,
                      augment: bool, trainer_cfg: DictConfig, run, num_classes: int,
-                     seed: int, log_prefix: str = "") -> tuple[nn.Module, Normaliser]:
+                     seed: int, log_prefix: str = "", checkpoint_dir: Path | None = None) -> tuple[nn.Module, Normaliser]:
     """Train a registry model on uint8 ``images`` with the shared Lightning module; return it in
-    eval mode with the normalisation it was trained under."""
+    eval mode with the normalisation it was trained under.
+
+    With ``checkpoint_dir`` (unique to this training's inputs) the trainer keeps ``last.ckpt`` there
+    after every epoch and an interrupted training resumes from it; it is removed once training ends."""
     import lightning as L
 
     L.seed_everything(seed, verbose=False)
@@ -50,9 +55,13 @@ def train_classifier(images: torch.Tensor, labels: torch.Tensor, model_cfg: dict
                          kwargs=model_cfg.get("kwargs") or {})
     module = ClassifierModule(model, num_classes, lr=train_cfg.lr, momentum=train_cfg.momentum,
                               weight_decay=train_cfg.weight_decay, optimizer=train_cfg.optimizer, augment=augment,
-                              hflip=train_cfg.hflip)
-    trainer = build_trainer(trainer_cfg, run, log_prefix=log_prefix)
-    trainer.fit(module, train_dataloaders=_loader(norm.dataset(images, labels), train_cfg.batch_size, True, seed))
+                              hflip=train_cfg.hflip, schedule=train_cfg.schedule)
+    trainer = build_trainer(trainer_cfg, run, log_prefix=log_prefix, checkpoint_dir=checkpoint_dir)
+    last = checkpoint_dir / "last.ckpt" if checkpoint_dir is not None else None
+    trainer.fit(module, train_dataloaders=_loader(norm.dataset(images, labels), train_cfg.batch_size, True, seed),
+                ckpt_path=str(last) if last is not None and last.is_file() else None)
+    if checkpoint_dir is not None and trainer.is_global_zero:
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)
     return model.eval(), norm
 
 

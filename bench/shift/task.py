@@ -12,6 +12,8 @@
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,6 +84,14 @@ def variants(cfg: DictConfig) -> list[Variant]:
         if not 0 < n <= task.n_train:
             raise ConfigError(f"task.train_sizes entries must lie in (0, task.n_train={task.n_train}], got {n}")
     return [Variant(m, bool(aug), int(n)) for m in models for aug in task.augment for n in sizes]
+
+
+def _checkpoint_dir(cache_dir: Path, base_set: Path, variant: Variant, train: DictConfig, trainer: DictConfig,
+                    seed: int) -> Path:
+    """Where one classifier training keeps its resumable checkpoint: keyed by everything it trains on."""
+    key = json.dumps([str(base_set), variant.params, variant.model, OmegaConf.to_container(train, resolve=True),
+                      OmegaConf.to_container(trainer, resolve=True), seed], sort_keys=True, default=str)
+    return cache_dir / "shift" / "checkpoints" / hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
 def _save_png(run, name: str, image: torch.Tensor) -> None:
@@ -183,11 +193,13 @@ def run(cfg: DictConfig, run) -> None:
         base_name = "+".join(families)
         for variant in grid:
             log.info("training %s on the %s base set", variant.label, base_name)
+            seed = derive(cfg.seed, "classifier", base_name, variant.model, variant.augment, variant.n_train)
+            checkpoints = _checkpoint_dir(cache_dir, store.path(train_specs[families[0]]), variant, task.train,
+                                          cfg.trainer, seed)
             model, norm = train_classifier(images[:variant.n_train], labels[:variant.n_train], variant.model,
                                            task.train, variant.augment, cfg.trainer, run, generator.num_classes,
-                                           seed=derive(cfg.seed, "classifier", base_name, variant.model,
-                                                       variant.augment, variant.n_train),
-                                           log_prefix=f"{base_name}/{variant.label}")
+                                           seed=seed, log_prefix=f"{base_name}/{variant.label}",
+                                           checkpoint_dir=checkpoints)
             n_params = count_params(model) if n_params is None else n_params
             rows = []
             acc, se = score(model, norm, val_images, val_labels)
