@@ -38,6 +38,12 @@ class LoggerConfig:
 
 
 @dataclass
+class CacheConfig:
+    """The verified cache (:mod:`bench.cache`): ``strict`` makes a failed sha256 check an error, not a rebuild."""
+    strict: bool = False
+
+
+@dataclass
 class TrainerConfig:
     """The subset of ``lightning.Trainer`` arguments bench exposes (one place to change them)."""
     accelerator: str = "cpu"
@@ -72,7 +78,6 @@ class ImageDataConfig:
     download: bool = False
     normalize: bool = True
     classes: Optional[list[int]] = None  # keep only these classes (binary subsets)
-    seed: int = 0
     attribute: str = "Smiling"  # data=celeba: the attribute used as the (binary) label
 
 
@@ -126,7 +131,8 @@ def _check(node: DictConfig, schema: type, key: str) -> DictConfig:
 
 def validate(cfg: DictConfig, schemas: dict[str, type]) -> DictConfig:
     """Check every group named in ``schemas`` (plus the shared ones); return the typed config."""
-    all_schemas = {"paths": PathsConfig, "logger": LoggerConfig, "trainer": TrainerConfig, **schemas}
+    all_schemas = {"paths": PathsConfig, "logger": LoggerConfig, "trainer": TrainerConfig, "cache": CacheConfig,
+                   **schemas}
     out = OmegaConf.to_container(cfg, resolve=False)
     checked = OmegaConf.create(out)
     for key, schema in all_schemas.items():

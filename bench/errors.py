@@ -34,3 +34,7 @@ class Interrupted(BaseException):
 
         self.signum = signum
         super().__init__(signal.Signals(signum).name)
+
+
+class CacheError(BenchError):
+    """A cache file failed its integrity check under ``cache.strict=true``."""

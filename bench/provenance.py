@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 # Keys that change where and how a run is recorded but not what it computes.
-HASH_EXCLUDED_KEYS = ("paths", "logger", "skip_existing", "hydra", "run_name", "trainer_ui")
+HASH_EXCLUDED_KEYS = ("paths", "logger", "skip_existing", "hydra", "run_name", "trainer_ui", "cache")
 
 _DISTRIBUTIONS = {
     "torch": "torch",

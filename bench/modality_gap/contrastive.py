@@ -5,7 +5,6 @@ matrix is. The trained model is cached as an open_clip ``local-dir:`` folder and
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from dataclasses import asdict, dataclass
@@ -16,7 +15,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from bench.atomic import atomic_write_json
+from bench.cache import Cache, as_cache
 from bench.errors import TrainingError
 from bench.modality_gap.clip_models import (SMALL_CLIP, SMALL_CLIP_MINILM, WEIGHTS_FILE, ClipBundle,
                                             export_open_clip_dir, load_clip)
@@ -52,11 +51,6 @@ class TrainSpec:
         if self.init == "isotropic" and self.variant != "scratch":
             raise ValueError("init=isotropic re-centres a tower trained from scratch; use variant=scratch")
         return VARIANTS[self.variant]
-
-    def digest(self) -> str:
-        """The cache key: the spec and the training recipe's version (a recipe change retrains)."""
-        key = {**asdict(self), "recipe": RECIPE_VERSION}
-        return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def training_captions(class_set: ClassSet) -> list[list[str]]:
@@ -192,17 +186,21 @@ def _preprocessed_mnist(bundle: ClipBundle, split: str, n: int) -> tuple[torch.T
     return torch.stack([bundle.preprocess(data.images[i]) for i in range(len(data.images))]), data.labels
 
 
-def train_embedded_clip(spec: TrainSpec, cache_dir: str | Path, trainer_cfg: Any = None,
+def train_embedded_clip(spec: TrainSpec, cache: Cache | str | Path, trainer_cfg: Any = None,
                         run: Any = None) -> tuple[Path, list[dict[str, float]]]:
-    """Train (or reuse from ``cache_dir``) the embedded CLIP; return its open_clip ``local-dir:``
-    folder and the gap dynamics."""
+    """Train (or reuse from the cache) the embedded CLIP; return its open_clip ``local-dir:`` folder and
+    the gap dynamics (kept in the weights' metadata, so one sha256-checked file holds both)."""
+    from safetensors import safe_open
+
     from bench.training import build_trainer
 
-    folder = Path(cache_dir) / "modality_gap" / "clip" / f"{spec.arch}-{spec.digest()}"
-    dyn = folder / "gap_dynamics.json"
-    if (folder / WEIGHTS_FILE).is_file() and dyn.is_file():
+    cache = as_cache(cache)
+    # the key: the spec and the training recipe's version (a recipe change retrains)
+    folder = cache.path("modality_gap/clip", {**asdict(spec), "recipe": RECIPE_VERSION}, suffix="", name=spec.arch)
+    if cache.verify(folder / WEIGHTS_FILE):
         log.info("embedded CLIP from cache %s", folder)
-        return folder, json.loads(dyn.read_text())
+        with safe_open(str(folder / WEIGHTS_FILE), framework="pt") as f:
+            return folder, json.loads(f.metadata()["dynamics"])
     L.seed_everything(spec.seed, verbose=False)
     bundle = load_clip(spec.arch, None)
     model = bundle.model.train()
@@ -226,7 +224,8 @@ def train_embedded_clip(spec: TrainSpec, cache_dir: str | Path, trainer_cfg: Any
                             run, callbacks=[dynamics], **overrides)
     trainer.fit(ContrastiveCLIP(model, spec.lr, spec.weight_decay), train_dataloaders=loader)
     if trainer.is_global_zero:
-        atomic_write_json(dyn, dynamics.history)
-        export_open_clip_dir(model, spec.arch, folder, metadata={"train_spec": json.dumps(asdict(spec))})
+        meta = {"train_spec": json.dumps(asdict(spec)), "dynamics": json.dumps(dynamics.history)}
+        export_open_clip_dir(model, spec.arch, folder, metadata=meta)
+        cache.seal(folder / WEIGHTS_FILE)  # the weights go last: a sealed folder is complete
     trainer.strategy.barrier()
     return folder, dynamics.history

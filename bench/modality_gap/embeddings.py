@@ -3,14 +3,12 @@
 Each rank encodes its shard and remembers the dataset index of every row. At the end of the
 epoch the shards are gathered once; rows are placed by index, so the duplicates a distributed
 sampler adds to even out shards are dropped and a missing row is an error, not a silent hole.
-The cache is one safetensors file per (model, weights, dataset, split, templates) key; the key is
-stored in the file's metadata and checked on load, so a corrupt or stale file is rebuilt.
+The cache is one safetensors file per (model, weights, dataset, split, templates) key, through
+:mod:`bench.cache` (the key names the file; a sha256 beside it is checked on every read).
 """
 from __future__ import annotations
 
-import hashlib
 import json
-import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Sequence
@@ -19,9 +17,8 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from bench.atomic import atomic_save
+from bench.cache import Cache, as_cache, sha256_file
 
-log = logging.getLogger(__name__)
 CACHE_VERSION = 1
 
 
@@ -100,52 +97,17 @@ def trainer_kwargs(trainer_cfg: Any) -> dict:
 # -- cache ------------------------------------------------------------------------------------------
 def file_fingerprint(path: str | Path) -> str:
     """sha256 of a weights file (its identity for cache keys, whatever its name or mtime)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()[:20]
+    return sha256_file(path)[:20]
 
 
-def cache_path(cache_dir: str | Path, key: dict) -> Path:
-    text = json.dumps({"v": CACHE_VERSION, **key}, sort_keys=True)
-    return Path(cache_dir) / "modality_gap" / "embeddings" / f"{hashlib.sha256(text.encode()).hexdigest()[:24]}.safetensors"
+def cache_path(cache: Cache | str | Path, key: dict) -> Path:
+    """Where the embeddings of ``key`` are cached."""
+    return as_cache(cache).path("modality_gap/embeddings", {"v": CACHE_VERSION, **key})
 
 
-def load_cached(path: Path, key: dict) -> dict[str, torch.Tensor] | None:
-    """The cached tensors if the file is intact and was built for ``key``; None otherwise."""
-    from safetensors import safe_open
-
-    if not path.is_file():
-        return None
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            stored = json.loads((f.metadata() or {}).get("key", "null"))
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except Exception as e:  # noqa: BLE001 - any unreadable file is rebuilt
-        log.warning("embedding cache %s is unreadable (%s); rebuilding", path, e)
-        return None
-    if stored != {"v": CACHE_VERSION, **key}:
-        log.warning("embedding cache %s was built for another key; rebuilding", path)
-        return None
-    if any(not torch.isfinite(t).all() for t in tensors.values() if t.is_floating_point()):
-        log.warning("embedding cache %s holds non-finite values; rebuilding", path)
-        return None
-    return tensors
-
-
-def cached(cache_dir: str | Path, key: dict, build: Callable[[], dict[str, torch.Tensor]],
+def cached(cache: Cache | str | Path, key: dict, build: Callable[[], dict[str, torch.Tensor]],
            write: bool = True) -> dict[str, torch.Tensor]:
-    """``build()``'s tensors, from the cache when a valid entry exists (written atomically otherwise)."""
-    from safetensors.torch import save_file
-
-    path = cache_path(cache_dir, key)
-    hit = load_cached(path, key)
-    if hit is not None:
-        log.info("embeddings from cache %s", path)
-        return hit
-    tensors = {k: v.contiguous() for k, v in build().items()}
-    if write:
-        meta = {"key": json.dumps({"v": CACHE_VERSION, **key}, sort_keys=True)}
-        atomic_save(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
-    return tensors
+    """``build()``'s tensors, from the cache when an intact entry exists (sha256-checked, :mod:`bench.cache`)."""
+    return as_cache(cache).tensors("modality_gap/embeddings", {"v": CACHE_VERSION, **key}, build,
+                                   metadata={"key": json.dumps({"v": CACHE_VERSION, **key}, sort_keys=True)},
+                                   write=write)

@@ -18,6 +18,7 @@ from typing import Any, Optional
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from bench.cache import Cache
 from bench.errors import ConfigError
 from bench.seeding import derive, torch_generator
 from bench.modality_gap import plots
@@ -42,7 +43,7 @@ def _model(cfg: DictConfig, run: Any) -> tuple[ClipBundle, str, list[dict] | Non
         spec = TrainSpec(**train, seed=derive(cfg.seed, "clip", train["variant"]))
         if spec.arch != c.name:
             raise ConfigError(f"clip.train.variant={spec.variant} trains {spec.arch}, but clip.name={c.name}")
-        folder, history = train_embedded_clip(spec, cfg.paths.cache_dir, cfg.trainer, run)
+        folder, history = train_embedded_clip(spec, Cache.from_config(cfg), cfg.trainer, run)
         bundle = load_clip(c.name, f"{LOCAL_DIR}{folder}")  # the open_clip folder any program can load
         return bundle, f"sha:{file_fingerprint(folder / WEIGHTS_FILE)}", history
     if c.pretrained is None:
@@ -91,7 +92,7 @@ def _embeddings(bundle: ClipBundle, weights: str, data: EvalData, cfg: DictConfi
                                          trainer_kwargs=kw, batch_size=bs).view(len(cs.templates), c, -1)
         return out
 
-    return cached(cfg.paths.cache_dir, key, build, write=write)  # rank 0 alone writes the cache
+    return cached(Cache.from_config(cfg), key, build, write=write)  # rank 0 alone writes the cache
 
 
 def _device(name: str) -> str:

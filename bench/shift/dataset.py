@@ -6,6 +6,7 @@ the split's seed and the shard index only, so every set of a split with the same
 
     <root>/<split>-<shift key>-seed<S>-n<N>-shard<K>/
         shard-00000.safetensors   # images uint8 (n, C, H, W), labels int64, index int64
+        shard-00000.safetensors.sha256   # its sha256 (bench.cache: checked on every read)
         manifest.json             # generator id + weights hash, shift, seeds, counts, shard sha256s
         grid.png                  # the first images, one sample grid per intensity
 
@@ -16,7 +17,6 @@ decoded again), and deterministic, so a resumed build is byte-identical to an un
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -30,6 +30,7 @@ from torchvision.utils import make_grid, save_image
 from tqdm.auto import tqdm
 
 from bench.atomic import atomic_save, atomic_write_json
+from bench.cache import Cache
 from bench.errors import DataError
 from bench.shift.families import Shift
 from bench.shift.generators import Generator
@@ -56,14 +57,6 @@ class SetSpec:
         return self.seed, self.n
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
     return images.mul(255.0).round_().clamp_(0, 255).to(torch.uint8)
 
@@ -75,7 +68,8 @@ class ShardedDatasets:
     per shard (``bench``) or as the reference scripts draw a whole split (``reference``)."""
 
     def __init__(self, generator: Generator, root: str | Path, anchors: torch.Tensor, anchor_seed: int,
-                 shard_size: int = 1000, batch_size: int = 256, progress: bool = True, rng: str = "bench") -> None:
+                 shard_size: int = 1000, batch_size: int = 256, progress: bool = True, rng: str = "bench",
+                 cache: Cache | None = None) -> None:
         if shard_size < 1 or batch_size < 1:
             raise DataError("shard_size and batch_size must be positive")
         check_rng(rng)
@@ -84,6 +78,7 @@ class ShardedDatasets:
         anchors_dir = f"anchors{anchor_seed}" if rng == "bench" else f"reference-anchors{anchor_seed}"
         self.root = Path(root) / f"{generator.id}-{generator.weights_hash[:12]}" / anchors_dir
         self._reference_draws: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
+        self.cache = cache if cache is not None else Cache(Path(root))  # shard writes and checks
 
     def path(self, spec: SetSpec) -> Path:
         return self.root / spec.dirname(self.shard_size)
@@ -116,10 +111,10 @@ class ShardedDatasets:
         record = manifest["shards"].get(str(k))
         if not path.is_file():
             return False
-        if record is None or record["sha256"] != sha256_file(path):
-            log.warning("torn shard %s (not recorded in the manifest or its sha256 differs): decoding it again", path)
+        if record is None:
+            log.warning("torn shard %s (not recorded in the manifest): decoding it again", path)
             return False
-        return True
+        return self.cache.verify(path)
 
     # -- building ---------------------------------------------------------------------------
     def build(self, specs: list[SetSpec]) -> None:
@@ -184,8 +179,8 @@ class ShardedDatasets:
                 continue
             path = self.path(spec) / f"shard-{k:05d}.safetensors"
             tensors = {"images": imgs.contiguous(), "labels": labels.clone(), "index": index}
-            atomic_save(path, lambda tmp: save_file(tensors, tmp))
-            manifests[spec]["shards"][str(k)] = {"file": path.name, "n": count, "sha256": sha256_file(path)}
+            digest = self.cache.write(path, lambda tmp: save_file(tensors, tmp))
+            manifests[spec]["shards"][str(k)] = {"file": path.name, "n": count, "sha256": digest}
             self._write_manifest(spec, manifests[spec])
 
     # -- reading ----------------------------------------------------------------------------

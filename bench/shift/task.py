@@ -22,6 +22,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from bench.atomic import atomic_save
+from bench.cache import Cache
 from bench.config import ModelConfig
 from bench.errors import ConfigError, DataError
 from bench.seeding import derive
@@ -122,8 +123,8 @@ def run(cfg: DictConfig, run) -> None:
     sweep = sweeps(task)
     grid = variants(cfg)
     check_rng(task.rng)
-    cache_dir = Path(cfg.paths.cache_dir)
-    generator = build_generator(cfg.generator, cache_dir, seed=derive(cfg.seed, "generator", cfg.generator.kind))
+    cache = Cache.from_config(cfg)
+    generator = build_generator(cfg.generator, cache, seed=derive(cfg.seed, "generator", cfg.generator.kind))
     log.info("generator %s (weights %s), latent dim %d", generator.id, generator.weights_hash[:12], generator.latent_dim)
     run.save_json("generator", generator.describe())
     # bench: every draw derives from the run's seed by purpose (bench.seeding): anchors, then each
@@ -136,8 +137,8 @@ def run(cfg: DictConfig, run) -> None:
         anchor_seed = derive(cfg.seed, "shift", "anchors")
         split_seed = {split: derive(cfg.seed, "shift", "eps_and_labels", split) for split in ("train", "val", "test")}
     anchors = draw_anchors(generator.latent_dim, anchor_seed, task.rng)
-    store = ShardedDatasets(generator, cache_dir / "shift" / "datasets", anchors, anchor_seed,
-                            task.shard_size, cfg.generator.batch_size, rng=task.rng)
+    store = ShardedDatasets(generator, cache.root / "shift" / "datasets", anchors, anchor_seed,
+                            task.shard_size, cfg.generator.batch_size, rng=task.rng, cache=cache)
 
     # -- generation: base train/val per family, paired test sets per intensity -------------
     base = {f: Shift(f, values[0]) for f, values in sweep.items()}

@@ -4,14 +4,12 @@ Patches are flattened in (C, kh, kw) order — the order of ``conv.weight.flatte
 eigenvector is directly comparable with a filter. Only the running sum and the D x D sum of
 outer products (float64) are kept, so memory does not grow with the number of patches
 (benchmarks/patch_pca.py measures it against materialising every patch).
-Results are cached on disk keyed by the dataset's pixels + normalisation and the kernel size,
-so every model compared on a dataset uses the same basis (the paper's pitfall: near-degenerate
-eigenvalues make a per-model PCA unstable).
+Results are cached (:mod:`bench.cache`, sha256-checked) keyed by the dataset's pixels +
+normalisation and the kernel size, so every model compared on a dataset uses the same basis (the
+paper's pitfall: near-degenerate eigenvalues make a per-model PCA unstable).
 """
 from __future__ import annotations
 
-import hashlib
-import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,9 +18,8 @@ import torch
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from bench.atomic import atomic_save
+from bench.cache import Cache, as_cache
 
-log = logging.getLogger(__name__)
 CACHE_VERSION = "patch-pca-v2"
 
 
@@ -90,35 +87,25 @@ def patch_pca(batches: Iterable[torch.Tensor], kernel_size: int, progress: bool 
     return moments.finalize()
 
 
-def cache_path(cache_dir: str | Path, data_key: str, kernel_size: int) -> Path:
-    digest = hashlib.sha256(f"{CACHE_VERSION}|{data_key}|k={kernel_size}".encode()).hexdigest()[:16]
-    return Path(cache_dir) / "patch_pca" / f"{digest}.safetensors"
+def _key(data_key: str, kernel_size: int) -> dict:
+    return {"version": CACHE_VERSION, "data": data_key, "kernel_size": kernel_size}
 
 
-def load_or_compute(cache_dir: str | Path, data_key: str, kernel_size: int,
+def cache_path(cache: Cache | str | Path, data_key: str, kernel_size: int) -> Path:
+    """Where the PCA of this dataset and kernel size is cached."""
+    return as_cache(cache).path("patch_pca", _key(data_key, kernel_size))
+
+
+def load_or_compute(cache: Cache | str | Path, data_key: str, kernel_size: int,
                     batches: Iterable[torch.Tensor], write: bool = True) -> PatchPCA:
-    """The cached PCA for this dataset and kernel size, recomputed if missing or corrupt.
+    """The cached PCA for this dataset and kernel size, recomputed if missing or corrupt (sha256-checked).
 
     ``write=False`` (DDP ranks > 0) computes without touching the cache."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file, save_file
+    def build() -> dict[str, torch.Tensor]:
+        pca = patch_pca(batches, kernel_size)
+        return {"eigvals": pca.eigvals, "eigvecs": pca.eigvecs, "mean": pca.mean,
+                "n_patches": torch.tensor(pca.n_patches), "n_images": torch.tensor(pca.n_images)}
 
-    path = cache_path(cache_dir, data_key, kernel_size)
-    if path.exists():
-        try:
-            t = load_file(str(path))
-            pca = PatchPCA(t["eigvals"], t["eigvecs"], t["mean"], int(t["n_patches"]), kernel_size,
-                           int(t["n_images"]))
-            d = pca.eigvals.shape[0]
-            if pca.eigvecs.shape == (d, d) and pca.mean.shape == (d,) and torch.isfinite(pca.eigvecs).all():
-                return pca
-            log.warning("patch PCA cache %s has inconsistent shapes; recomputing", path)
-        except (SafetensorError, KeyError, OSError, RuntimeError) as e:
-            log.warning("patch PCA cache %s is unreadable (%s); recomputing", path, e)
-    pca = patch_pca(batches, kernel_size)
-    if not write:
-        return pca
-    tensors = {"eigvals": pca.eigvals, "eigvecs": pca.eigvecs.contiguous(), "mean": pca.mean,
-               "n_patches": torch.tensor(pca.n_patches), "n_images": torch.tensor(pca.n_images)}
-    atomic_save(path, lambda tmp: save_file(tensors, tmp, metadata={"data_key": data_key}))
-    return pca
+    t = as_cache(cache).tensors("patch_pca", _key(data_key, kernel_size), build,
+                                metadata={"data_key": data_key}, write=write)
+    return PatchPCA(t["eigvals"], t["eigvecs"], t["mean"], int(t["n_patches"]), kernel_size, int(t["n_images"]))

@@ -12,7 +12,6 @@ One run is a *study* on one dataset: it trains (or loads) every model variant li
 from __future__ import annotations
 
 import itertools
-import logging
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,10 +22,11 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from bench.cache import Cache
 from bench.data import real
 from bench.errors import ConfigError
 from bench.models import create_model, first_conv, n_params
-from bench.provenance import config_hash, tensors_sha256
+from bench.provenance import tensors_sha256
 from bench.seeding import derive
 from bench.store import Run
 from bench.training import ClassifierModule, accuracy, build_trainer, fit
@@ -38,7 +38,6 @@ from bench.whitening.patch_pca import PatchPCA, load_or_compute
 from bench.whitening.profile import GRIDS, Fit, energy_profile, fit_paper, fit_wide, paper_lambda2, pearson
 from bench.whitening.recording import FirstLayerRecorder
 
-log = logging.getLogger(__name__)
 AXES = ("arch", "width", "seed", "labels", "first_layer")
 # labels=pca: each image's class is the quantile of its patches' energy along one PCA direction
 # (task.pca_labels_component), the paper's counterexample, where labels and PCA coefficients are
@@ -134,34 +133,34 @@ def train_or_load(cfg: DictConfig, run: Run, dm, variant: Variant) -> Trained:
     """Train one variant, or reuse an earlier identical training from the cache (resumable)."""
     from safetensors.torch import load_file, save_file
 
-    key = config_hash({"data": dm.cache_key, "labels": variant.labels, "variant": asdict(variant),
-                       "model": OmegaConf.to_container(cfg.model), "task": OmegaConf.to_container(cfg.task.optim),
-                       "first_layer_init_scale": cfg.task.first_layer_init_scale,
-                       "pca_labels_component": cfg.task.pca_labels_component if variant.labels == "pca" else None,
-                       "train": cfg.task.train, "record_steps": list(cfg.task.record_steps),
-                       # what changes the trained weights (devices and nodes change the global batch)
-                       "trainer": {k: cfg.trainer[k] for k in ("max_epochs", "max_steps", "precision", "devices",
-                                                              "num_nodes", "sync_batchnorm", "fast_dev_run",
-                                                              "limit_train_batches")},
-                       "batch_size": cfg.data.batch_size}, exclude=())[:20]
-    root = Path(cfg.paths.cache_dir) / "whitening" / "trained"
-    path, ckpt_dir = root / f"{variant.id}-{key}.safetensors", root / f"{variant.id}-{key}.ckpt"
-    if path.exists():
-        try:
-            t = load_file(str(path))
-            snaps = {int(k.removeprefix("step_")): v for k, v in t.items() if k.startswith("step_")}
-            log.info("reusing trained %s from %s", variant.id, path)
-            return Trained(snaps, float(t["test_acc"]), int(t["n_params"]))
-        except Exception as e:  # noqa: BLE001 - a corrupt cache is retrained, never trusted
-            log.warning("cache %s unreadable (%s); retraining", path, e)
-    trained = _train(cfg, run, dm, variant, ckpt_dir)
-    if run.is_writer and not cfg.trainer.fast_dev_run:
-        from bench.atomic import atomic_save
+    key = {"data": dm.cache_key, "labels": variant.labels, "variant": asdict(variant),
+           "model": OmegaConf.to_container(cfg.model), "task": OmegaConf.to_container(cfg.task.optim),
+           "first_layer_init_scale": cfg.task.first_layer_init_scale,
+           "pca_labels_component": cfg.task.pca_labels_component if variant.labels == "pca" else None,
+           "train": cfg.task.train, "record_steps": list(cfg.task.record_steps),
+           # what changes the trained weights (devices and nodes change the global batch)
+           "trainer": {k: cfg.trainer[k] for k in ("max_epochs", "max_steps", "precision", "devices",
+                                                  "num_nodes", "sync_batchnorm", "fast_dev_run",
+                                                  "limit_train_batches")},
+           "batch_size": cfg.data.batch_size}
+    cache = Cache.from_config(cfg)
+    path = cache.path("whitening/trained", key, name=variant.id)
+    ckpt_dir = path.with_suffix(".ckpt")  # Lightning's last.ckpt while training (resume), removed once cached
 
+    def save(trained: Trained, tmp: str) -> None:
         tensors = {f"step_{s}": w.contiguous() for s, w in trained.snapshots.items()}
         tensors |= {"test_acc": torch.tensor(trained.test_acc, dtype=torch.float64),
                     "n_params": torch.tensor(trained.n_params)}
-        atomic_save(path, lambda tmp: save_file(tensors, tmp))
+        save_file(tensors, tmp)
+
+    def load(p: Path) -> Trained:
+        t = load_file(str(p))
+        snaps = {int(k.removeprefix("step_")): v for k, v in t.items() if k.startswith("step_")}
+        return Trained(snaps, float(t["test_acc"]), int(t["n_params"]))
+
+    write = run.is_writer and not cfg.trainer.fast_dev_run
+    trained = cache.load_or_build(path, lambda: _train(cfg, run, dm, variant, ckpt_dir), save, load, write=write)
+    if write:
         shutil.rmtree(ckpt_dir, ignore_errors=True)
     return trained
 
@@ -180,13 +179,14 @@ def run(cfg: DictConfig, run: Run) -> None:
     # patch PCA then uses that same normalisation); otherwise the data's own statistics.
     stats = real.pretrained_norm_stats(cfg.model.name, cfg.model.weights)
     for labels in sorted({v.labels for v in variants}):
-        dm = instantiate(cfg.data, labels="true" if labels == "pca" else labels, norm_stats=stats, _convert_="all")
+        dm = instantiate(cfg.data, labels="true" if labels == "pca" else labels, norm_stats=stats, seed=cfg.seed,
+                         _convert_="all")
         dm.setup()
         datamodules[labels] = dm
     dm0 = next(iter(datamodules.values()))  # the same pixels in every module: only the labels differ
     run.set_dataset(cfg.data.name, "train", len(dm0.train))
     k = cfg.task.kernel_size
-    pca = load_or_compute(cfg.paths.cache_dir, dm0.cache_key, k, (x for x, _ in dm0.ordered_train_dataloader()),
+    pca = load_or_compute(Cache.from_config(cfg), dm0.cache_key, k, (x for x, _ in dm0.ordered_train_dataloader()),
                           write=run.is_writer)
     run.save_tensors("patch_pca", {"eigvals": pca.eigvals, "eigvecs": pca.eigvecs, "mean": pca.mean})
     if "pca" in datamodules:

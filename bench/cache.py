@@ -1,0 +1,127 @@
+"""One cache for every derived artefact (patch PCAs, trained models, embeddings, CLIP and generator
+weights, generated shards): one key rule, one write rule, one integrity check.
+
+- **Key**: ``<cache_dir>/<kind>/[<name>-]<digest><suffix>``, where ``digest`` hashes the kind, the
+  cache format and the caller's ``key``: the task version, the canonical config subset that
+  determines the payload and the code versions that change it (a changed key is a new entry,
+  never a stale hit).
+- **Write**: the payload is written atomically (:mod:`bench.atomic`), then ``<file>.sha256``
+  beside it (``sha256sum`` format). A crash between the two leaves a payload without a sidecar,
+  which is rebuilt, never trusted.
+- **Read**: every read first checks the payload against its sidecar. A mismatch (a flipped
+  byte, a torn copy, a missing sidecar) is rebuilt with a one-line warning naming the file, or is
+  a :class:`~bench.errors.CacheError` under ``cache.strict=true`` (to investigate instead).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from bench.atomic import atomic_save, atomic_write_text
+from bench.errors import CacheError
+
+log = logging.getLogger("bench.cache")
+CACHE_FORMAT = 1  # bump when the key rule or the sidecar format changes
+T = TypeVar("T")
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex sha256 of a file's bytes (streamed)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def key_digest(kind: str, key: dict[str, Any]) -> str:
+    """A short stable hash of ``kind`` and the canonical JSON of ``key`` (24 hex characters)."""
+    text = json.dumps({"format": CACHE_FORMAT, "kind": kind, "key": key}, sort_keys=True,
+                      separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def sidecar(path: str | Path) -> Path:
+    """Where a payload's sha256 lives: ``<file>.sha256`` beside it."""
+    path = Path(path)
+    return path.with_name(path.name + ".sha256")
+
+
+@dataclass(frozen=True)
+class Cache:
+    """The cache under ``root``; ``strict`` turns a failed integrity check into an error."""
+    root: Path
+    strict: bool = False
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> Cache:
+        """The cache a composed config describes (``paths.cache_dir``, ``cache.strict``)."""
+        cache = cfg.get("cache") if hasattr(cfg, "get") else None
+        return cls(Path(cfg.paths.cache_dir), bool(cache.strict) if cache is not None else False)
+
+    def path(self, kind: str, key: dict[str, Any], suffix: str = ".safetensors", name: str = "") -> Path:
+        """The payload path of the entry ``key`` of ``kind`` (``name`` prefixes the file for humans)."""
+        return self.root / kind / f"{name + '-' if name else ''}{key_digest(kind, key)}{suffix}"
+
+    def verify(self, path: str | Path) -> bool:
+        """True when ``path`` exists and matches its sidecar. False when it is absent; a present payload
+        that fails the check is reported (one line naming it) and False, or raises under ``strict``."""
+        path = Path(path)
+        if not path.is_file():
+            return False
+        side = sidecar(path)
+        expected = side.read_text().split()[0] if side.is_file() and side.stat().st_size else None
+        if expected is not None and expected == sha256_file(path):
+            return True
+        problem = "has no sha256 beside it" if expected is None else "does not match its sha256"
+        if self.strict:
+            raise CacheError(f"cache file {path} {problem}; delete it to rebuild it (or drop cache.strict=true)")
+        log.warning("cache file %s %s: rebuilding it", path, problem)
+        return False
+
+    def write(self, path: str | Path, save: Callable[[str], None]) -> str:
+        """Write a payload atomically with ``save(tmp_filename)``, then its sidecar; return its sha256."""
+        atomic_save(path, save)
+        return self.seal(path)
+
+    def seal(self, path: str | Path) -> str:
+        """Write the sidecar of a payload just put in place atomically (by :meth:`write`, or by a library
+        that writes a whole folder); return its sha256."""
+        path = Path(path)
+        digest = sha256_file(path)
+        atomic_write_text(sidecar(path), f"{digest}  {path.name}\n")
+        return digest
+
+    def load_or_build(self, path: str | Path, build: Callable[[], T], save: Callable[[T, str], None],
+                      load: Callable[[Path], T], write: bool = True) -> T:
+        """``load(path)`` when the entry is intact, else ``build()`` (saved with ``save(value, tmp)`` when
+        ``write``; DDP ranks > 0 pass ``write=False`` and never touch the cache)."""
+        path = Path(path)
+        if self.verify(path):
+            log.info("from cache: %s", path)
+            return load(path)
+        value = build()
+        if write:
+            self.write(path, lambda tmp: save(value, tmp))
+        return value
+
+    def tensors(self, kind: str, key: dict[str, Any], build: Callable[[], dict], *, name: str = "",
+                metadata: dict[str, str] | None = None, write: bool = True) -> dict:
+        """The most common entry: a dict of tensors in one safetensors file."""
+        from safetensors.torch import load_file, save_file
+
+        def save(tensors: dict, tmp: str) -> None:
+            save_file({k: v.contiguous() for k, v in tensors.items()}, tmp, metadata=metadata)
+
+        return self.load_or_build(self.path(kind, key, name=name), build, save, lambda p: load_file(str(p)),
+                                  write=write)
+
+
+def as_cache(cache: Cache | str | Path) -> Cache:
+    """A :class:`Cache` from a cache or a bare directory (library callers and tests pass directories)."""
+    return cache if isinstance(cache, Cache) else Cache(Path(cache))
