@@ -25,7 +25,7 @@ TASKS = {"whitening": WHITENING_TINY, "modality_gap": GAP_TINY, "shift": SHIFT_T
 KINDS = {
     "patch_pca": ("whitening", "patch_pca/*.safetensors"),
     "trained_model": ("whitening", "whitening/trained/*.safetensors"),
-    "clip_weights": ("modality_gap", "modality_gap/clip/*.safetensors"),
+    "clip_weights": ("modality_gap", "modality_gap/clip/*/*.safetensors"),
     "embeddings": ("modality_gap", "modality_gap/embeddings/*.safetensors"),
     "generator_weights": ("shift", "shift/generators/*.safetensors"),
     "generated_shard": ("shift", "shift/datasets/**/shard-*.safetensors"),
