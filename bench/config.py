@@ -8,6 +8,7 @@ task registers the schemas of the groups it reads (see :mod:`bench.tasks`).
 from __future__ import annotations
 
 import dataclasses
+import logging
 import types
 import typing
 from dataclasses import dataclass, field
@@ -17,6 +18,8 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 
 from bench.errors import ConfigError
+
+log = logging.getLogger("bench")
 
 
 @dataclass
@@ -130,10 +133,18 @@ def _check(node: DictConfig, schema: type, key: str) -> DictConfig:
 
 
 def validate(cfg: DictConfig, schemas: dict[str, type]) -> DictConfig:
-    """Check every group named in ``schemas`` (plus the shared ones); return the typed config."""
+    """Check every group named in ``schemas`` (plus the shared ones); return the typed config.
+
+    A config group the task does not read (``data`` added to a modality_gap run, say) is left out,
+    with a warning, so it never enters the run's config or ``config_hash``."""
     all_schemas = {"paths": PathsConfig, "logger": LoggerConfig, "trainer": TrainerConfig, "cache": CacheConfig,
                    **schemas}
     out = OmegaConf.to_container(cfg, resolve=False)
+    unread = sorted(k for k, v in out.items() if isinstance(v, dict) and k not in all_schemas and k != "hydra")
+    if unread:
+        log.warning("task %s does not read config group(s) %s: left out of its config and config_hash",
+                    cfg.task.name, ", ".join(unread))
+        out = {k: v for k, v in out.items() if k not in unread}
     checked = OmegaConf.create(out)
     for key, schema in all_schemas.items():
         if key not in cfg or cfg[key] is None:

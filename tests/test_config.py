@@ -74,3 +74,23 @@ def test_cli_missing_data_root_names_the_fix(tmp_path):
     assert res.returncode == 2
     assert "cifar10 not found under" in res.stderr and "data.root" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+def _hash(cfg) -> str:
+    from omegaconf import OmegaConf
+
+    from bench.provenance import config_hash
+
+    return config_hash(OmegaConf.to_container(validate(cfg, get_task(cfg.task.name).load()[1]), resolve=True))
+
+
+def test_a_tasks_unused_groups_never_enter_its_config_or_hash(compose):
+    """data/model belong to whitening and shift, clip/zeroshot to modality_gap, generator to shift."""
+    groups = {"whitening": {"data", "model"}, "modality_gap": {"clip", "zeroshot"}, "shift": {"generator", "model"}}
+    for task, own in groups.items():
+        cfg = compose([f"task={task}"])
+        assert own <= set(cfg) and not (set().union(*groups.values()) - own) & set(cfg), (task, sorted(cfg))
+    base = _hash(compose(["experiment=modality_gap/embedded"]))
+    for extra in (["+data=cifar10"], ["+model=vgg11"], ["+data=mnist", "+model=resnet50", "data.batch_size=7"]):
+        assert _hash(compose(["experiment=modality_gap/embedded", *extra])) == base, extra
+    assert _hash(compose(["task=whitening", "data=mnist"])) != _hash(compose(["task=whitening"]))
