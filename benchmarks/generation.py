@@ -1,87 +1,183 @@
-"""Generation throughput: a whole family sweep decoded as one stream vs one run per intensity.
+"""Generation throughput against the denoiser's bound, and the batched family sweep against one
+run per intensity, side by side in one run.
 
-    python benchmarks/generation.py                         # embedded VAE, overlap sweep
-    python benchmarks/generation.py --generator unet --n 64 # the tiny diffusion UNet (slower)
+The generator is the shift task's own ``EDMGenerator`` (bench's EDM sampler, Heun, float64 state,
+as ``generator=edm`` runs it) around a small class-conditional UNet: a diffusers ``UNet2DModel``
+(3x32x32, two resolutions) behind EDM's preconditioning (``EDMPrecond``: c_skip, c_out, c_in,
+c_noise = ln(sigma)/4), untrained — throughput does not depend on the weights. The diffusers DDIM
+path (``UNetGenerator``, same UNet) is measured the same way.
 
-*batched*: ``ShardedDatasets.build`` over every intensity of the family at once: one ``eps``
-draw per shard, the latents of all intensities concatenated and decoded in full batches.
-*reference*: what the reference scripts do — one run per intensity, each loading the generator
-(from bench's cache, so no training is timed), drawing ``eps`` and decoding only that intensity.
-Both write the same sharded sets to disk. The script checks that both made the same images and
-prints images per second for each and the ratio.
+1. **Bound**: a sampler cannot beat ``N_evals`` calls of the bare denoiser at the same batch
+   (Heun with N steps: 2N - 1 evaluations; DDIM: N). For each batch size the script times the bare
+   forward and a whole ``decode`` and prints images/s of both and their ratio (acceptance >= 0.9).
+   The batch size for the sweep is the one with the best sampler images/s (chosen by measurement).
+2. **Family sweep**: ``ShardedDatasets.build`` over every intensity of a family at once (one eps
+   draw per shard, the latents of all intensities concatenated into full batches) against what a
+   competent user writes: one ``build`` per intensity with the same generator (loaded once) and the
+   same batch size. Both write the same shards; the script checks the images are identical.
+
+Timings are the best of ``--repeats``; ``BENCH_THREADS`` sets torch's threads (default 1: the
+machine is usually shared). Results go to ``results/benchmarks/generation.json``.
+
+    python benchmarks/generation.py [--steps 8] [--batch-sizes 8 16 32 64 128] [--n 96]
 """
 from __future__ import annotations
 
 import argparse
 import os
-import sys
+import platform
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench.shift.config import GeneratorConfig, GeneratorTrainConfig  # noqa: E402
-from bench.shift.dataset import SetSpec, ShardedDatasets  # noqa: E402
-from bench.shift.families import TRAIN_VALUES, Shift  # noqa: E402
-from bench.shift.rng import draw_anchors  # noqa: E402
-from bench.shift.generators import build_generator  # noqa: E402
+from bench.atomic import atomic_write_json
+from bench.shift.config import GeneratorConfig
+from bench.shift.dataset import SetSpec, ShardedDatasets
+from bench.shift.families import TRAIN_VALUES, Shift
+from bench.shift.generators.diffusers_unet import EMBEDDED_SCHEDULER, UNetGenerator, tiny_unet
+from bench.shift.generators.edm import EDMGenerator
+from bench.shift.rng import draw_anchors
 
 SWEEPS = {"truncation": [0.9, 0.95, 1.0, 1.05, 1.1], "extend": [0.5, 0.625, 0.75, 0.875, 1.0],
           "overlap": [0.0, 0.1, 0.2, 0.3, 0.4]}
 
 
-def generator_config(kind: str) -> GeneratorConfig:
-    if kind == "vae":
-        return GeneratorConfig(kind="vae", latent_dim=16, hidden=256, device="cpu",  # conf/generator/vae.yaml
-                               train=GeneratorTrainConfig(epochs=15, batch_size=128))
-    return GeneratorConfig(kind="unet", image_size=16, hidden=32, steps=20, device="cpu",
-                           train=GeneratorTrainConfig(epochs=15, batch_size=64))
+class EDMPrecondUNet(nn.Module):
+    """EDM's preconditioned denoiser D(x; sigma, class_labels) around a class-conditional UNet2DModel,
+    with the network interface bench's EDM generator reads (as an NVlabs pickle's ``ema`` exposes it)."""
+
+    def __init__(self, unet: nn.Module, sigma_data: float = 0.5) -> None:
+        super().__init__()
+        self.unet, self.sigma_data = unet, sigma_data
+        self.img_resolution, self.img_channels = unet.config.sample_size, unet.config.in_channels
+        self.label_dim = unet.config.num_class_embeds
+        self.sigma_min, self.sigma_max = 0.0, float("inf")
+
+    def forward(self, x: torch.Tensor, sigma: torch.Tensor, class_labels: torch.Tensor) -> torch.Tensor:
+        x = x.to(torch.float32)
+        sigma = sigma.to(torch.float32).reshape(-1, 1, 1, 1)
+        sd = self.sigma_data
+        c_skip = sd ** 2 / (sigma ** 2 + sd ** 2)
+        c_out = sigma * sd / (sigma ** 2 + sd ** 2).sqrt()
+        c_in = 1 / (sd ** 2 + sigma ** 2).sqrt()
+        c_noise = (sigma.log() / 4).flatten().expand(len(x))
+        f = self.unet(c_in * x, c_noise, class_labels=class_labels.argmax(1)).sample
+        return c_skip * x + c_out * f
+
+    def round_sigma(self, sigma):
+        return torch.as_tensor(sigma)
+
+
+def best_of(fn, repeats: int) -> float:
+    """The fastest of ``repeats`` calls, in seconds (GPU work finished before the clock stops)."""
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+@torch.no_grad()
+def bound_rows(edm: EDMGenerator, ddim: UNetGenerator, batch_sizes: list[int], steps: int, repeats: int) -> list[dict]:
+    """Sampler images/s against N_evals x the bare denoiser forward, per batch size."""
+    rows = []
+    g = torch.Generator().manual_seed(0)
+    for b in batch_sizes:
+        z = torch.randn(b, edm.latent_dim, generator=g)
+        y = torch.randint(edm.num_classes, (b,), generator=g)
+        dev = edm.device  # the bare forward gets its inputs where the network is, as the sampler does
+        x, y_dev = torch.randn(b, *edm.latent_shape, generator=g).to(dev), y.to(dev)
+        one_hot = torch.eye(edm.label_dim, device=dev)[y_dev]
+        sigma = torch.tensor(2.5, dtype=torch.float64, device=dev)
+        t = torch.tensor(EMBEDDED_SCHEDULER["num_train_timesteps"] // 2, device=dev)
+        forward = {"edm_heun": (lambda: edm.net(x, sigma, one_hot), 2 * steps - 1, edm),
+                   "diffusers_ddim": (lambda: ddim.unet(x, t, class_labels=y_dev).sample, steps, ddim)}
+        for name, (fn, n_evals, gen) in forward.items():
+            fn()  # warm-up (allocator, oneDNN primitives)
+            t_forward = best_of(fn, repeats * 3)
+            gen.decode(z, y)
+            t_decode = best_of(lambda: gen.decode(z, y), repeats)
+            bound = b / (n_evals * t_forward)
+            rows.append({"sampler": name, "batch": b, "n_evals": n_evals, "forward_s": t_forward, "decode_s": t_decode,
+                         "bound_img_s": bound, "sampler_img_s": b / t_decode, "fraction_of_bound": b / t_decode / bound})
+            print(f"  {name:14s} batch {b:4d}: forward {1e3 * t_forward:8.2f} ms x {n_evals} evals -> bound "
+                  f"{bound:8.1f} img/s | sampler {b / t_decode:8.1f} img/s = {b / t_decode / bound:.3f} of the bound")
+    return rows
+
+
+def sweep_row(gen: EDMGenerator, family: str, n: int, batch: int, repeats: int) -> dict:
+    """The batched family sweep against one build per intensity, same generator and batch size."""
+    values = SWEEPS[family]
+    assert values[0] == TRAIN_VALUES[family]
+    specs = [SetSpec("test", Shift(family, v), n, 3) for v in values]
+    anchors = draw_anchors(gen.latent_dim, 0)
+
+    def store(root: Path) -> ShardedDatasets:
+        return ShardedDatasets(gen, root, anchors, 0, shard_size=1000, batch_size=batch, progress=False)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        runs = iter(range(10 * repeats))
+
+        def batched() -> None:
+            store(Path(tmp) / f"batched{next(runs)}").build(specs)
+
+        def per_intensity() -> None:
+            root = Path(tmp) / f"per{next(runs)}"
+            for spec in specs:  # one run per intensity: draw eps, decode that intensity only, write
+                store(root).build([spec])
+
+        t_batched, t_per = best_of(batched, repeats), best_of(per_intensity, repeats)
+        a, b = store(Path(tmp) / "batched0"), store(Path(tmp) / f"per{repeats}")
+        max_diff = max(int((a.load(s)[0].int() - b.load(s)[0].int()).abs().max()) for s in specs)
+    total = len(specs) * n
+    row = {"family": family, "values": values, "n_per_intensity": n, "batch": batch, "batched_s": t_batched,
+           "per_intensity_s": t_per, "batched_img_s": total / t_batched, "per_intensity_img_s": total / t_per,
+           "speedup": t_per / t_batched, "max_abs_difference": max_diff}
+    print(f"  {family}: batched sweep {total / t_batched:8.1f} img/s | one run per intensity {total / t_per:8.1f} img/s "
+          f"| ratio {t_per / t_batched:.2f}x | same images: max |difference| {max_diff} of 255")
+    return row
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--generator", choices=["vae", "unet"], default="vae")
+    p.add_argument("--steps", type=int, default=8, help="sampler steps (the paper: 50; fewer keeps the CPU run short)")
+    p.add_argument("--batch-sizes", type=int, nargs="+", default=[8, 16, 32, 64, 128])
+    p.add_argument("--hidden", type=int, default=32, help="UNet base channels")
+    p.add_argument("--n", type=int, default=96, help="images per intensity in the family sweep")
     p.add_argument("--family", choices=list(SWEEPS), default="overlap")
-    p.add_argument("--n", type=int, default=2000, help="test images per intensity")
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--cache-dir", default=os.environ.get("BENCH_CACHE", ".cache/bench"))
+    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--out", default="results/benchmarks/generation.json")
     args = p.parse_args()
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "1")))
+    device = "cuda" if torch.cuda.is_available() else "cpu"
 
-    cfg = generator_config(args.generator)
-    cfg.batch_size = args.batch_size
-    gen = build_generator(cfg, args.cache_dir)  # trains and caches once; not timed
-    values = SWEEPS[args.family]
-    assert values[0] == TRAIN_VALUES[args.family]
-    specs = [SetSpec("test", Shift(args.family, v), args.n, 3) for v in values]
-    total = len(specs) * args.n
-
-    with tempfile.TemporaryDirectory() as tmp:
-        t0 = time.perf_counter()
-        batched = ShardedDatasets(gen, Path(tmp) / "batched", draw_anchors(gen.latent_dim, 0), 0,
-                                  shard_size=1000, batch_size=args.batch_size, progress=False)
-        batched.build(specs)
-        t_batched = time.perf_counter() - t0
-
-        t0 = time.perf_counter()
-        for spec in specs:  # one run per intensity: load the generator, draw eps, decode, write
-            run_gen = build_generator(cfg, args.cache_dir)
-            ShardedDatasets(run_gen, Path(tmp) / "reference", draw_anchors(run_gen.latent_dim, 0), 0,
-                            shard_size=1000, batch_size=args.batch_size, progress=False).build([spec])
-        t_reference = time.perf_counter() - t0
-        reference = ShardedDatasets(gen, Path(tmp) / "reference", draw_anchors(gen.latent_dim, 0), 0,
-                                    shard_size=1000, batch_size=args.batch_size, progress=False)
-        max_diff = max(int((batched.load(s)[0].int() - reference.load(s)[0].int()).abs().max()) for s in specs)
-
-    print(f"generator {gen.id}, family {args.family} {values}, {args.n} images per intensity, "
-          f"batch {args.batch_size}, {torch.get_num_threads()} thread(s)")
-    print(f"  batched sweep (one eps draw, all intensities per batch): {total / t_batched:9.1f} img/s ({t_batched:.2f} s)")
-    print(f"  one run per intensity (reference scripts):               {total / t_reference:9.1f} img/s ({t_reference:.2f} s)")
-    print(f"  same images: max |difference| = {max_diff} grey level(s) of 255")
-    print(f"ratio (batched / per-intensity): {t_reference / t_batched:.2f}x")
+    torch.manual_seed(0)
+    unet = tiny_unet(32, args.hidden, in_chans=3)
+    edm = EDMGenerator(EDMPrecondUNet(unet), GeneratorConfig(kind="edm", sampler="heun", steps=args.steps,
+                                                             device=device), tag="bench-unet")
+    ddim = UNetGenerator(unet, EMBEDDED_SCHEDULER, GeneratorConfig(kind="unet", sampler="ddim", steps=args.steps,
+                                                                   device=device), tag="bench-unet")
+    print(f"generation: UNet2DModel 3x32x32 (hidden {args.hidden}), {args.steps} steps, {device}, "
+          f"{torch.get_num_threads()} thread(s)")
+    print("sampler vs N_evals x the bare denoiser forward, per batch size:")
+    bounds = bound_rows(edm, ddim, args.batch_sizes, args.steps, args.repeats)
+    edm_rows = [r for r in bounds if r["sampler"] == "edm_heun"]
+    batch = max(edm_rows, key=lambda r: r["sampler_img_s"])["batch"]
+    print(f"batch size chosen by measurement: {batch} (best EDM sampler images/s)")
+    print(f"family sweep at batch {batch}, {args.n} images per intensity:")
+    sweep = sweep_row(edm, args.family, args.n, batch, args.repeats)
+    result = {"benchmark": "generation", "device": device, "threads": torch.get_num_threads(),
+              "machine": platform.processor() or platform.machine(), "torch": torch.__version__,
+              "unet_hidden": args.hidden, "steps": args.steps, "bound": bounds, "chosen_batch": batch, "sweep": sweep,
+              "min_fraction_of_bound": min(r["fraction_of_bound"] for r in bounds)}
+    atomic_write_json(Path(args.out), result)
+    print(f"written to {args.out}")
 
 
 if __name__ == "__main__":
