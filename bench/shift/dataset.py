@@ -11,7 +11,9 @@ the split's seed and the shard index only, so every set of a split with the same
         grid.png                  # the first images, one sample grid per intensity
 
 Generation is batched across every set that shares ``eps`` (a whole sweep decodes as one
-stream), atomic (each shard and manifest write is a rename), resumable (a shard whose bytes
+stream), split across the ranks of a running process group (DDP: each rank decodes its share of
+the shards, rank 0 alone writes), atomic (each shard and manifest write is a rename), resumable
+(a shard whose bytes
 match the manifest's sha256 is skipped; an unrecorded or mismatching one is torn and is
 decoded again), and deterministic, so a resumed build is byte-identical to an uninterrupted one.
 """
@@ -55,6 +57,32 @@ class SetSpec:
     def stream(self) -> tuple[int, int]:
         """Sets with the same stream decode the same eps and labels (they are paired)."""
         return self.seed, self.n
+
+
+def _rank_world() -> tuple[int, int]:
+    """This process's rank and the world size of the running process group ((0, 1) without one)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _gather_to_rank0(item: object, rank: int, world: int) -> list:
+    """Every rank's ``item``, in rank order, on rank 0 (other ranks get a list of Nones to iterate)."""
+    if world == 1:
+        return [item]
+    import torch.distributed as dist
+
+    out = [None] * world if rank == 0 else None
+    dist.gather_object(item, out, dst=0)
+    return out if rank == 0 else [None] * world
+
+
+def _barrier() -> None:
+    import torch.distributed as dist
+
+    dist.barrier()
 
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
@@ -138,10 +166,20 @@ class ShardedDatasets:
         # the batch always holds *all* sets of the stream so a resumed shard decodes bit-identically
         groups = {stream: [s for s in manifests if s.stream == stream] for stream in todo}
         total = sum(len(groups[st]) * self.shard_counts(st[1])[k] for st, shards in todo.items() for k in shards)
-        with tqdm(total=total, desc="generating", unit="img", disable=not self.progress or total == 0) as bar:
-            for stream, shards in todo.items():
-                for k, missing in sorted(shards.items()):
-                    self._decode_shard(groups[stream], k, set(missing), manifests, bar)
+        # under DDP (a process group is up) rank r decodes jobs r, r + world, ... and rank 0 alone writes:
+        # each round gathers one decoded shard per rank to rank 0
+        jobs = [(stream, k, set(missing)) for stream, shards in todo.items() for k, missing in sorted(shards.items())]
+        rank, world = _rank_world()
+        with tqdm(total=total, desc="generating", unit="img", disable=not self.progress or total == 0 or rank) as bar:
+            for start in range(0, len(jobs), world):
+                mine = jobs[start + rank] if start + rank < len(jobs) else None
+                decoded = self._decode_shard(groups[mine[0]], mine[1], bar) if mine else None
+                for job, result in zip(jobs[start:start + world], _gather_to_rank0(decoded, rank, world)):
+                    if rank == 0:
+                        self._write_shard(groups[job[0]], job[1], job[2], manifests, *result)
+        if rank:
+            _barrier()  # the sets are complete once rank 0 has written them
+            return
         for spec, manifest in manifests.items():
             if not manifest["complete"]:
                 manifest["complete"] = True
@@ -149,6 +187,8 @@ class ShardedDatasets:
             self._write_manifest(spec, manifest)
             if not (self.path(spec) / "grid.png").is_file():
                 self.save_grid(spec, self.path(spec) / "grid.png")
+        if world > 1:
+            _barrier()
 
     def draw(self, seed: int, n: int, k: int, dim: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The eps (count, dim) and labels of shard ``k`` of a set of ``n`` drawn with ``seed``."""
@@ -162,7 +202,8 @@ class ShardedDatasets:
         rows = slice(k * self.shard_size, k * self.shard_size + count)
         return eps[rows, :dim], labels[rows]
 
-    def _decode_shard(self, specs: list[SetSpec], k: int, missing: set[SetSpec], manifests: dict, bar: tqdm) -> None:
+    def _decode_shard(self, specs: list[SetSpec], k: int, bar: tqdm) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Shard ``k`` of every set in ``specs`` (one stream): its images per set, and the labels."""
         seed, n = specs[0].stream
         count = self.shard_counts(n)[k]
         eps, labels = self.draw(seed, n, k)
@@ -172,7 +213,11 @@ class ShardedDatasets:
         for i in range(0, len(z), self.batch_size):
             images.append(to_uint8(self.generator.decode(z[i:i + self.batch_size], y[i:i + self.batch_size])))
             bar.update(len(images[-1]))
-        images = torch.cat(images).split(count)
+        return list(torch.cat(images).split(count)), labels
+
+    def _write_shard(self, specs: list[SetSpec], k: int, missing: set[SetSpec], manifests: dict,
+                     images: list[torch.Tensor], labels: torch.Tensor) -> None:
+        count = len(labels)
         index = torch.arange(k * self.shard_size, k * self.shard_size + count)
         for spec, imgs in zip(specs, images):
             if spec not in missing:

@@ -87,6 +87,23 @@ def variants(cfg: DictConfig) -> list[Variant]:
     return [Variant(m, bool(aug), int(n)) for m in models for aug in task.augment for n in sizes]
 
 
+def _join_launched_ranks(trainer: DictConfig) -> None:
+    """Ranks started all at once by torchrun (``RANK`` set) join their process group before generation,
+    so they split it (:meth:`ShardedDatasets.build`); Lightning's DDP then reuses the group. Ranks that
+    Lightning itself launches start at the first fit, after generation, and find the sets complete."""
+    import os
+
+    import torch.distributed as dist
+
+    if dist.is_initialized() or "RANK" not in os.environ or int(os.environ.get("WORLD_SIZE", "1")) < 2 \
+            or "MASTER_ADDR" not in os.environ:
+        return
+    gpu = trainer.accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available()
+    if gpu:
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group("nccl" if gpu else "gloo")
+
+
 def _checkpoint_dir(cache_dir: Path, base_set: Path, variant: Variant, train: DictConfig, trainer: DictConfig,
                     seed: int) -> Path:
     """Where one classifier training keeps its resumable checkpoint: keyed by everything it trains on."""
@@ -146,6 +163,7 @@ def run(cfg: DictConfig, run) -> None:
     val_specs = {f: SetSpec("val", base[f], task.n_val, split_seed["val"]) for f in sweep}
     test_specs = {f: [SetSpec("test", Shift(f, v), task.n_test, split_seed["test"]) for v in values]
                   for f, values in sweep.items()}
+    _join_launched_ranks(cfg.trainer)
     store.build([*train_specs.values(), *val_specs.values(), *(s for specs in test_specs.values() for s in specs)])
     run.set_dataset(f"shift:{generator.id}", "test", task.n_test)
 

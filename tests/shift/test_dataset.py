@@ -99,3 +99,50 @@ def test_incomplete_set_is_a_clear_error(tiny_vae, tmp_path):
     store = _store(tiny_vae, tmp_path)
     with pytest.raises(DataError, match="incomplete"):
         store.load(SetSpec("val", Shift("truncation", 0.9), 5, 2))
+
+
+def _ddp_build(rank: int, world: int, root: str, port: int) -> None:
+    """One rank of a gloo process group building the sweep; records what it decoded and wrote."""
+    import os
+
+    import torch.distributed as dist
+
+    from bench.shift.generators.vae import Decoder, VAEGenerator
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    torch.manual_seed(0)
+    gen = VAEGenerator(Decoder(latent_dim=8, num_classes=10, hidden=16), latent_dim=8, num_classes=10, tag="test")
+    store = _store(gen, f"{root}/ddp")
+    decoded, written = [], []
+    decode, write, manifest = store._decode_shard, store._write_shard, store._write_manifest
+    store._decode_shard = lambda specs, k, bar: decoded.append(k) or decode(specs, k, bar)
+    store._write_shard = lambda *a: written.append(a[1]) or write(*a)
+    store._write_manifest = lambda *a: written.append("manifest") or manifest(*a)
+    store.build(_sweep(n=45))
+    with open(f"{root}/rank{rank}.json", "w") as f:
+        json.dump({"decoded": decoded, "written": written}, f)
+    dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_ddp_ranks_split_the_shards_and_rank0_alone_writes(tiny_vae, tmp_path):
+    """Two gloo ranks: each decodes its own shards, rank 0 writes every shard and manifest, and the
+    sets are byte-identical to a single-process build."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_ddp_build, args=(2, str(tmp_path), port), nprocs=2, join=True)
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    assert sorted(ranks[0]["decoded"] + ranks[1]["decoded"]) == [0, 1, 2, 3, 4]  # one stream, 5 shards, each once
+    assert ranks[0]["decoded"] and ranks[1]["decoded"] and ranks[1]["written"] == []
+    specs = _sweep(n=45)
+    single = _store(tiny_vae, tmp_path / "single")
+    single.build(specs)
+    ddp = _store(tiny_vae, tmp_path / "ddp")
+    assert _shard_bytes(single, specs).values() and \
+        list(_shard_bytes(single, specs).values()) == list(_shard_bytes(ddp, specs).values())
