@@ -40,7 +40,8 @@ def _bench(args: list[str], root: Path, timeout: int = 600) -> None:
 
 
 def _key(row: dict) -> tuple:
-    params = {k: v for k, v in row["params"].items() if k != "tau"}  # tau is fitted: compared as a value
+    # tau, t and the grid-edge flag are fitted, not conditions: compared through the value
+    params = {k: v for k, v in row["params"].items() if k not in ("tau", "t", "edge")}
     return row["metric"], tuple(sorted(params.items()))
 
 
