@@ -1,10 +1,11 @@
 """Robustness (paper eq. 10): how often the nearest neighbour of a query in the retrieval set X
 stays the same when X is perturbed, Rob = E_{y, eps}[1{NN(y, X) = NN(y, X + eps)}].
 
-Near the GEMM roofline: every trial of a perturbation level is stacked into one (trials*M x d)
-matrix, so a chunk of queries is scored against all trials with a single fused ``addmm``
-(2 y.x - ||x||^2), in the task's dtype, chunked over queries to bound memory, on GPU when one is
-given. The clean search of each alpha is computed once and shared by every level. The randomness
+Near the GEMM roofline: for each alpha, the clean set and every trial of every level are stacked
+into one ((1 + sum of trials)*M x d) matrix (as many as fit a memory budget), so a chunk of
+queries is scored against all of them with a single fused ``addmm`` (2 y.x - ||x||^2), in the
+task's dtype, chunked over queries to bound memory, on GPU when one is given. The clean search of
+each alpha is computed once and shared by every level. The randomness
 of each level is drawn once and shared by every alpha (common random numbers), so differences
 between alphas are not noise draws.
 """
@@ -22,6 +23,7 @@ from bench.seeding import torch_generator
 KINDS = ("gaussian", "quantize", "paraphrase")
 CONVENTIONS = ("norm", "coordinate")
 _CHUNK_ELEMENTS = 1 << 24  # scores held at once (query chunk x trials x M)
+_STACK_ELEMENTS = 1 << 26  # retrieval-set elements stacked into one GEMM (256 MiB in float32)
 
 
 @dataclass(frozen=True)
@@ -127,6 +129,27 @@ def choice_predictions(query: torch.Tensor, choices: torch.Tensor) -> torch.Tens
     return choice_scores(query, choices).argmax(-1)
 
 
+def search_all(search, query: torch.Tensor, sets: list[torch.Tensor],
+               budget: int = _STACK_ELEMENTS) -> list[torch.Tensor]:
+    """``search(query, s)`` for every stack of sets ``s`` (T_i x ...), with as many stacks
+    concatenated into one search (one GEMM per query chunk) as fit ``budget`` elements."""
+    out: list[torch.Tensor] = []
+    group: list[torch.Tensor] = []
+
+    def flush() -> None:
+        if group:
+            preds = search(query, group[0] if len(group) == 1 else torch.cat(group))
+            out.extend(preds.split([len(g) for g in group]))
+            group.clear()
+
+    for s in sets:
+        if group and sum(g.numel() for g in group) + s.numel() > budget:
+            flush()
+        group.append(s)
+    flush()
+    return out
+
+
 def _mean_stderr(per_trial: torch.Tensor) -> tuple[float, float]:
     t = len(per_trial)
     mean = float(per_trial.mean())
@@ -163,17 +186,21 @@ def robustness_sweep(query: torch.Tensor, retrieval: torch.Tensor, targets: torc
     for alpha in alphas:
         q, r = shift.apply(query, retrieval, alpha, direction)
         para = None if paraphrased is None else shift.shift_retrieval_like(paraphrased, alpha, direction)
-        clean = search(q, r)  # once per alpha, shared by every level
-        clean_acc = float(is_correct(clean, targets).double().mean())
+        perturbed, ratios = [], []
         for i, (pert, draw) in enumerate(zip(perts, draws)):
             if r is retrieval and i in unmoved:
-                perturbed, ratio = unmoved[i]
+                sets, ratio = unmoved[i]
             else:
-                perturbed = pert.apply(r, draw, para)
-                ratio = noise_ratio(perturbed, r) if pert.kind == "gaussian" else None
+                sets = pert.apply(r, draw, para)
+                ratio = noise_ratio(sets, r) if pert.kind == "gaussian" else None
                 if r is retrieval:
-                    unmoved[i] = perturbed, ratio
-            pred = search(q, perturbed)
+                    unmoved[i] = sets, ratio
+            perturbed.append(sets)
+            ratios.append(ratio)
+        clean, *preds = search_all(search, q, [r.unsqueeze(0)] + perturbed)  # the clean search once per alpha
+        clean = clean[0]
+        clean_acc = float(is_correct(clean, targets).double().mean())
+        for pert, pred, ratio in zip(perts, preds, ratios):
             rob, rob_se = _mean_stderr((pred == clean).double().mean(-1))
             acc, acc_se = _mean_stderr(is_correct(pred, targets).double().mean(-1))
             row = {"level": pert.level, "alpha": alpha, "robustness": rob, "robustness_stderr": rob_se,

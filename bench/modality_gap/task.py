@@ -245,9 +245,16 @@ def _robustness_rows(rows: list[dict], base: dict, kind: str, n: int) -> list[di
 
 
 def _log_dynamics(run: Any, history: list[dict]) -> None:
+    """Per-step gap dynamics, plus ||g|| over the random-halves reference at the first and last step
+    (the gap forms if it starts near 1x and ends well above it)."""
     rows = [{"metric": f"train_{k}", "value": v, "params": {"step": int(h["step"])}, "split": "train",
              "higher_is_better": k != "doubly_stochastic_error"}
             for h in history for k, v in h.items() if k != "step" and math.isfinite(v)]
+    if "gap_norm_null" in history[0]:
+        for name, h, higher in (("train_gap_over_null_init", history[0], False),
+                                ("train_gap_over_null_final", history[-1], True)):
+            rows.append({"metric": name, "value": h["gap_norm"] / h["gap_norm_null"], "params": {"step": int(h["step"])},
+                         "split": "train", "higher_is_better": higher})
     run.log_metrics(rows)
     run.save_json("gap_dynamics", history)
     run.save_figure("gap_dynamics", plots.gap_dynamics(history))
