@@ -15,8 +15,8 @@ SMALL_CLIP_MINILM = "bench-mnist-clip-minilm"
 @dataclass
 class ClipTrainConfig:
     variant: str = "scratch"
-    init: str = "default"
-    epochs: int = 3
+    init: str = "isotropic"
+    epochs: int = 20
     batch_size: int = 128
     lr: float = 2e-3
     weight_decay: float = 0.1

@@ -33,8 +33,8 @@ PROBE = 512  # pairs on which the gap dynamics are measured (and the isotropic i
 class TrainSpec:
     """What defines a trained embedded CLIP (its cache key)."""
     variant: str = "scratch"  # scratch | locked_text (pretrained MiniLM text tower, frozen)
-    init: str = "default"  # default (open_clip's init) | isotropic (both towers' outputs centred at init)
-    epochs: int = 3
+    init: str = "isotropic"  # isotropic (both towers' outputs centred at init) | default (open_clip's init)
+    epochs: int = 20
     batch_size: int = 128
     lr: float = 2e-3
     weight_decay: float = 0.1

@@ -163,8 +163,10 @@ def robustness_sweep(query: torch.Tensor, retrieval: torch.Tensor, targets: torc
                      device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> list[dict]:
     """Robustness and accuracy under perturbation for every (level, alpha).
 
-    Each row: level, alpha, robustness (+ stderr over trials), accuracy (+ stderr), clean_accuracy,
-    trials, and for gaussian noise the convention and the measured mean ||eps||/||x||.
+    Each row: level, alpha, robustness (+ stderr over trials), robustness_gain over ``alphas[0]``
+    (+ its paired stderr: both alphas see the same draws, so the per-trial differences give the
+    difference's stderr, far below the two stderrs in quadrature), accuracy (+ stderr),
+    clean_accuracy, trials, and for gaussian noise the convention and the measured mean ||eps||/||x||.
     ``targets`` are class labels (N) or a positives mask (N x M). ``retrieval`` is one set (M x d)
     searched by every query, or per-query candidates (N x C x d, multiple choice; every trial's noise
     is then N x C x d: mind the memory at large N x trials). Pass the task's ``direction``
@@ -182,6 +184,7 @@ def robustness_sweep(query: torch.Tensor, retrieval: torch.Tensor, targets: torc
              for i, p in enumerate(perts)]
     draws = [{k: v.to(device, dtype) if v.is_floating_point() else v.to(device) for k, v in d.items()} for d in draws]
     unmoved: dict[int, tuple[torch.Tensor, float | None]] = {}  # perturbed sets when X does not move (paper mode)
+    first_alpha: dict[int, torch.Tensor] = {}  # per level: per-trial robustness at alphas[0]
     rows = []
     for alpha in alphas:
         q, r = shift.apply(query, retrieval, alpha, direction)
@@ -200,10 +203,14 @@ def robustness_sweep(query: torch.Tensor, retrieval: torch.Tensor, targets: torc
         clean, *preds = search_all(search, q, [r.unsqueeze(0)] + perturbed)  # the clean search once per alpha
         clean = clean[0]
         clean_acc = float(is_correct(clean, targets).double().mean())
-        for pert, pred, ratio in zip(perts, preds, ratios):
-            rob, rob_se = _mean_stderr((pred == clean).double().mean(-1))
+        for i, (pert, pred, ratio) in enumerate(zip(perts, preds, ratios)):
+            agree = (pred == clean).double().mean(-1)  # per trial
+            base = first_alpha.setdefault(i, agree)
+            rob, rob_se = _mean_stderr(agree)
+            gain, gain_se = _mean_stderr(agree - base)  # paired over the shared draws
             acc, acc_se = _mean_stderr(is_correct(pred, targets).double().mean(-1))
             row = {"level": pert.level, "alpha": alpha, "robustness": rob, "robustness_stderr": rob_se,
+                   "robustness_gain": gain, "robustness_gain_stderr": gain_se,
                    "accuracy": acc, "accuracy_stderr": acc_se, "trials": len(pred), "clean_accuracy": clean_acc}
             if pert.kind == "gaussian":
                 row.update(convention=pert.convention, noise_ratio=ratio)

@@ -41,6 +41,10 @@ def _model(cfg: DictConfig, run: Any) -> tuple[ClipBundle, str, list[dict] | Non
     if c.pretrained is None and c.name in (SMALL_CLIP, SMALL_CLIP_MINILM):
         train = OmegaConf.to_container(c.train)
         spec = TrainSpec(**train, seed=derive(cfg.seed, "clip", train["variant"]))
+        try:
+            spec.arch
+        except ValueError as e:
+            raise ConfigError(f"clip.train: {e}") from None
         if spec.arch != c.name:
             raise ConfigError(f"clip.train.variant={spec.variant} trains {spec.arch}, but clip.name={c.name}")
         folder, history = train_embedded_clip(spec, Cache.from_config(cfg), cfg.trainer, run)
@@ -228,7 +232,8 @@ def _log_gap(run: Any, query: torch.Tensor, retrieval: torch.Tensor, ks: list[in
 
 def _robustness_rows(rows: list[dict], base: dict, kind: str, n: int) -> list[dict]:
     """Metric rows of one sweep. Gaussian rows carry the noise convention and the measured mean
-    ||eps||/||x||; paraphrase rows add the accuracy drop (clean minus paraphrased) per alpha."""
+    ||eps||/||x||; robustness_gain is robustness minus that at the first alpha, with the paired
+    stderr over the shared draws; paraphrase rows add the accuracy drop (clean minus paraphrased)."""
     out = []
     for r in rows:
         params = {**base, "alpha": r["alpha"], "perturbation": kind, "level": r["level"], "trials": r["trials"]}
@@ -238,6 +243,9 @@ def _robustness_rows(rows: list[dict], base: dict, kind: str, n: int) -> list[di
                     "params": params, "n": n})
         out.append({"metric": "accuracy", "value": r["accuracy"], "stderr": r["accuracy_stderr"],
                     "params": params, "n": n})
+        if r["alpha"] != rows[0]["alpha"]:
+            out.append({"metric": "robustness_gain", "value": r["robustness_gain"], "stderr": r["robustness_gain_stderr"],
+                        "params": {**params, "reference_alpha": rows[0]["alpha"]}, "n": n})
         if kind == "paraphrase":
             out.append({"metric": "accuracy_drop", "value": r["clean_accuracy"] - r["accuracy"],
                         "stderr": r["accuracy_stderr"], "params": params, "n": n, "higher_is_better": False})
