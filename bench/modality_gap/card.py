@@ -37,7 +37,7 @@ CARD = TaskCard(
               "(alpha 0 → 1), beyond stderr",
               paper="robustness rises monotonically with alpha (σ² = 0.005, 0.022, 0.040)",
               check=Monotone("robustness", along="alpha", span=(0.0, 1.0), each=False, mode="paper",
-                             perturbation="gaussian", convention="norm")),
+                             perturbation="gaussian")),
         Claim("robustness_rises_quantize", "Under quantisation, robustness rises monotonically as the gap closes",
               paper="quantisation robustness improves as the gap closes (32-256 bins)",
               check=Monotone("robustness", along="alpha", span=(0.0, 1.0), each=False, mode="paper",
