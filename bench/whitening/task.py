@@ -237,6 +237,8 @@ def run(cfg: DictConfig, run: Run) -> None:
         if len(differs) == 1:
             rows.append(dict(metric="consistency_r", value=pearson(profiles[a.id], profiles[b.id]),
                              params={"axis": differs[0], "kind": a.kind if a.kind == b.kind else "mixed",
+                                     # which labels the pair compares (true-random is the paper's Table 2)
+                                     "labels": "-".join(sorted({a.labels, b.labels}, key=LABELS.index)),
                                      "a": a.id, "b": b.id}))
     run.log_metrics(rows)
     run.save_tensors("profiles", profiles)

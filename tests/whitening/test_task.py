@@ -93,22 +93,32 @@ def test_variant_epochs_override_the_trainer(compose):
 
 @pytest.mark.slow
 def test_embedded_study_shows_the_papers_claims(compose):
-    """The embedded preset (about 4 min on one core): trained CNN profiles follow the formula and
-    agree across seeds; the linear CNN follows it where the labels are uncorrelated with the PCA
-    coefficients (random labels) and not where they are coupled (the photographs' true labels)."""
+    """The embedded preset (about 2-3 min on one quiet core). The card's targets for it reproduce
+    (seed consistency, the frozen-layer control, random filters do not whiten); the rest of its
+    figures are what docs/whitening.md reports: on the paper's grid the trained CNNs sit at the
+    grid's first t (the formula's early regime) and their outputs are not whiter than the input."""
+    from bench.claims import REPRODUCED, evaluate
+    from bench.whitening.card import CARD
+
     _, rows = read_run(execute(compose(["experiment=whitening/embedded", "logger=none",
                                         "trainer.enable_progress_bar=false"])))
-    trained = [r for r in rows if r["metric"] == "formula_fit_r" and r["params"]["weights"] == "trained"]
-    fit = {(r["params"]["arch"], r["params"]["width"], r["params"]["seed"], r["params"]["labels"]): r["value"]
-           for r in trained}
-    cnn_true = [r["value"] for r in trained if r["params"]["kind"] == "cnn" and r["params"]["labels"] == "true"]
-    assert max(cnn_true) >= 0.9 and sum(cnn_true) / len(cnn_true) >= 0.85, fit
-    assert fit[("linear_cnn", 1.0, 0, "random")] >= 0.9, fit
-    assert fit[("linear_cnn", 1.0, 0, "true")] < fit[("linear_cnn", 1.0, 0, "random")], fit
-    seed = [r["value"] for r in rows if r["metric"] == "consistency_r" and r["params"]["axis"] == "seed"]
-    assert len(seed) == 3 and sum(seed) / 3 >= 0.9, seed
-    init = [r["value"] for r in rows if r["metric"] == "consistency_r" and r["params"]["axis"] == "init"]
-    assert max(abs(v) for v in init) < 0.5, init
+    verdicts = {v.claim: v for v in evaluate(CARD.claims, rows)}
+    for claim in CARD.targets["whitening/embedded"]:
+        assert verdicts[claim].status == REPRODUCED, verdicts[claim]
+    fits = [r for r in rows if r["metric"] == "formula_fit_r"]
+    by_grid = {}
+    for r in fits:
+        key = tuple(r["params"][k] for k in ("arch", "width", "seed", "labels", "first_layer", "weights"))
+        by_grid.setdefault(key, {})[r["params"]["grid"]] = r
+    for key, grids in by_grid.items():  # the wide grid searches a superset of the paper's tau range
+        assert grids["wide"]["value"] >= grids["paper"]["value"] - 0.02, key
+        assert grids["paper"]["params"]["edge"] == (grids["paper"]["params"]["t"] in (10_000, 4_999_750))
+    ratio = {r["params"]["filters"]: r["value"] for r in rows if r["metric"] == "autocorr_ratio"
+             and r["params"]["filters"] in ("zca", "random")}
+    assert ratio["zca"] < 0.3 < 0.7 < ratio["random"], ratio
+    acc = {(r["params"]["labels"], r["params"]["first_layer"]): r["value"] for r in rows if r["metric"] == "test_acc"
+           and r["params"]["arch"] == "vgg11_bn" and r["params"]["width"] == 0.25 and r["params"]["seed"] == 0}
+    assert acc[("true", "frozen")] > 0.3, acc  # the network trains with its first layer frozen
     coupling = {r["params"]["labels"]: r["value"] for r in rows if r["metric"] == "label_pca_corr"}
     assert coupling["true"] > 0.3 > 0.1 > coupling["random"], coupling
 
