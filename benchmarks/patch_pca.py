@@ -129,7 +129,7 @@ def main() -> None:
     for n in args.sizes:
         patches = n * (32 - KERNEL + 1) ** 2
         flops = 2 * patches * d * d
-        results = {}
+        results, row_of = {}, {}
         for method, dtype in PLAN:
             # a materialised method holds the patch matrix plus about two copies (unfold, centring)
             need_mb = 3 * patches * d * DTYPES[dtype].itemsize / 2**20
@@ -142,6 +142,7 @@ def main() -> None:
             if "time_s" in res:
                 row["gflops"] = flops / res["time_s"] / 1e9
             rows.append(row)
+            row_of[(method, dtype)] = row
         print(f"\n{n:,} images, {patches:,} patches of {d} dims ({flops / 1e9:.1f} GFLOP for the Gram matrix)")
         for (method, dtype), res in results.items():
             if "time_s" not in res:
@@ -160,17 +161,21 @@ def main() -> None:
             ref = results[("materialised", "float64")]
             if "eigvals" in ref:
                 a, b = (torch.tensor(v["eigvals"], dtype=torch.float64) for v in (s, ref))
-                print(f"  {dtype}: streaming eigenvalues vs float64 materialised: max relative difference "
-                      f"{((a - b).abs() / b.abs()).max().item():.1e}")
+                diff = ((a - b).abs() / b.abs()).max().item()
+                row_of[("streaming", dtype)]["eig_rel_diff_vs_f64"] = diff
+                print(f"  {dtype}: streaming eigenvalues vs float64 materialised: max relative difference {diff:.1e}")
         sk = results[("sklearn", "float32")]
         if "time_s" in sk:
             print(f"  float32: streaming is {sk['time_s'] / results[('streaming', 'float32')]['time_s']:.2f}x the "
                   f"speed of sklearn PCA()")
-    streaming = {r["n_images"]: r["peak_extra_mb"] for r in rows if r["method"] == "streaming" and r["dtype"] == "float64"}
-    sizes = sorted(streaming)
-    growth = streaming[sizes[-1]] / max(streaming[sizes[0]], 1e-3) if len(sizes) > 1 else None
-    if growth is not None:
-        print(f"\nstreaming float64 peak memory grows {growth:.2f}x from {sizes[0]:,} to {sizes[-1]:,} images")
+    growth = []  # streaming peak memory from each size to the next (flat: about 1x)
+    for dtype in DTYPES:
+        peaks = {r["n_images"]: r["peak_extra_mb"] for r in rows if r["method"] == "streaming" and r["dtype"] == dtype}
+        sizes = sorted(peaks)
+        for a, b in zip(sizes, sizes[1:]):
+            growth.append({"dtype": dtype, "from": a, "to": b, "ratio": peaks[b] / max(peaks[a], 1e-3)})
+            print(f"streaming {dtype} peak memory: {peaks[a]:.0f} -> {peaks[b]:.0f} MiB from {a:,} to {b:,} images "
+                  f"({growth[-1]['ratio']:.2f}x for {b / a:.0f}x the images)")
     load_end = os.getloadavg()
     print(f"load average {load_start[0]:.1f} at the start, {load_end[0]:.1f} at the end "
           f"({os.cpu_count()} CPUs; a load above that means the machine was shared)")
@@ -179,7 +184,7 @@ def main() -> None:
     report = {"benchmark": "patch_pca", "kernel_size": KERNEL, "image_size": 32, "threads": 1,
               "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__,
                           "loadavg_start": load_start[0], "loadavg_end": load_end[0]},
-              "memory_growth_streaming": {"from": sizes[0], "to": sizes[-1], "ratio": growth},
+              "memory_growth_streaming": growth,
               "rows": rows}
     from bench.atomic import atomic_write_json
 
