@@ -48,7 +48,9 @@ class CacheConfig:
 
 @dataclass
 class TrainerConfig:
-    """The subset of ``lightning.Trainer`` arguments bench exposes (one place to change them)."""
+    """The subset of ``lightning.Trainer`` arguments bench exposes (one place to change them); built by
+    ``hydra.utils.instantiate`` in :func:`bench.training.build_trainer`, the one Trainer factory."""
+    _target_: str = "lightning.Trainer"
     accelerator: str = "cpu"
     devices: Any = 1
     num_nodes: int = 1
@@ -57,7 +59,7 @@ class TrainerConfig:
     sync_batchnorm: bool = False  # BatchNorm statistics over all processes (DDP), not each one's shard
     max_epochs: int = 1
     max_steps: int = -1
-    fast_dev_run: bool = False
+    fast_dev_run: Any = False  # true, or a number of batches (Lightning takes both)
     deterministic: bool = False
     gradient_clip_val: Optional[float] = None
     log_every_n_steps: int = 10

@@ -10,10 +10,12 @@ from typing import Any
 
 import lightning as L
 import torch
-from omegaconf import DictConfig
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
 from torch import nn
 from torch.nn import functional as F
 
+from bench.config import TrainerConfig
 from bench.errors import TrainingError
 
 
@@ -120,18 +122,20 @@ class FiniteGuard(L.Callback):
                                 f"{trainer.current_epoch}); lower the learning rate or set trainer.gradient_clip_val")
 
 
-def build_trainer(trainer_cfg: DictConfig, run: Any = None, callbacks: Sequence[L.Callback] = (),
+def build_trainer(trainer_cfg: Any = None, run: Any = None, callbacks: Sequence[L.Callback] = (),
                   checkpoint_dir: str | Path | None = None, log_prefix: str = "", **overrides: Any) -> L.Trainer:
-    """A ``lightning.Trainer`` from the ``trainer`` config group, logging to the run's W&B run.
+    """The one ``lightning.Trainer`` factory: ``hydra.utils.instantiate`` of the ``trainer`` group
+    (``_target_: lightning.Trainer``), so every ``trainer.*`` setting (accelerator, devices,
+    strategy, precision) takes effect in every training and inference bench runs.
 
-    With ``checkpoint_dir`` the trainer keeps ``last.ckpt`` there after every epoch, so
+    ``trainer_cfg`` may be partial (a dict of a few keys; the rest are :class:`TrainerConfig`'s
+    defaults). With ``checkpoint_dir`` the trainer keeps ``last.ckpt`` there after every epoch, so
     :func:`fit` can resume an interrupted run. ``log_prefix`` names this training in W&B when
-    one bench run trains several models.
+    one bench run trains several models (no ``run``: no logger).
     """
-    kwargs = {k: v for k, v in dict(trainer_cfg).items() if v is not None}
-    kwargs.update(overrides)
+    cfg = OmegaConf.merge(OmegaConf.structured(TrainerConfig), trainer_cfg or {})
     callbacks = [*callbacks, FiniteGuard()]
-    if checkpoint_dir is not None and not kwargs.get("fast_dev_run"):
+    if checkpoint_dir is not None and not overrides.get("fast_dev_run", cfg.fast_dev_run):
         from lightning.pytorch.callbacks import ModelCheckpoint
 
         # one file, last.ckpt, rewritten after every epoch (save_last alone writes it only beside a
@@ -140,9 +144,9 @@ def build_trainer(trainer_cfg: DictConfig, run: Any = None, callbacks: Sequence[
                                          every_n_epochs=1, enable_version_counter=False))
     tracker = getattr(run, "tracker", None)
     logger = tracker.lightning_logger(log_prefix) if tracker is not None else False
-    return L.Trainer(logger=logger, callbacks=callbacks, enable_checkpointing=checkpoint_dir is not None,
-                     default_root_dir=str(checkpoint_dir) if checkpoint_dir else None,
-                     enable_model_summary=False, **kwargs)
+    return instantiate(cfg, logger=logger, callbacks=callbacks, enable_checkpointing=checkpoint_dir is not None,
+                       default_root_dir=str(checkpoint_dir) if checkpoint_dir else None,
+                       enable_model_summary=False, **overrides)
 
 
 def fit(trainer: L.Trainer, module: L.LightningModule, datamodule: L.LightningDataModule,
@@ -152,18 +156,40 @@ def fit(trainer: L.Trainer, module: L.LightningModule, datamodule: L.LightningDa
     trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if last and last.is_file() else None)
 
 
-@torch.no_grad()
-def accuracy(model: nn.Module, loader: Any, device: str | torch.device | None = None) -> float:
-    """Top-1 accuracy of ``model`` over a loader of ``(x, y)`` batches (on the GPU when there is one:
-    Lightning hands the model back on the CPU after ``fit``)."""
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model.eval().to(device)
-    correct = total = 0
-    for x, y in loader:
-        logits = model(x.to(device))
+def weight_settings(trainer_cfg: Any = None) -> dict:
+    """The ``trainer`` settings that change trained weights beyond the recipe (numerics and the global
+    batch): part of the cache key of every model bench trains and caches."""
+    cfg = OmegaConf.merge(OmegaConf.structured(TrainerConfig), trainer_cfg or {})
+    return {k: OmegaConf.to_container(cfg)[k] for k in ("precision", "devices", "num_nodes", "sync_batchnorm")}
+
+
+class AccuracyModule(L.LightningModule):
+    """Top-1 accuracy of a trained classifier under ``trainer.test`` (torchmetrics: summed over every
+    batch and, under DDP, over every process)."""
+
+    def __init__(self, model: nn.Module, num_classes: int) -> None:
+        super().__init__()
+        from torchmetrics.classification import MulticlassAccuracy
+
+        self.model = model
+        self.accuracy = MulticlassAccuracy(num_classes=num_classes, average="micro")
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        x, y = batch
+        logits = self.model(x)
         if not torch.isfinite(logits).all():  # diverged weights would score as "always class 0"
             raise TrainingError("the trained model outputs non-finite logits (training diverged); lower the "
                                 "learning rate or set trainer.gradient_clip_val")
-        correct += (logits.argmax(1).cpu() == y).sum().item()
-        total += len(y)
-    return correct / total if total else math.nan
+        self.accuracy.update(logits.argmax(1), y)
+        self.log("test/acc", self.accuracy, on_epoch=True)
+
+
+def accuracy(model: nn.Module, loader: Any, num_classes: int, trainer_cfg: Any = None) -> float:
+    """Top-1 accuracy of ``model`` over a loader of ``(x, y)`` batches, by ``trainer.test`` on the
+    configured devices and precision (the same Trainer factory as training)."""
+    if len(loader) == 0:
+        return math.nan
+    trainer = build_trainer(trainer_cfg, enable_progress_bar=False)
+    (result,) = trainer.test(AccuracyModule(model.eval(), num_classes), loader, verbose=False)
+    model.eval()
+    return float(result["test/acc"])

@@ -192,11 +192,13 @@ def train_embedded_clip(spec: TrainSpec, cache: Cache | str | Path, trainer_cfg:
     the gap dynamics (kept in the weights' metadata, so one sha256-checked file holds both)."""
     from safetensors import safe_open
 
-    from bench.training import build_trainer
+    from bench.training import build_trainer, weight_settings
 
     cache = as_cache(cache)
-    # the key: the spec and the training recipe's version (a recipe change retrains)
-    folder = cache.path("modality_gap/clip", {**asdict(spec), "recipe": RECIPE_VERSION}, suffix="", name=spec.arch)
+    # the key: the spec, the training recipe's version (a recipe change retrains) and the trainer
+    # settings that change the weights (precision, the global batch)
+    key = {**asdict(spec), "recipe": RECIPE_VERSION, "trainer": weight_settings(trainer_cfg)}
+    folder = cache.path("modality_gap/clip", key, suffix="", name=spec.arch)
     if cache.verify(folder / WEIGHTS_FILE):
         log.info("embedded CLIP from cache %s", folder)
         with safe_open(str(folder / WEIGHTS_FILE), framework="pt") as f:
@@ -220,8 +222,7 @@ def train_embedded_clip(spec: TrainSpec, cache: Cache | str | Path, trainer_cfg:
     loader = DataLoader(CaptionedImages(images, labels, tokens), batch_size=spec.batch_size, shuffle=True,
                         drop_last=True, generator=torch.Generator().manual_seed(spec.seed))
     overrides = {"max_epochs": spec.epochs, "max_steps": -1, "limit_train_batches": None, "num_sanity_val_steps": 0}
-    trainer = build_trainer(trainer_cfg if trainer_cfg is not None else {"accelerator": "cpu", "devices": 1},
-                            run, callbacks=[dynamics], **overrides)
+    trainer = build_trainer(trainer_cfg, run, callbacks=[dynamics], **overrides)
     trainer.fit(ContrastiveCLIP(model, spec.lr, spec.weight_decay), train_dataloaders=loader)
     if trainer.is_global_zero:
         meta = {"train_spec": json.dumps(asdict(spec)), "dynamics": json.dumps(dynamics.history)}

@@ -80,10 +80,12 @@ def _gather_ragged(module: L.LightningModule, idx: torch.Tensor, emb: torch.Tens
 
 def extract(model: torch.nn.Module, kind: str, items: Sequence[Any], transform: Callable, *,
             trainer_kwargs: dict, batch_size: int = 256, num_workers: int = 0) -> torch.Tensor:
-    """Encode every item (N x d, unit rows) with ``trainer.predict`` on the configured devices."""
+    """Encode every item (N x d, unit rows) with ``trainer.predict`` on the configured devices and precision."""
+    from bench.training import build_trainer
+
     module = EncodeModule(model.eval(), kind, len(items))
     loader = DataLoader(_Indexed(items, transform), batch_size=batch_size, shuffle=False, num_workers=num_workers)
-    trainer = L.Trainer(logger=False, enable_checkpointing=False, enable_model_summary=False, **trainer_kwargs)
+    trainer = build_trainer(trainer_kwargs)
     trainer.predict(module, loader, return_predictions=False)
     return module.result
 

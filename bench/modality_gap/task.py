@@ -69,7 +69,8 @@ def _embeddings(bundle: ClipBundle, weights: str, data: EvalData, cfg: DictConfi
     bs = cfg.clip.batch_size
     tokenize = lambda s: bundle.tokenizer([s])[0]  # noqa: E731
     key = {"model": bundle.name, "weights": weights, "dataset": data.name, "split": data.split,
-           "n": len(data.images), "zeroshot": OmegaConf.to_container(cfg.zeroshot)}
+           "n": len(data.images), "zeroshot": OmegaConf.to_container(cfg.zeroshot),
+           "precision": cfg.trainer.precision}  # bf16 embeddings are other embeddings
     if data.is_retrieval:
         key["captions"] = len(data.captions)
     elif data.is_multiple_choice:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import shutil
 from dataclasses import dataclass
+from typing import Any
 from pathlib import Path
 
 import numpy as np
@@ -65,10 +66,10 @@ def train_classifier(images: torch.Tensor, labels: torch.Tensor, model_cfg: dict
     return model.eval(), norm
 
 
-def score(model: nn.Module, norm: Normaliser, images: torch.Tensor, labels: torch.Tensor,
-          batch_size: int = 512) -> tuple[float, float]:
-    """Top-1 accuracy and its binomial standard error."""
-    acc = accuracy(model, _loader(norm.dataset(images, labels), batch_size, False))
+def score(model: nn.Module, norm: Normaliser, images: torch.Tensor, labels: torch.Tensor, num_classes: int,
+          trainer_cfg: Any = None, batch_size: int = 512) -> tuple[float, float]:
+    """Top-1 accuracy (``trainer.test`` on the configured devices and precision) and its binomial standard error."""
+    acc = accuracy(model, _loader(norm.dataset(images, labels), batch_size, False), num_classes, trainer_cfg)
     return acc, math.sqrt(max(acc * (1 - acc), 0.0) / len(labels))
 
 

@@ -141,7 +141,8 @@ def run(cfg: DictConfig, run) -> None:
     grid = variants(cfg)
     check_rng(task.rng)
     cache = Cache.from_config(cfg)
-    generator = build_generator(cfg.generator, cache, seed=derive(cfg.seed, "generator", cfg.generator.kind))
+    generator = build_generator(cfg.generator, cache, seed=derive(cfg.seed, "generator", cfg.generator.kind),
+                                trainer_cfg=cfg.trainer)
     log.info("generator %s (weights %s), latent dim %d", generator.id, generator.weights_hash[:12], generator.latent_dim)
     run.save_json("generator", generator.describe())
     # bench: every draw derives from the run's seed by purpose (bench.seeding): anchors, then each
@@ -213,7 +214,7 @@ def run(cfg: DictConfig, run) -> None:
         for variant in grid:
             log.info("training %s on the %s base set", variant.label, base_name)
             seed = derive(cfg.seed, "classifier", base_name, variant.model, variant.augment, variant.n_train)
-            checkpoints = _checkpoint_dir(cache_dir, store.path(train_specs[families[0]]), variant, task.train,
+            checkpoints = _checkpoint_dir(cache.root, store.path(train_specs[families[0]]), variant, task.train,
                                           cfg.trainer, seed)
             model, norm = train_classifier(images[:variant.n_train], labels[:variant.n_train], variant.model,
                                            task.train, variant.augment, cfg.trainer, run, generator.num_classes,
@@ -221,17 +222,17 @@ def run(cfg: DictConfig, run) -> None:
                                            checkpoint_dir=checkpoints)
             n_params = count_params(model) if n_params is None else n_params
             rows = []
-            acc, se = score(model, norm, val_images, val_labels)
+            acc, se = score(model, norm, val_images, val_labels, generator.num_classes, cfg.trainer)
             rows.append(dict(metric="accuracy", value=acc, stderr=se, n=len(val_labels), split="val",
                              params={"base": base_name, **variant.params}))
             if real is not None:
-                acc, se = score(model, norm, *real[1])
+                acc, se = score(model, norm, *real[1], generator.num_classes, cfg.trainer)
                 rows.append(dict(metric="cas", value=acc, stderr=se, n=len(real[1][1]),
                                  params={"base": base_name, **variant.params}))
             for family in families:
                 values, accs = [], []
                 for spec in test_specs[family]:
-                    acc, se = score(model, norm, *load(spec))
+                    acc, se = score(model, norm, *load(spec), generator.num_classes, cfg.trainer)
                     values.append(spec.shift.value)
                     accs.append(acc)
                     params = {"family": family, "intensity": spec.shift.value, **variant.params}
@@ -252,11 +253,11 @@ def run(cfg: DictConfig, run) -> None:
         model, norm = train_classifier(*real[0], variant.model, task.train, False, cfg.trainer, run,
                                        generator.num_classes, seed=derive(cfg.seed, "classifier", "real", variant.model),
                                        log_prefix="real")
-        acc, se = score(model, norm, *real[1])
+        acc, se = score(model, norm, *real[1], generator.num_classes, cfg.trainer)
         rows = [dict(metric="real_accuracy", value=acc, stderr=se, n=len(real[1][1]), params=variant.params)]
         for families in bases.values():
             gen_test = load(test_specs[families[0]][0])
-            acc, se = score(model, norm, *gen_test)
+            acc, se = score(model, norm, *gen_test, generator.num_classes, cfg.trainer)
             rows.append(dict(metric="real_on_generated", value=acc, stderr=se, n=task.n_test,
                              params={"base": "+".join(families), **variant.params}))
         run.log_metrics(rows)

@@ -116,7 +116,8 @@ def _train(cfg: DictConfig, run: Run, dm, variant: Variant, ckpt_dir: Path) -> T
         raise ConfigError(f"{variant.arch}'s first conv is {conv.kernel_size} over {conv.in_channels} channels, but "
                           f"task.kernel_size={cfg.task.kernel_size} and the data has {dm.in_chans} channels")
     if not cfg.task.train:
-        return Trained({-1: conv.weight.detach().clone()}, accuracy(model, dm.test_dataloader()), n_params(model))
+        test_acc = accuracy(model, dm.test_dataloader(), dm.num_classes, cfg.trainer)
+        return Trained({-1: conv.weight.detach().clone()}, test_acc, n_params(model))
     with torch.no_grad():
         conv.weight.mul_(cfg.task.first_layer_init_scale)
     conv.weight.requires_grad_(variant.first_layer == "learned")  # frozen: SGD skips a parameter without grad
@@ -126,7 +127,8 @@ def _train(cfg: DictConfig, run: Run, dm, variant: Variant, ckpt_dir: Path) -> T
                             log_prefix=variant.id, limit_val_batches=0, max_epochs=variant.epochs)
     module = ClassifierModule(model, dm.num_classes, **OmegaConf.to_container(cfg.task.optim))
     fit(trainer, module, dm, ckpt_dir)
-    return Trained(recorder.snapshots, accuracy(model, dm.test_dataloader()), n_params(model))
+    return Trained(recorder.snapshots, accuracy(model, dm.test_dataloader(), dm.num_classes, cfg.trainer),
+                   n_params(model))
 
 
 def train_or_load(cfg: DictConfig, run: Run, dm, variant: Variant) -> Trained:

@@ -123,5 +123,5 @@ def test_embedded_unet_trains_and_samples_digits(tmp_path):
     model, norm = train_classifier((x16 * 255).round().to(torch.uint8), y, {"name": "resnet20", "width": 0.25},
                                    train, False, trainer, None, 10, seed=0)
     labels = torch.arange(200) % 10
-    acc, _ = score(model, norm, (images * 255).round().to(torch.uint8), labels)
+    acc, _ = score(model, norm, (images * 255).round().to(torch.uint8), labels, 10)
     assert acc > 0.5

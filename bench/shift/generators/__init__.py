@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from bench.cache import Cache
 from bench.errors import ConfigError
@@ -22,23 +23,25 @@ EMBEDDED = "embedded"  # generator.source of the generators bench trains itself
 __all__ = ["Generator", "KINDS", "build_generator", "weights_hash"]
 
 
-def _vae(cfg: GeneratorConfig, cache: Cache | str | Path, seed: int) -> Generator:
+def _vae(cfg: GeneratorConfig, cache: Cache | str | Path, seed: int, trainer_cfg: Any) -> Generator:
     from bench.shift.generators.embedded import cached_state, fit_generator, mnist_train_tensors
     from bench.shift.generators.vae import ConditionalVAE, VAEGenerator
+    from bench.training import weight_settings
 
     if cfg.source != EMBEDDED:
         raise ConfigError("the vae generator is trained by bench on MNIST: set generator.source=embedded "
                           "(or use generator=unet / generator=dit for a pretrained model)")
     hp = {"latent_dim": cfg.latent_dim, "num_classes": 10, "hidden": cfg.hidden,
           "lr": cfg.train.lr, "beta": cfg.train.beta}
-    key = {"version": 1, **hp, "epochs": cfg.train.epochs, "batch_size": cfg.train.batch_size, "seed": seed}
+    key = {"version": 1, **hp, "epochs": cfg.train.epochs, "batch_size": cfg.train.batch_size, "seed": seed,
+           "trainer": weight_settings(trainer_cfg)}
 
     def train() -> ConditionalVAE:
         import lightning as L
 
         L.seed_everything(seed, verbose=False)
         vae = ConditionalVAE(**hp)
-        fit_generator(vae, mnist_train_tensors(), cfg.train.epochs, cfg.train.batch_size, seed)
+        fit_generator(vae, mnist_train_tensors(), cfg.train.epochs, cfg.train.batch_size, seed, trainer_cfg)
         return vae
 
     state, tag = cached_state(cache, "vae", key, train)
@@ -48,7 +51,8 @@ def _vae(cfg: GeneratorConfig, cache: Cache | str | Path, seed: int) -> Generato
                         device=resolve_device(cfg.device))
 
 
-def build_generator(cfg: GeneratorConfig, cache: Cache | str | Path, seed: int = 0) -> Generator:
+def build_generator(cfg: GeneratorConfig, cache: Cache | str | Path, seed: int = 0,
+                    trainer_cfg: Any = None) -> Generator:
     """The generator a ``generator`` config describes (training and caching embedded ones with ``seed``:
     the task passes ``derive(cfg.seed, "generator", kind)``)."""
     if not cfg.source:
@@ -56,11 +60,11 @@ def build_generator(cfg: GeneratorConfig, cache: Cache | str | Path, seed: int =
                           f"Hugging Face cache), a local directory, an EDM network pickle (edm), or 'embedded' "
                           f"(vae, unet: trained on MNIST)")
     if cfg.kind == "vae":
-        return _vae(cfg, cache, seed)
+        return _vae(cfg, cache, seed, trainer_cfg)
     if cfg.kind == "unet":
         from bench.shift.generators.diffusers_unet import build_unet_generator
 
-        return build_unet_generator(cfg, cache, seed)
+        return build_unet_generator(cfg, cache, seed, trainer_cfg)
     if cfg.kind == "dit":
         from bench.shift.generators.dit import build_dit_generator
 

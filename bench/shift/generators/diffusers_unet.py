@@ -9,6 +9,7 @@ objective, linear betas) and caches it.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import torch
@@ -110,14 +111,16 @@ def load_pretrained_unet(source: str):
     return unet, scheduler_config
 
 
-def build_unet_generator(cfg: GeneratorConfig, cache: Cache | str | Path, seed: int = 0) -> UNetGenerator:
+def build_unet_generator(cfg: GeneratorConfig, cache: Cache | str | Path, seed: int = 0,
+                         trainer_cfg: Any = None) -> UNetGenerator:
     """A pretrained UNet (``cfg.source``) or the embedded tiny MNIST one (trained and cached)."""
     if cfg.source != "embedded":
         unet, scheduler_config = load_pretrained_unet(cfg.source)
         return UNetGenerator(unet, scheduler_config, cfg, tag=Path(cfg.source).name or "pretrained")
     from bench.shift.generators.embedded import cached_state, fit_generator, mnist_train_tensors
+    from bench.training import weight_settings
 
-    key = {"version": 1, "image_size": cfg.image_size, "hidden": cfg.hidden, "lr": cfg.train.lr,
+    key = {"trainer": weight_settings(trainer_cfg), "version": 1, "image_size": cfg.image_size, "hidden": cfg.hidden, "lr": cfg.train.lr,
            "epochs": cfg.train.epochs, "batch_size": cfg.train.batch_size, "seed": seed,
            "scheduler": EMBEDDED_SCHEDULER}
 
@@ -125,7 +128,7 @@ def build_unet_generator(cfg: GeneratorConfig, cache: Cache | str | Path, seed: 
         L.seed_everything(seed, verbose=False)
         module = DiffusionModule(cfg.image_size, cfg.hidden, cfg.train.lr)
         fit_generator(module, mnist_train_tensors(cfg.image_size), cfg.train.epochs, cfg.train.batch_size,
-                      seed, accelerator="gpu" if resolve_device(cfg.device).type == "cuda" else "cpu")
+                      seed, trainer_cfg)
         return module
 
     state, tag = cached_state(cache, "unet", key, train)

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import torch
@@ -36,12 +37,14 @@ def mnist_train_tensors(image_size: int = 28) -> TensorDataset:
 
 
 def fit_generator(module: L.LightningModule, data: TensorDataset, epochs: int, batch_size: int,
-                  seed: int, accelerator: str = "cpu") -> None:
-    """Train a generator LightningModule (progress bar on, no logger or checkpoints: the cache is the artifact)."""
+                  seed: int, trainer_cfg: Any = None) -> None:
+    """Train a generator LightningModule with the run's ``trainer`` settings (devices, precision) and
+    ``epochs``; no logger or checkpoints: the cache is the artifact."""
+    from bench.training import build_trainer
+
     loader = DataLoader(data, batch_size=batch_size, shuffle=True,
                         generator=torch.Generator().manual_seed(seed), drop_last=True)
-    trainer = L.Trainer(max_epochs=epochs, accelerator=accelerator, devices=1, logger=False,
-                        enable_checkpointing=False, enable_model_summary=False, log_every_n_steps=10)
+    trainer = build_trainer(trainer_cfg, max_epochs=epochs, max_steps=-1, limit_train_batches=None)
     trainer.fit(module, loader)
 
 
