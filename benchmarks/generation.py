@@ -3,8 +3,8 @@ run per intensity, side by side in one run.
 
 The generator is the shift task's own ``EDMGenerator`` (bench's EDM sampler, Heun, float64 state,
 as ``generator=edm`` runs it) around a small class-conditional UNet: a diffusers ``UNet2DModel``
-(3x32x32, two resolutions) behind EDM's preconditioning (``EDMPrecond``: c_skip, c_out, c_in,
-c_noise = ln(sigma)/4), untrained — throughput does not depend on the weights. The diffusers DDIM
+(3x32x32, two resolutions) behind EDM's preconditioning (``bench.shift.generators.edm.EDMPrecond``:
+c_skip, c_out, c_in, c_noise = ln(sigma)/4), untrained — throughput does not depend on the weights. The diffusers DDIM
 path (``UNetGenerator``, same UNet) is measured the same way.
 
 1. **Bound**: a sampler cannot beat ``N_evals`` calls of the bare denoiser at the same batch
@@ -39,37 +39,22 @@ from bench.shift.config import GeneratorConfig
 from bench.shift.dataset import SetSpec, ShardedDatasets
 from bench.shift.families import TRAIN_VALUES, Shift
 from bench.shift.generators.diffusers_unet import EMBEDDED_SCHEDULER, UNetGenerator, tiny_unet
-from bench.shift.generators.edm import EDMGenerator
+from bench.shift.generators.edm import EDMGenerator, EDMPrecond
 from bench.shift.rng import draw_anchors
 
 SWEEPS = {"truncation": [0.9, 0.95, 1.0, 1.05, 1.1], "extend": [0.5, 0.625, 0.75, 0.875, 1.0],
           "overlap": [0.0, 0.1, 0.2, 0.3, 0.4]}
 
 
-class EDMPrecondUNet(nn.Module):
-    """EDM's preconditioned denoiser D(x; sigma, class_labels) around a class-conditional UNet2DModel,
-    with the network interface bench's EDM generator reads (as an NVlabs pickle's ``ema`` exposes it)."""
+class UNetF(nn.Module):
+    """A class-conditional UNet2DModel as EDM's raw network F(c_in x, c_noise, one-hot labels)."""
 
-    def __init__(self, unet: nn.Module, sigma_data: float = 0.5) -> None:
+    def __init__(self, unet: nn.Module) -> None:
         super().__init__()
-        self.unet, self.sigma_data = unet, sigma_data
-        self.img_resolution, self.img_channels = unet.config.sample_size, unet.config.in_channels
-        self.label_dim = unet.config.num_class_embeds
-        self.sigma_min, self.sigma_max = 0.0, float("inf")
+        self.unet = unet
 
-    def forward(self, x: torch.Tensor, sigma: torch.Tensor, class_labels: torch.Tensor) -> torch.Tensor:
-        x = x.to(torch.float32)
-        sigma = sigma.to(torch.float32).reshape(-1, 1, 1, 1)
-        sd = self.sigma_data
-        c_skip = sd ** 2 / (sigma ** 2 + sd ** 2)
-        c_out = sigma * sd / (sigma ** 2 + sd ** 2).sqrt()
-        c_in = 1 / (sd ** 2 + sigma ** 2).sqrt()
-        c_noise = (sigma.log() / 4).flatten().expand(len(x))
-        f = self.unet(c_in * x, c_noise, class_labels=class_labels.argmax(1)).sample
-        return c_skip * x + c_out * f
-
-    def round_sigma(self, sigma):
-        return torch.as_tensor(sigma)
+    def forward(self, x: torch.Tensor, c_noise: torch.Tensor, class_labels: torch.Tensor) -> torch.Tensor:
+        return self.unet(x, c_noise, class_labels=class_labels.argmax(1)).sample
 
 
 def best_of(fn, repeats: int) -> float:
@@ -162,8 +147,9 @@ def main() -> None:
 
     torch.manual_seed(0)
     unet = tiny_unet(32, args.hidden, in_chans=3)
-    edm = EDMGenerator(EDMPrecondUNet(unet), GeneratorConfig(kind="edm", sampler="heun", steps=args.steps,
-                                                             device=device), tag="bench-unet")
+    net = EDMPrecond(UNetF(unet), img_resolution=32, img_channels=3, label_dim=10)
+    edm = EDMGenerator(net, GeneratorConfig(kind="edm", sampler="heun", steps=args.steps, device=device),
+                       tag="bench-unet")
     ddim = UNetGenerator(unet, EMBEDDED_SCHEDULER, GeneratorConfig(kind="unet", sampler="ddim", steps=args.steps,
                                                                    device=device), tag="bench-unet")
     print(f"generation: UNet2DModel 3x32x32 (hidden {args.hidden}), {args.steps} steps, {device}, "

@@ -6,36 +6,27 @@ import textwrap
 import pytest
 import torch
 
+from bench.shift.generators.edm import EDMPrecond
 from bench.shift.generators.vae import Decoder, VAEGenerator
 
-# A stand-in for the EDM source tree: a preconditioned denoiser with EDM's interface
-# (EDMPrecond's c_skip/c_out/c_in/c_noise around a tiny conv net), in its own importable package
-# that the test removes after pickling, so unpickling works only through generator.edm_src.
+# A stand-in for the EDM source tree: a tiny conv net in its own importable package (removed after
+# pickling, so unpickling works only through generator.edm_src), under EDM's preconditioning.
 TINY_EDM_NETWORKS = textwrap.dedent('''
     import torch
     from torch import nn
 
-    class TinyPrecond(nn.Module):
-        def __init__(self, img_resolution=8, img_channels=3, label_dim=10, sigma_data=0.5, width=8):
+    class TinyNet(nn.Module):
+        """The raw network F(c_in x, c_noise, one-hot labels) of a tiny conditional denoiser."""
+
+        def __init__(self, img_channels=3, label_dim=10, width=8):
             super().__init__()
-            self.img_resolution, self.img_channels, self.label_dim = img_resolution, img_channels, label_dim
-            self.sigma_min, self.sigma_max, self.sigma_data = 0.0, float("inf"), sigma_data
             self.inp = nn.Conv2d(img_channels, width, 3, padding=1)
             self.label = nn.Linear(label_dim, width)
             self.out = nn.Conv2d(width, img_channels, 3, padding=1)
 
-        def forward(self, x, sigma, class_labels=None):
-            x = x.to(torch.float32)
-            sigma = sigma.to(torch.float32).reshape(-1, 1, 1, 1)
-            sd = self.sigma_data
-            c_skip = sd ** 2 / (sigma ** 2 + sd ** 2)
-            c_out = sigma * sd / (sigma ** 2 + sd ** 2).sqrt()
-            c_in = 1 / (sd ** 2 + sigma ** 2).sqrt()
-            emb = self.label(class_labels.to(torch.float32))[:, :, None, None] + sigma.log() / 4
-            return c_skip * x + c_out * self.out(torch.nn.functional.silu(self.inp(c_in * x) + emb))
-
-        def round_sigma(self, sigma):
-            return torch.as_tensor(sigma)
+        def forward(self, x, c_noise, class_labels):
+            emb = self.label(class_labels.to(torch.float32)) + c_noise[:, None]
+            return self.out(torch.nn.functional.silu(self.inp(x) + emb[:, :, None, None]))
 ''')
 
 
@@ -56,12 +47,13 @@ def edm_pickle(tmp_path):
     (src / "tiny_edm_training" / "networks.py").write_text(TINY_EDM_NETWORKS)
     sys.path.insert(0, str(src))
     try:
-        from tiny_edm_training.networks import TinyPrecond
+        from tiny_edm_training.networks import TinyNet
 
         torch.manual_seed(0)
+        net = EDMPrecond(TinyNet(), img_resolution=8, img_channels=3, label_dim=10).eval()
         path = tmp_path / "edm-tiny-8x8-cond.pkl"
         with open(path, "wb") as f:
-            pickle.dump({"ema": TinyPrecond().eval(), "augment_pipe": None, "dataset_kwargs": {}}, f)
+            pickle.dump({"ema": net, "augment_pipe": None, "dataset_kwargs": {}}, f)
     finally:
         sys.path.remove(str(src))
         for name in [m for m in sys.modules if m.split(".")[0] == "tiny_edm_training"]:

@@ -68,6 +68,33 @@ def edm_sample(denoise: Denoiser, z: torch.Tensor, sigmas: torch.Tensor, heun: b
     return x
 
 
+class EDMPrecond(nn.Module):
+    """EDM's preconditioning (Karras et al. 2022, Table 1: VP/VE-agnostic ``EDMPrecond``) around a raw
+    network ``model(c_in x, c_noise, class_labels)``: ``D(x; sigma) = c_skip x + c_out F``, with the
+    interface of an NVlabs pickle's ``ema`` network, so a network of one's own runs under
+    ``EDMGenerator`` (the benchmarks and tests use it). Computes in float32, as EDM does."""
+
+    def __init__(self, model: nn.Module, img_resolution: int, img_channels: int, label_dim: int,
+                 sigma_data: float = 0.5) -> None:
+        super().__init__()
+        self.model, self.sigma_data = model, sigma_data
+        self.img_resolution, self.img_channels, self.label_dim = img_resolution, img_channels, label_dim
+        self.sigma_min, self.sigma_max = 0.0, float("inf")
+
+    def forward(self, x: torch.Tensor, sigma: torch.Tensor, class_labels: torch.Tensor | None = None) -> torch.Tensor:
+        x = x.to(torch.float32)
+        sigma = torch.as_tensor(sigma, dtype=torch.float32, device=x.device).reshape(-1, 1, 1, 1)
+        sd = self.sigma_data
+        c_skip = sd ** 2 / (sigma ** 2 + sd ** 2)
+        c_out = sigma * sd / (sigma ** 2 + sd ** 2).sqrt()
+        c_in = 1 / (sd ** 2 + sigma ** 2).sqrt()
+        c_noise = (sigma.log() / 4).flatten().expand(len(x))
+        return c_skip * x + c_out * self.model(c_in * x, c_noise, class_labels).to(torch.float32)
+
+    def round_sigma(self, sigma):
+        return torch.as_tensor(sigma)
+
+
 @contextmanager
 def _importable(src: str | None) -> Iterator[None]:
     """``src`` on ``sys.path`` for the duration of the block only (the modules it imports stay loaded)."""
