@@ -2,9 +2,9 @@
 weights, generated shards): one key rule, one write rule, one integrity check.
 
 - **Key**: ``<cache_dir>/<kind>/[<name>-]<digest><suffix>``, where ``digest`` hashes the kind, the
-  cache format and the caller's ``key``: the task version, the canonical config subset that
-  determines the payload and the code versions that change it (a changed key is a new entry,
-  never a stale hit).
+  cache format, the task's version (its card's) and the caller's ``key``: the canonical config
+  subset that determines the payload and the code versions that change it (a changed key is a
+  new entry, never a stale hit).
 - **Write**: the payload is written atomically (:mod:`bench.atomic`), then ``<file>.sha256``
   beside it (``sha256sum`` format). A crash between the two leaves a payload without a sidecar,
   which is rebuilt, never trusted.
@@ -39,10 +39,10 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def key_digest(kind: str, key: dict[str, Any]) -> str:
-    """A short stable hash of ``kind`` and the canonical JSON of ``key`` (24 hex characters)."""
-    text = json.dumps({"format": CACHE_FORMAT, "kind": kind, "key": key}, sort_keys=True,
-                      separators=(",", ":"), default=str)
+def key_digest(kind: str, key: dict[str, Any], task_version: str | None = None) -> str:
+    """A short stable hash of ``kind``, the task's version and the canonical JSON of ``key`` (24 hex characters)."""
+    text = json.dumps({"format": CACHE_FORMAT, "kind": kind, "task_version": task_version, "key": key},
+                      sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
@@ -54,19 +54,24 @@ def sidecar(path: str | Path) -> Path:
 
 @dataclass(frozen=True)
 class Cache:
-    """The cache under ``root``; ``strict`` turns a failed integrity check into an error."""
+    """The cache under ``root`` for the task at ``task_version`` (its card's version, part of every key);
+    ``strict`` turns a failed integrity check into an error."""
     root: Path
     strict: bool = False
+    task_version: str | None = None
 
     @classmethod
     def from_config(cls, cfg: Any) -> Cache:
-        """The cache a composed config describes (``paths.cache_dir``, ``cache.strict``)."""
+        """The cache a composed config describes (``paths.cache_dir``, ``cache.strict``, the task's version)."""
+        from bench.tasks import get_task
+
         cache = cfg.get("cache") if hasattr(cfg, "get") else None
-        return cls(Path(cfg.paths.cache_dir), bool(cache.strict) if cache is not None else False)
+        return cls(Path(cfg.paths.cache_dir), bool(cache.strict) if cache is not None else False,
+                   get_task(cfg.task.name).card.version)
 
     def path(self, kind: str, key: dict[str, Any], suffix: str = ".safetensors", name: str = "") -> Path:
         """The payload path of the entry ``key`` of ``kind`` (``name`` prefixes the file for humans)."""
-        return self.root / kind / f"{name + '-' if name else ''}{key_digest(kind, key)}{suffix}"
+        return self.root / kind / f"{name + '-' if name else ''}{key_digest(kind, key, self.task_version)}{suffix}"
 
     def verify(self, path: str | Path) -> bool:
         """True when ``path`` exists and matches its sidecar. False when it is absent; a present payload

@@ -139,7 +139,7 @@ def execute(cfg: DictConfig, overrides: list[str] | None = None) -> Path | None:
     _check_names(cfg, schemas)
     task_run = task.load()[0]
     config = OmegaConf.to_container(cfg, resolve=True)
-    digest = config_hash(config)
+    digest = config_hash(config, task_version=task.card.version)
     hydra_overrides, sweep, output_dir = _hydra_context()
     _check_launchable(cfg.trainer, hydra_in_use=output_dir is not None)
     results_dir = Path(cfg.paths.results_dir)
@@ -161,7 +161,7 @@ def execute(cfg: DictConfig, overrides: list[str] | None = None) -> Path | None:
                           name=cfg.get("run_name"), group=group,
                           tags=[cfg.task.name, *(["sweep"] if sweep else []), *cfg.logger.tags], config=config)
         n_devices = _n_devices(cfg.trainer.devices) * int(cfg.trainer.num_nodes)
-        provenance = {"git": git_state(), "versions": versions(),
+        provenance = {"task_version": task.card.version, "git": git_state(), "versions": versions(),
                       "hardware": hardware(cfg.trainer.accelerator, n_devices)}
         with ddp_job_scope(hydra_overrides, output_dir), \
                 Run(results_dir, cfg.task.name, config, config_hash=digest,

@@ -137,7 +137,7 @@ def _check(node: DictConfig, schema: type, key: str) -> DictConfig:
 def validate(cfg: DictConfig, schemas: dict[str, type]) -> DictConfig:
     """Check every group named in ``schemas`` (plus the shared ones); return the typed config.
 
-    A config group the task does not read (``data`` added to a modality_gap run, say) is left out,
+    A config group the task does not read (``data`` added to a task without a ``data`` schema) is left out,
     with a warning, so it never enters the run's config or ``config_hash``."""
     all_schemas = {"paths": PathsConfig, "logger": LoggerConfig, "trainer": TrainerConfig, "cache": CacheConfig,
                    **schemas}

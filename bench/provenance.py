@@ -24,9 +24,13 @@ _DISTRIBUTIONS = {
 }
 
 
-def config_hash(config: dict[str, Any], exclude: tuple[str, ...] = HASH_EXCLUDED_KEYS) -> str:
-    """sha256 of the canonical JSON of the resolved config without path/logging keys."""
+def config_hash(config: dict[str, Any], exclude: tuple[str, ...] = HASH_EXCLUDED_KEYS,
+                task_version: str | None = None) -> str:
+    """sha256 of the canonical JSON of the resolved config without path/logging keys, and of the task's
+    version (its card's): a protocol change is a new config, never skipped as done nor pooled with old runs."""
     kept = {k: v for k, v in config.items() if k not in exclude}
+    if task_version is not None:
+        kept["task_version"] = str(task_version)
     canonical = json.dumps(kept, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
 

@@ -56,6 +56,7 @@ def test_cache_verifies_rebuilds_and_is_strict_on_request(tmp_path, caplog):
     path = cache.path("kind", {"a": 1})
     assert sidecar(path).read_text().split() == [sha256_file(path), path.name]
     assert cache.path("kind", {"a": 2}) != path and cache.path("other", {"a": 1}) != path
+    assert Cache(tmp_path, task_version="2").path("kind", {"a": 1}) != path  # a new task version: a new entry
     flip_middle_byte(path)
     with pytest.raises(CacheError, match=str(path)):
         Cache(tmp_path, strict=True).tensors("kind", {"a": 1}, build)

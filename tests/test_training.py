@@ -14,6 +14,7 @@ from lightning.pytorch.plugins.precision import MixedPrecision
 
 from bench.cli import execute
 from bench.store import read_run
+from bench.tasks import get_task
 from tests.conftest import CONF_DIR
 from tests.modality_gap.test_task import TINY as GAP_TINY
 from tests.shift.test_task import TINY as SHIFT_TINY
@@ -66,7 +67,8 @@ def test_bf16_mixed_takes_effect_in_every_training_and_inference_path(task, watc
     overrides, stages = EXPECTED[task]
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         run_dir = execute(compose(config_name="config", overrides=[*overrides, "trainer.precision=bf16-mixed"]))
-    assert read_run(run_dir)[0]["status"] == "completed"
+    record = read_run(run_dir)[0]
+    assert record["status"] == "completed" and record["task_version"] == get_task(task).card.version
     assert {stage for stage, _ in calls} == stages, calls
     assert all(precision == "bf16-mixed" for _, precision in calls), calls
     assert steps and all(on and dtype == torch.bfloat16 for on, dtype in steps), steps[:5]

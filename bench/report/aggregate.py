@@ -23,7 +23,7 @@ SEEDLESS_EXCLUDED = (*HASH_EXCLUDED_KEYS, "seed")
 
 def group_hash(record: dict) -> str:
     """The config hash of a run without its seed: runs with equal group hashes are seeds of one config."""
-    return config_hash(record["config"], exclude=SEEDLESS_EXCLUDED)
+    return config_hash(record["config"], exclude=SEEDLESS_EXCLUDED, task_version=record.get("task_version"))
 
 
 def params_label(params: dict) -> str:
