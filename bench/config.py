@@ -78,6 +78,7 @@ class ImageDataConfig:
     image_size: int = 32
     n_train: Optional[int] = None
     n_test: Optional[int] = None
+    n_val: int = 0  # validation images carved from the training split (0: no validation)
     batch_size: int = 256
     num_workers: int = 0
     download: bool = False

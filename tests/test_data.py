@@ -102,3 +102,29 @@ def test_imagefolder_decodes_only_the_selected_images(tmp_path, monkeypatch):
     assert len(dm.test) == 5 and dm.num_classes == 2
     with pytest.raises(DataError, match="pass data.n_train"):
         ImageDataModule("imagefolder", root=str(tmp_path), image_size=16).setup()
+
+
+def test_validation_is_carved_from_train_never_from_test():
+    import lightning as L
+
+    from bench.models import create_model
+    from bench.training import ClassifierModule, build_trainer
+
+    full = ImageDataModule("digits")
+    full.setup()
+    dm = ImageDataModule("digits", n_val=100, batch_size=64)
+    dm.setup()
+    assert len(dm.val) == 100 and len(dm.train) + len(dm.val) == len(full.train)
+    rows = lambda ds: {bytes(x.numpy()) for x in ds.images}  # noqa: E731
+    assert rows(dm.val) | rows(dm.train) == rows(full.train) and not rows(dm.val) & rows(dm.test)
+    assert ImageDataModule("digits").val_dataloader() == []  # n_val=0: no validation at all
+
+    class Probe(ClassifierModule):
+        def validation_step(self, batch, batch_idx):
+            self.seen = getattr(self, "seen", 0) + len(batch[1])
+            super().validation_step(batch, batch_idx)
+
+    module = Probe(create_model("linear_cnn", num_classes=10, in_chans=1, width=0.25), 10)
+    L.seed_everything(0)
+    build_trainer({"max_epochs": 1, "enable_progress_bar": False, "limit_train_batches": 2}).fit(module, dm)
+    assert module.seen == 100  # the carved split, not the 397 test digits

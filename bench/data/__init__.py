@@ -64,7 +64,7 @@ class ImageDataModule(L.LightningDataModule):
                  image_size: int = 32, n_train: int | None = None, n_test: int | None = None,
                  batch_size: int = 256, num_workers: int = 0, download: bool = False, normalize: bool = True,
                  classes: list[int] | None = None, seed: int = 0, attribute: str = "Smiling",
-                 norm_stats: tuple[list[float], list[float]] | None = None) -> None:
+                 norm_stats: tuple[list[float], list[float]] | None = None, n_val: int = 0) -> None:
         super().__init__()
         if name not in DATASETS:
             raise DataError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
@@ -78,7 +78,9 @@ class ImageDataModule(L.LightningDataModule):
         self.normalize, self.classes, self.seed = normalize, list(classes) if classes else None, seed
         # attribute: CelebA's label; norm_stats: a pretrained model's own (mean, std) instead of the data's
         self.attribute, self.norm_stats = attribute, norm_stats
+        self.n_val = n_val  # validation images carved from the training split (never from the test split)
         self.train: Dataset | None = None
+        self.val: Dataset | None = None
         self.test: Dataset | None = None
 
     # -- loading -------------------------------------------------------------------------
@@ -131,10 +133,18 @@ class ImageDataModule(L.LightningDataModule):
         if self.labels_kind == "random":  # one permutation of the targets per seed: class balance is kept
             perm = np.random.default_rng(derive(self.seed, "random_labels")).permutation(len(y_tr))
             y_tr = y_tr[torch.from_numpy(perm)]
-        self.mean, self.std = self._stats(x_tr)
         self.num_classes = int(max(y_tr.max(), y_te.max())) + 1
+        if not 0 <= self.n_val < len(y_tr):
+            raise DataError(f"data.n_val={self.n_val} must lie in [0, {len(y_tr)}): the validation split is carved "
+                            "from the training split")
+        order = torch.from_numpy(np.random.default_rng(derive(self.seed, "val_split")).permutation(len(y_tr)))
+        val_idx, train_idx = order[:self.n_val].sort().values, order[self.n_val:].sort().values
+        x_va, y_va = x_tr[val_idx], y_tr[val_idx]
+        x_tr, y_tr = (x_tr[train_idx], y_tr[train_idx]) if self.n_val else (x_tr, y_tr)
+        self.mean, self.std = self._stats(x_tr)
         self.in_chans = int(x_tr.shape[1])
         self.train = TensorImages(x_tr, y_tr, self.mean, self.std)
+        self.val = TensorImages(x_va, y_va, self.mean, self.std)
         self.test = TensorImages(x_te, y_te, self.mean, self.std)
 
     def _stats(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -155,8 +165,10 @@ class ImageDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train, shuffle=True)
 
-    def val_dataloader(self) -> DataLoader:
-        return self._loader(self.test, shuffle=False)
+    def val_dataloader(self) -> DataLoader | list:
+        """The validation split carved from train (``data.n_val``); none when ``n_val=0`` (validation
+        never reads the test split)."""
+        return self._loader(self.val, shuffle=False) if self.n_val else []
 
     def test_dataloader(self) -> DataLoader:
         return self._loader(self.test, shuffle=False)
