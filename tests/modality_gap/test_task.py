@@ -58,17 +58,20 @@ def test_retrieval_both_directions_and_the_subspace_choice(compose):
 
 @pytest.mark.slow
 def test_embedded_model_shows_the_papers_claims(compose):
-    """Full embedded training: the gap forms, closing it keeps clean acc1 and does not hurt robustness."""
+    """Full embedded training (issue 12's acceptance): acc1 >= 0.85 and exactly flat in alpha; the gap
+    forms from an isotropic init (>= 2x the random-halves reference at the end); at the smallest
+    sigma^2 (E||eps||^2 = sigma^2) Rob >= 0.8 at alpha 0 and closing the gap raises it by > 2 stderr
+    (paired); the paraphrase drop is reported at alpha 0 and 1."""
     _, rows = read_run(execute(compose(["experiment=modality_gap/embedded", "logger=none",
-                                        "task.perturbations.quantize=[]", "task.perturbations.paraphrase=[]",
-                                        "task.alphas=[0.0,0.25,0.5,0.75,1.0]", "task.modes=[paper]"])))
-    gap, null = _rows(rows, "gap_norm")[0]["value"], _rows(rows, "gap_norm_null")[0]["value"]
-    assert gap > 2 * null
+                                        "task.perturbations.quantize=[]", "task.modes=[paper]"])))
     acc = {r["params"]["alpha"]: r["value"] for r in _rows(rows, "acc1")}
-    assert len(set(acc.values())) == 1, acc
-    for level in (0.005, 0.022, 0.04):
-        rob = sorted(_rows(rows, "robustness", perturbation="gaussian", level=level), key=lambda r: r["params"]["alpha"])
-        for a, b in zip(rob, rob[1:]):
-            assert b["value"] >= a["value"] - 2 * max(a["stderr"], b["stderr"]), (level, a, b)
-        assert rob[-1]["value"] >= rob[0]["value"]
-    print(json.dumps({"gap": gap, "null": null, "acc1": acc}))
+    assert acc[0.0] >= 0.85 and len(set(acc.values())) == 1, acc
+    assert _rows(rows, "train_gap_over_null_init")[0]["value"] < 2.0
+    assert _rows(rows, "train_gap_over_null_final")[0]["value"] >= 2.0
+    rob0 = _rows(rows, "robustness", perturbation="gaussian", level=0.005, alpha=0.0)[0]
+    assert rob0["value"] >= 0.8 and rob0["params"]["convention"] == "norm"
+    gain = _rows(rows, "robustness_gain", perturbation="gaussian", level=0.005, alpha=1.0)[0]
+    assert gain["value"] > 2 * gain["stderr"], gain
+    drops = {r["params"]["alpha"]: r["value"] for r in _rows(rows, "accuracy_drop", perturbation="paraphrase", level=1.0)}
+    assert {0.0, 1.0} <= set(drops)
+    print(json.dumps({"acc1": acc[0.0], "rob0": rob0["value"], "gain": gain["value"], "drops": drops}))
