@@ -121,3 +121,21 @@ def test_two_process_ddp_extraction_has_no_duplicates_or_drops(tmp_path, small_c
     ref = load_clip(SMALL_CLIP, None)
     assert got.shape == (21, 64)  # 21 rows over 2 ranks: the sampler pads one duplicate, dropped here
     assert torch.allclose(got, _direct(ref, load_eval_data("mnist", n=21).images), atol=1e-5)
+
+
+def test_isotropic_init_centres_both_towers(small_clip):
+    """centre_towers shifts each tower's last LayerNorm bias so its output has zero mean on the probe."""
+    import copy
+
+    from bench.modality_gap.contrastive import centre_towers
+
+    model = copy.deepcopy(small_clip.model)
+    data = load_eval_data("mnist", n=64)
+    images = torch.stack([small_clip.preprocess(im) for im in data.images])
+    tokens = small_clip.tokenizer([f"a handwritten {int(c)}." for c in data.labels])
+    with torch.no_grad():
+        before = model.encode_image(images).mean(0).norm(), model.encode_text(tokens).mean(0).norm()
+        centre_towers(model, images, tokens)
+        after = model.encode_image(images).mean(0).norm(), model.encode_text(tokens).mean(0).norm()
+    assert before[0] > 0.1 and before[1] > 0.1
+    assert after[0] < 1e-4 * before[0] and after[1] < 1e-4 * before[1]
