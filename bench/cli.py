@@ -27,6 +27,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from bench.errors import BenchError
+from bench.tasks import register_config_schemas
 
 log = logging.getLogger("bench")
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
@@ -269,6 +270,9 @@ def main() -> None:
     """Console-script entry point."""
     sys.argv = ddp_child_argv(sys.argv)
     _app()
+
+
+register_config_schemas()  # before Hydra composes conf/: each group's defaults come from its dataclass
 
 
 if __name__ == "__main__":

@@ -135,13 +135,43 @@ def _check(node: DictConfig, schema: type, key: str) -> DictConfig:
     return merged
 
 
+SHARED_SCHEMAS = {"paths": PathsConfig, "logger": LoggerConfig, "trainer": TrainerConfig, "cache": CacheConfig}
+SCHEMA_OPTION = "schema"  # <group>/schema, and task/<task>_schema for each task's own group
+
+
+def schema_defaults(schema: type) -> dict[str, Any]:
+    """A dataclass schema's defaults as a plain dict (unset fields are ``???``)."""
+    return OmegaConf.to_container(OmegaConf.structured(schema))
+
+
+def register_schemas(schemas_by_task: dict[str, dict[str, type]]) -> None:
+    """Put each config group's defaults into Hydra's ConfigStore, from its dataclass: the one source.
+
+    A group's YAML options start their defaults list with ``schema`` (a task's own file with
+    ``<task>_schema``) and hold only what differs. They are stored as plain dicts, not typed
+    nodes, so a wrong type still reaches :func:`validate` (one ``bench: error`` line naming the
+    key and the expected type) instead of failing inside Hydra's composition."""
+    from hydra.core.config_store import ConfigStore
+
+    store = ConfigStore.instance()
+    groups = dict(SHARED_SCHEMAS)
+    for task, schemas in schemas_by_task.items():
+        for group, schema in schemas.items():
+            if group == "task":
+                store.store(group="task", name=f"{task}_{SCHEMA_OPTION}", node=schema_defaults(schema))
+            elif groups.setdefault(group, schema) is not schema:
+                raise ConfigError(f"task {task} declares {schema.__name__} for config group '{group}', "
+                                  f"which another task declares as {groups[group].__name__}")
+    for group, schema in groups.items():
+        store.store(group=group, name=SCHEMA_OPTION, node=schema_defaults(schema))
+
+
 def validate(cfg: DictConfig, schemas: dict[str, type]) -> DictConfig:
     """Check every group named in ``schemas`` (plus the shared ones); return the typed config.
 
     A config group the task does not read (``data`` added to a task without a ``data`` schema) is left out,
     with a warning, so it never enters the run's config or ``config_hash``."""
-    all_schemas = {"paths": PathsConfig, "logger": LoggerConfig, "trainer": TrainerConfig, "cache": CacheConfig,
-                   **schemas}
+    all_schemas = {**SHARED_SCHEMAS, **schemas}
     out = OmegaConf.to_container(cfg, resolve=False)
     unread = sorted(k for k, v in out.items() if isinstance(v, dict) and k not in all_schemas and k != "hydra")
     if unread:

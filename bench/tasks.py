@@ -103,6 +103,13 @@ def task_names() -> list[str]:
     return list(tasks())
 
 
+def register_config_schemas() -> None:
+    """Register every discovered task's config schemas with Hydra (before composing ``conf/``)."""
+    from bench.config import register_schemas
+
+    register_schemas({name: get_task(name).schemas() for name in task_names()})
+
+
 def get_task(name: str) -> Task:
     """The task called ``name``; a clear error listing the choices otherwise."""
     found = tasks()

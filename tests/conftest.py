@@ -36,6 +36,10 @@ def compose() -> Callable[[list[str]], object]:
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
+    from bench.tasks import register_config_schemas
+
+    register_config_schemas()  # as bench.cli does: each group's defaults come from its dataclass
+
     def _compose(overrides: list[str] | None = None):
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
             return hydra_compose(config_name="config", overrides=list(overrides or []))

@@ -94,3 +94,40 @@ def test_a_tasks_unused_groups_never_enter_its_config_or_hash(compose):
     for extra in (["+data=cifar10"], ["+model=vgg11"], ["+data=mnist", "+model=resnet50", "data.batch_size=7"]):
         assert _hash(compose(["experiment=modality_gap/embedded", *extra])) == base, extra
     assert _hash(compose(["task=whitening", "data=mnist"])) != _hash(compose(["task=whitening"]))
+
+
+def _leaves(node, path=()):
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from _leaves(v, (*path, k))
+    else:
+        yield path, node
+
+
+def test_yaml_only_overrides_the_schema_defaults(compose):
+    """One source of defaults: the dataclasses (registered with Hydra as each group's ``schema``);
+    no group option or task file repeats a schema default, and every file composes."""
+    import yaml
+
+    from bench.config import SHARED_SCHEMAS, schema_defaults
+
+    schemas = {f"{group}/*": s for group, s in SHARED_SCHEMAS.items()}
+    for task in task_names():
+        for group, schema in get_task(task).schemas().items():
+            schemas[f"task/{task}" if group == "task" else f"{group}/*"] = schema
+    repeats, checked = [], 0
+    for pattern, schema in schemas.items():
+        defaults = schema_defaults(schema)
+        for path in sorted(CONF.glob(f"{pattern}.yaml")):
+            checked += 1
+            raw = yaml.safe_load(path.read_text()) or {}
+            raw.pop("defaults", None)
+            for key, value in _leaves(raw):
+                default = defaults
+                for k in key:
+                    default = default.get(k, KeyError) if isinstance(default, dict) else KeyError
+                if default is not KeyError and value == default and not (isinstance(value, str) and "${" in value):
+                    repeats.append(f"{path.relative_to(CONF)}: {'.'.join(key)}={value!r}")
+    assert checked > 40 and not repeats, repeats
+    cfg = compose(["task=shift", "trainer.deterministic=true", "generator.train.lr=0.01"])  # keys only in schemas
+    assert cfg.trainer.deterministic is True and cfg.generator.train.lr == 0.01 and cfg.trainer.max_epochs == 1

@@ -51,11 +51,11 @@ class ModalityGapTaskConfig:
     name: str = "modality_gap"
     alphas: list[float] = field(default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 1.0, 1.5])
     modes: list[str] = field(default_factory=lambda: ["paper", "symmetric"])
-    subspace: str = "rank"
+    subspace: str = "rank"  # PCs of the retrieval set removed from g (paper mode): rank | k=<int> | var=<fraction>
     renormalize: bool = False
     orthogonality_k: list[int] = field(default_factory=lambda: [1, 5, 10])
     perturbations: dict[str, Any] = field(default_factory=lambda: {"gaussian": [0.005, 0.022, 0.04]})
-    gaussian_convention: str = "norm"
+    gaussian_convention: str = "norm"  # norm: E||eps||^2 = sigma^2 (the paper's scale) | coordinate: sigma^2 each
     trials: int = 20
     retrieval_ks: list[int] = field(default_factory=lambda: [1, 5, 10])
     device: str = "auto"

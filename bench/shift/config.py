@@ -71,7 +71,7 @@ class ShiftTaskConfig:
     families: dict[str, Optional[FamilyConfig]] = field(default_factory=dict)  # null switches a family off
     # how eps, labels and anchors are drawn: bench (per shard; seeds derive from the run's ``seed`` by
     # purpose, bench.seeding) | reference (the reference scripts' global-seed draws: the paper's exact sets)
-    rng: str = "bench"
+    rng: str = "bench"  # bench: draws derived from the run's seed | reference: the reference scripts' seeds
     n_train: int = 4000  # generated base training set (per base distribution)
     n_val: int = 500
     n_test: int = 500  # per intensity (paired across a family's intensities)

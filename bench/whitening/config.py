@@ -59,7 +59,7 @@ class WhiteningTaskConfig:
     record_steps: list[int] = field(default_factory=lambda: [10, 30, 100, 300, 1000])
     # Multiplies the first conv's init. The formula assumes a small init (sigma -> 0); followed by
     # BatchNorm, a layer's output ignores its scale and a smaller init also raises its effective step.
-    first_layer_init_scale: float = 1.0
+    first_layer_init_scale: float = 1.0  # multiplies the first conv's init (the formula assumes a small init)
     pca_labels_component: int = 4  # 0-based PCA component that labels=pca ties the classes to
     fit: FitConfig = field(default_factory=FitConfig)
     tau_grid_size: int = 200
