@@ -29,6 +29,8 @@ def format_value(value: float | None, fmt: str = GENERIC_FMT) -> str:
     """A number in the metric's format; missing or NaN shows as an em dash."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
+    if fmt.endswith("d") and isinstance(value, float):  # a count: its mean over seeds need not be whole
+        return format(int(value), fmt) if value.is_integer() else format(value, ".1f")
     return format(value, fmt)
 
 
