@@ -101,3 +101,10 @@ def test_every_card_names_its_config_groups_and_known_presets(name):
     conf = Path(__file__).resolve().parents[2] / "conf" / "experiment"
     for preset in [task.card.preset, *task.card.targets]:
         assert (conf / f"{preset}.yaml").is_file(), preset
+
+
+def test_integer_formats_show_counts_and_fall_back_for_fractional_means():
+    from bench.report.metrics import format_mean_std, format_value
+
+    assert format_value(3.0, "d") == "3" and format_value(2.5, "d") == "2.5"
+    assert format_mean_std(2.0, 1.0, "d") == "2 ± 1"
