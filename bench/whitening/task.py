@@ -176,6 +176,8 @@ def _profile(trained: Trained, pca: PatchPCA, subtract_init: bool, variant: Vari
 
 def run(cfg: DictConfig, run: Run) -> None:
     variants = resolve_variants(cfg)
+    if cfg.task.fit.grid not in GRIDS:  # before any data or training
+        raise ConfigError(f"task.fit.grid must be one of {', '.join(GRIDS)}, not {cfg.task.fit.grid!r}")
     datamodules = {}
     # A pretrained torchvision model sees its inputs normalised as its weights were trained (the
     # patch PCA then uses that same normalisation); otherwise the data's own statistics.
@@ -200,9 +202,6 @@ def run(cfg: DictConfig, run: Run) -> None:
                   weights="sha:" + tensors_sha256({v.id: t.final for v, t in trained.items()})[:20])
     dataset = cfg.data.name
     subtract = cfg.task.subtract_init
-    if cfg.task.fit.grid not in GRIDS:
-        raise ConfigError(f"task.fit.grid must be one of {', '.join(GRIDS)}, not {cfg.task.fit.grid!r}")
-
     lam2 = paper_lambda2(pca.n_images, cov_eigvals=pca.eigvals, n_patches=pca.n_patches)
 
     def fits_of(profile: torch.Tensor) -> list[Fit]:
