@@ -77,6 +77,13 @@ def test_kernel_size_mismatch_is_a_clear_error(compose):
         execute(compose([*TINY, "logger=none", "task.kernel_size=5", "task.variants=[{}]"]))
 
 
+def test_unknown_fit_grid_is_a_clear_error(compose):
+    from bench.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="task.fit.grid must be one of paper, wide"):
+        execute(compose([*TINY, "logger=none", "task.fit.grid=log"]))
+
+
 def test_variant_epochs_override_the_trainer(compose):
     """A variant's ``epochs`` trains that model longer (the paper's random labels) and only it."""
     from safetensors.torch import load_file
