@@ -66,6 +66,7 @@ class TrainerConfig:
     enable_progress_bar: bool = True
     limit_train_batches: Optional[float] = None
     num_sanity_val_steps: int = 0
+    checkpoint_every_n_steps: Optional[int] = None  # resumable trainings save after each epoch, and every N steps
 
 
 @dataclass

@@ -13,6 +13,7 @@ import logging
 import math
 import os
 import secrets
+import shutil
 import time
 import traceback
 from collections.abc import Iterable, Iterator
@@ -113,6 +114,8 @@ class Run:
         if self.is_writer:
             self.flush()
             self._write_record()
+            if not failed:  # the checkpoints served their purpose; a failed run keeps them to resume
+                shutil.rmtree(self._checkpoint_root(), ignore_errors=True)
         if self.tracker is not None:
             self.tracker.log_table("metrics", self._rows)
         self._release(exit_code=1 if failed else 0)
@@ -128,6 +131,23 @@ class Run:
     def _write_record(self) -> None:
         validate_run(self.record, what=str(self.dir / "run.json"))
         atomic_write_json(self.dir / "run.json", self.record)
+
+    # -- resumable training ----------------------------------------------------------------
+    def checkpoint_dir(self, name: str) -> Path:
+        """Where training ``name`` of this run keeps ``last.ckpt``: keyed by the config hash, not the
+        run id, so re-running the same config (a new run) resumes it. Removed when the run completes."""
+        return self._checkpoint_root() / name
+
+    def _checkpoint_root(self) -> Path:
+        cache_dir = (self.record["config"].get("paths") or {}).get("cache_dir") or self.dir.parent
+        return Path(cache_dir) / "checkpoints" / self.task / self.record["config_hash"][:20]
+
+    def note_resumed(self, name: str, *, step: int, epoch: int, checkpoint: str) -> None:
+        """Record that training ``name`` resumed from ``checkpoint`` at ``step`` (epoch ``epoch``)."""
+        self.record.setdefault("resumed", []).append(
+            {"training": name, "step": int(step), "epoch": int(epoch), "checkpoint": checkpoint})
+        if self.is_writer:
+            self._write_record()
 
     # -- what was run on -------------------------------------------------------------------
     def set_model(self, name: str, source: str, n_params: int | None, weights: str | None = None) -> None:

@@ -17,6 +17,7 @@ from torch.nn import functional as F
 
 from bench.config import TrainerConfig
 from bench.errors import TrainingError
+from bench.resume import ResumeCheckpoint, last_checkpoint
 
 
 class ClassifierModule(L.LightningModule):
@@ -129,31 +130,27 @@ def build_trainer(trainer_cfg: Any = None, run: Any = None, callbacks: Sequence[
     strategy, precision) takes effect in every training and inference bench runs.
 
     ``trainer_cfg`` may be partial (a dict of a few keys; the rest are :class:`TrainerConfig`'s
-    defaults). With ``checkpoint_dir`` the trainer keeps ``last.ckpt`` there after every epoch, so
-    :func:`fit` can resume an interrupted run. ``log_prefix`` names this training in W&B when
-    one bench run trains several models (no ``run``: no logger).
+    defaults). With ``checkpoint_dir`` the trainer keeps ``last.ckpt`` there after every epoch (and
+    every ``trainer.checkpoint_every_n_steps`` steps), so :func:`fit` resumes an interrupted training.
+    ``log_prefix`` names this training in W&B (and in the run's resume notes) when one bench run
+    trains several models (no ``run``: no logger).
     """
-    cfg = OmegaConf.merge(OmegaConf.structured(TrainerConfig), trainer_cfg or {})
+    cfg = OmegaConf.to_container(OmegaConf.merge(OmegaConf.structured(TrainerConfig), trainer_cfg or {}))
+    every_n_steps = cfg.pop("checkpoint_every_n_steps")  # bench's, not a Trainer argument
     callbacks = [*callbacks, FiniteGuard()]
-    if checkpoint_dir is not None and not overrides.get("fast_dev_run", cfg.fast_dev_run):
-        from lightning.pytorch.callbacks import ModelCheckpoint
-
-        # one file, last.ckpt, rewritten after every epoch (save_last alone writes it only beside a
-        # top-k save, so with save_top_k=0 an interrupted run had nothing to resume from)
-        callbacks.append(ModelCheckpoint(dirpath=str(checkpoint_dir), filename="last", save_top_k=1,
-                                         every_n_epochs=1, enable_version_counter=False))
+    if checkpoint_dir is not None and not overrides.get("fast_dev_run", cfg["fast_dev_run"]):
+        callbacks.append(ResumeCheckpoint(checkpoint_dir, every_n_steps, run, log_prefix))
     tracker = getattr(run, "tracker", None)
     logger = tracker.lightning_logger(log_prefix) if tracker is not None else False
-    return instantiate(cfg, logger=logger, callbacks=callbacks, enable_checkpointing=checkpoint_dir is not None,
+    return instantiate(cfg, logger=logger, callbacks=callbacks, enable_checkpointing=False,
                        default_root_dir=str(checkpoint_dir) if checkpoint_dir else None,
                        enable_model_summary=False, **overrides)
 
 
-def fit(trainer: L.Trainer, module: L.LightningModule, datamodule: L.LightningDataModule,
-        checkpoint_dir: str | Path | None = None) -> None:
+def fit(trainer: L.Trainer, module: L.LightningModule, datamodule: L.LightningDataModule | None = None,
+        checkpoint_dir: str | Path | None = None, **loaders: Any) -> None:
     """``trainer.fit``, resuming from ``checkpoint_dir/last.ckpt`` when an earlier attempt left one."""
-    last = Path(checkpoint_dir) / "last.ckpt" if checkpoint_dir else None
-    trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if last and last.is_file() else None)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=last_checkpoint(checkpoint_dir), **loaders)
 
 
 def weight_settings(trainer_cfg: Any = None) -> dict:

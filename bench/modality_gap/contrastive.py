@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -178,6 +179,13 @@ class GapDynamics(L.Callback):
         if not self.history or self.history[-1]["step"] != trainer.global_step:
             self._measure(trainer, pl_module)
 
+    # The history lives in the checkpoints, so a resumed training keeps its early dynamics.
+    def state_dict(self) -> dict:
+        return {"history": list(self.history)}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.history = list(state_dict.get("history", []))
+
 
 def _preprocessed_mnist(bundle: ClipBundle, split: str, n: int) -> tuple[torch.Tensor, torch.Tensor]:
     from bench.modality_gap.datasets import load_eval_data
@@ -192,7 +200,7 @@ def train_embedded_clip(spec: TrainSpec, cache: Cache | str | Path, trainer_cfg:
     the gap dynamics (kept in the weights' metadata, so one sha256-checked file holds both)."""
     from safetensors import safe_open
 
-    from bench.training import build_trainer, weight_settings
+    from bench.training import build_trainer, fit, weight_settings
 
     cache = as_cache(cache)
     # the key: the spec, the training recipe's version (a recipe change retrains) and the trainer
@@ -222,11 +230,14 @@ def train_embedded_clip(spec: TrainSpec, cache: Cache | str | Path, trainer_cfg:
     loader = DataLoader(CaptionedImages(images, labels, tokens), batch_size=spec.batch_size, shuffle=True,
                         drop_last=True, generator=torch.Generator().manual_seed(spec.seed))
     overrides = {"max_epochs": spec.epochs, "max_steps": -1, "limit_train_batches": None, "num_sanity_val_steps": 0}
-    trainer = build_trainer(trainer_cfg, run, callbacks=[dynamics], **overrides)
-    trainer.fit(ContrastiveCLIP(model, spec.lr, spec.weight_decay), train_dataloaders=loader)
+    ckpt = folder / "checkpoint"  # resumable; removed once the model is exported
+    trainer = build_trainer(trainer_cfg, run, callbacks=[dynamics], checkpoint_dir=ckpt, log_prefix="clip",
+                            **overrides)
+    fit(trainer, ContrastiveCLIP(model, spec.lr, spec.weight_decay), checkpoint_dir=ckpt, train_dataloaders=loader)
     if trainer.is_global_zero:
         meta = {"train_spec": json.dumps(asdict(spec)), "dynamics": json.dumps(dynamics.history)}
         export_open_clip_dir(model, spec.arch, folder, metadata=meta)
         cache.seal(folder / WEIGHTS_FILE)  # the weights go last: a sealed folder is complete
+        shutil.rmtree(ckpt, ignore_errors=True)
     trainer.strategy.barrier()
     return folder, dynamics.history

@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader
 
 from bench.data import TensorImages, batch_as_is, channel_stats
 from bench.models import create_model
-from bench.training import ClassifierModule, accuracy, build_trainer
+from bench.training import ClassifierModule, accuracy, build_trainer, fit
 
 
 @dataclass(frozen=True)
@@ -58,9 +58,8 @@ def train_classifier(images: torch.Tensor, labels: torch.Tensor, model_cfg: dict
                               weight_decay=train_cfg.weight_decay, optimizer=train_cfg.optimizer, augment=augment,
                               hflip=train_cfg.hflip, schedule=train_cfg.schedule)
     trainer = build_trainer(trainer_cfg, run, log_prefix=log_prefix, checkpoint_dir=checkpoint_dir)
-    last = checkpoint_dir / "last.ckpt" if checkpoint_dir is not None else None
-    trainer.fit(module, train_dataloaders=_loader(norm.dataset(images, labels), train_cfg.batch_size, True, seed),
-                ckpt_path=str(last) if last is not None and last.is_file() else None)
+    fit(trainer, module, checkpoint_dir=checkpoint_dir,
+        train_dataloaders=_loader(norm.dataset(images, labels), train_cfg.batch_size, True, seed))
     if checkpoint_dir is not None and trainer.is_global_zero:
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
     return model.eval(), norm

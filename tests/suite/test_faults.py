@@ -179,3 +179,40 @@ def test_an_interrupted_training_is_recorded_as_interrupted(tmp_path, signum, co
     assert f"bench: interrupted by {signum}" in out and "Traceback" not in out, out
     (record,) = _runs(tmp_path)
     assert record["status"] == "failed" and record["error"].startswith(f"interrupted ({signum})")
+
+
+# -- resume that works -----------------------------------------------------------------------
+RESUMABLE = [*TINY, "trainer.max_steps=-1", "trainer.max_epochs=4", "data.batch_size=64", "task.record_steps=[2,6]"]
+
+
+def _metrics(root: Path) -> dict:
+    (run_dir,) = [d for d in (root / "results" / "runs" / "whitening").iterdir()
+                  if read_run(d)[0]["status"] == "completed"]
+    return {(r["metric"], json.dumps(r["params"], sort_keys=True)): r["value"] for r in read_run(run_dir)[1]}
+
+
+@pytest.mark.parametrize("signum", ["SIGKILL", pytest.param("SIGTERM", marks=pytest.mark.slow),
+                                    pytest.param("SIGINT", marks=pytest.mark.slow)])  # ~25 s CPU each
+def test_a_killed_training_resumes_at_the_next_epoch_with_the_same_metrics(tmp_path, signum):
+    import signal
+
+    clean = bench(*RESUMABLE, root=tmp_path / "clean")
+    killed_root = tmp_path / "killed"
+    killed = bench(*RESUMABLE, root=killed_root)
+    ckpts = killed_root / ".cache" / "bench" / "whitening" / "trained"
+    deadline = time.monotonic() + 240
+    while not list(ckpts.glob("*/last.ckpt")) and killed.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    killed.send_signal(getattr(signal, signum))
+    killed.communicate(timeout=120)
+    assert killed.returncode != 0 and list(ckpts.glob("*/last.ckpt")), "killed after its first epoch checkpoint"
+    resumed = bench(*RESUMABLE, root=killed_root)
+    out = resumed.communicate(timeout=300)[0]
+    assert resumed.returncode == 0, out
+    assert clean.communicate(timeout=300)[0] is not None and clean.returncode == 0
+    records = {r["status"]: r for r in _runs(killed_root)}
+    assert set(records) == {"failed", "running"} - ({"failed"} if signum == "SIGKILL" else {"running"}) | {"completed"}
+    (note,) = records["completed"]["resumed"]
+    assert note["step"] % 4 == 0 and 4 <= note["step"] < 16 and note["epoch"] == note["step"] // 4
+    assert _metrics(killed_root) == _metrics(tmp_path / "clean")
+    assert not list(ckpts.glob("*/last.ckpt")), "checkpoints are removed once the training is cached"

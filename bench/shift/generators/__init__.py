@@ -36,12 +36,13 @@ def _vae(cfg: GeneratorConfig, cache: Cache | str | Path, seed: int, trainer_cfg
     key = {"version": 1, **hp, "epochs": cfg.train.epochs, "batch_size": cfg.train.batch_size, "seed": seed,
            "trainer": weight_settings(trainer_cfg)}
 
-    def train() -> ConditionalVAE:
+    def train(checkpoint_dir: Path) -> ConditionalVAE:
         import lightning as L
 
         L.seed_everything(seed, verbose=False)
         vae = ConditionalVAE(**hp)
-        fit_generator(vae, mnist_train_tensors(), cfg.train.epochs, cfg.train.batch_size, seed, trainer_cfg)
+        fit_generator(vae, mnist_train_tensors(), cfg.train.epochs, cfg.train.batch_size, seed, trainer_cfg,
+                      checkpoint_dir=checkpoint_dir)
         return vae
 
     state, tag = cached_state(cache, "vae", key, train)

@@ -124,11 +124,11 @@ def build_unet_generator(cfg: GeneratorConfig, cache: Cache | str | Path, seed: 
            "epochs": cfg.train.epochs, "batch_size": cfg.train.batch_size, "seed": seed,
            "scheduler": EMBEDDED_SCHEDULER}
 
-    def train() -> DiffusionModule:
+    def train(checkpoint_dir: Path) -> DiffusionModule:
         L.seed_everything(seed, verbose=False)
         module = DiffusionModule(cfg.image_size, cfg.hidden, cfg.train.lr)
         fit_generator(module, mnist_train_tensors(cfg.image_size), cfg.train.epochs, cfg.train.batch_size,
-                      seed, trainer_cfg)
+                      seed, trainer_cfg, checkpoint_dir=checkpoint_dir)
         return module
 
     state, tag = cached_state(cache, "unet", key, train)

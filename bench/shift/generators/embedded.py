@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, is_dataclass
@@ -37,21 +38,23 @@ def mnist_train_tensors(image_size: int = 28) -> TensorDataset:
 
 
 def fit_generator(module: L.LightningModule, data: TensorDataset, epochs: int, batch_size: int,
-                  seed: int, trainer_cfg: Any = None) -> None:
+                  seed: int, trainer_cfg: Any = None, checkpoint_dir: Path | None = None) -> None:
     """Train a generator LightningModule with the run's ``trainer`` settings (devices, precision) and
-    ``epochs``; no logger or checkpoints: the cache is the artifact."""
-    from bench.training import build_trainer
+    ``epochs``; no logger; resumable from ``checkpoint_dir``."""
+    from bench.training import build_trainer, fit
 
     loader = DataLoader(data, batch_size=batch_size, shuffle=True,
                         generator=torch.Generator().manual_seed(seed), drop_last=True)
-    trainer = build_trainer(trainer_cfg, max_epochs=epochs, max_steps=-1, limit_train_batches=None)
-    trainer.fit(module, loader)
+    trainer = build_trainer(trainer_cfg, checkpoint_dir=checkpoint_dir, log_prefix="generator", max_epochs=epochs,
+                            max_steps=-1, limit_train_batches=None)
+    fit(trainer, module, checkpoint_dir=checkpoint_dir, train_dataloaders=loader)
 
 
 def cached_state(cache: Cache | str | Path, kind: str, config: dict,
-                 train: Callable[[], nn.Module]) -> tuple[dict[str, torch.Tensor], str]:
+                 train: Callable[[Path], nn.Module]) -> tuple[dict[str, torch.Tensor], str]:
     """The state dict of the generator ``kind`` trained with ``config`` and its cache tag: loaded from
-    the cache, or trained by ``train()`` and cached."""
+    the cache, or trained by ``train(checkpoint_dir)`` (resumable; the checkpoints are removed once
+    the weights are cached) and cached."""
     if is_dataclass(config):
         config = asdict(config)
     cache = as_cache(cache)
@@ -61,7 +64,7 @@ def cached_state(cache: Cache | str | Path, kind: str, config: dict,
     def build() -> dict[str, torch.Tensor]:
         log.info("training the embedded %s generator (cached as %s)", kind, path)
         t0 = time.monotonic()
-        module = train()
+        module = train(checkpoint_dir)
         seconds.append(round(time.monotonic() - t0, 1))
         return {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
 
@@ -69,5 +72,7 @@ def cached_state(cache: Cache | str | Path, kind: str, config: dict,
         meta = {"kind": kind, "config": json.dumps(config, sort_keys=True), "train_seconds": str(seconds[0])}
         save_file(state, tmp, metadata=meta)
 
+    checkpoint_dir = path.with_suffix(".checkpoint")  # resumable training; removed once cached
     state = cache.load_or_build(path, build, save, lambda p: load_file(str(p)))
+    shutil.rmtree(checkpoint_dir, ignore_errors=True)
     return state, path.name.removesuffix(path.suffix).removeprefix(f"{kind}-")
