@@ -247,8 +247,7 @@ def _app(cfg: DictConfig) -> None:
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_LIGHTNING_TIPS)
     # Ctrl-C and SIGTERM end the run as Interrupted: recorded `failed` ("interrupted"), exit 128+signal.
     # (Lightning would turn Ctrl-C into exit 1 and SIGTERM into a SystemExit with status 0.)
-    signal.signal(signal.SIGINT, _raise_interrupted)
-    signal.signal(signal.SIGTERM, _raise_interrupted)
+    handlers = {s: signal.signal(s, _raise_interrupted) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         execute(cfg)
     except BenchError as e:
@@ -264,6 +263,9 @@ def _app(cfg: DictConfig) -> None:
         print(f"bench: error: {e.filename}: {e.strerror or e}. Point BENCH_ROOT (or paths.*) at a writable "
               "directory, or remove what is in the way.", file=sys.stderr)
         sys.exit(2)
+    finally:  # the caller's handlers again (bench called from Python, e.g. a test, keeps its Ctrl-C)
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
 
 
 def main() -> None:
