@@ -1,6 +1,7 @@
 """Headless chromium for the leaderboard page: screenshots and rendered DOM.
 
-Uses Debian's ``/usr/bin/chromium`` (``scripts/install_chromium.sh`` installs it). The flags keep
+Uses ``$BENCH_CHROMIUM`` or a chromium/chrome on PATH (``scripts/install_chromium.sh`` installs
+Debian's where it can). The flags keep
 it offline and stateless: a fresh profile per call, no background networking, no sandbox
 (needed when running as root in a container).
 """
@@ -19,12 +20,24 @@ CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
                   "--hide-scrollbars")
 
 
+CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+
+
+def find_chromium() -> str | None:
+    """``$BENCH_CHROMIUM``, else the first chromium/chrome on PATH (or Debian's /usr/bin/chromium)."""
+    if os.environ.get("BENCH_CHROMIUM"):
+        return os.environ["BENCH_CHROMIUM"]
+    found = next((p for p in map(shutil.which, CANDIDATES) if p), None)
+    return found or ("/usr/bin/chromium" if Path("/usr/bin/chromium").is_file() else None)
+
+
 def chromium_path() -> str:
-    """The chromium executable (``$BENCH_CHROMIUM`` or /usr/bin/chromium); a clear error if absent."""
-    path = os.environ.get("BENCH_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-    if not Path(path).is_file():
-        raise BenchError(f"chromium not found at {path}; install it with `bash scripts/install_chromium.sh` "
-                         "(Debian: apt-get install chromium) or set BENCH_CHROMIUM")
+    """The chromium executable; a clear error if there is none."""
+    path = find_chromium()
+    if path is None or not Path(path).is_file():
+        raise BenchError(f"chromium not found ({path or 'none of ' + ', '.join(CANDIDATES) + ' on PATH'}); install "
+                         "it with `bash scripts/install_chromium.sh` (Debian: apt-get install chromium) or set "
+                         "BENCH_CHROMIUM")
     return path
 
 
