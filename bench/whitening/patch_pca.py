@@ -58,7 +58,9 @@ class PatchMoments:
         cols = F.unfold(x - self.shift.view(1, -1, 1, 1), self.k)  # (N, D, L), shifted patches
         if self.sum is None:
             d = cols.shape[1]
-            self.sum, self.outer = torch.zeros(d, dtype=torch.float64), torch.zeros(d, d, dtype=torch.float64)
+            # on the batches' device (a GPU when the caller feeds GPU tensors); finalize returns CPU tensors
+            self.sum = torch.zeros(d, dtype=torch.float64, device=cols.device)
+            self.outer = torch.zeros(d, d, dtype=torch.float64, device=cols.device)
         self.sum += cols.sum(dim=(0, 2)).double()
         self.outer += torch.bmm(cols, cols.transpose(1, 2)).sum(0).double()
         self.n += cols.shape[0] * cols.shape[2]
@@ -70,9 +72,9 @@ class PatchMoments:
             raise ValueError("patch PCA needs at least two patches")
         shifted_mean = self.sum / self.n
         cov = (self.outer - self.n * torch.outer(shifted_mean, shifted_mean)) / (self.n - 1)
-        vals, vecs = torch.linalg.eigh(cov)
+        vals, vecs = torch.linalg.eigh(cov.cpu())
         order = torch.argsort(vals, descending=True)
-        mean = shifted_mean + self.shift.double().repeat_interleave(self.k * self.k)
+        mean = (shifted_mean + self.shift.double().repeat_interleave(self.k * self.k)).cpu()
         return PatchPCA(vals[order], vecs[:, order], mean, self.n, self.k, self.n_images)
 
 
