@@ -70,6 +70,30 @@ class TrainerConfig:
 
 
 @dataclass
+class OptimConfig:
+    """An optimizer, built by ``hydra.utils.instantiate`` as a partial (the parameters come at
+    training time) in :func:`bench.training.build_optimizer`: ``_target_`` is any
+    ``torch.optim.Optimizer``; the other keys are its arguments. ``momentum`` is SGD's: an optimizer
+    without one (AdamW) takes it only at 0."""
+    _target_: str = "torch.optim.SGD"
+    _partial_: bool = True
+    lr: float = 0.01
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+
+
+@dataclass
+class SchedulerConfig:
+    """A learning-rate scheduler stepped after every optimizer step, built by ``hydra.utils.instantiate``
+    as a partial in :func:`bench.training.build_scheduler`. ``T_max: null`` is the run's number of
+    optimizer steps (cosine decay to ``eta_min`` over the whole training)."""
+    _target_: str = "torch.optim.lr_scheduler.CosineAnnealingLR"
+    _partial_: bool = True
+    T_max: Optional[int] = None
+    eta_min: float = 0.0
+
+
+@dataclass
 class ImageDataConfig:
     """An image-classification dataset (see :mod:`bench.data`)."""
     _target_: str = "bench.data.ImageDataModule"

@@ -3,6 +3,7 @@ every task, so precision, devices, DDP and logging are configured in exactly one
 """
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -10,14 +11,62 @@ from typing import Any
 
 import lightning as L
 import torch
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from omegaconf import OmegaConf
 from torch import nn
 from torch.nn import functional as F
 
-from bench.config import TrainerConfig
-from bench.errors import TrainingError
+from bench.config import OptimConfig, SchedulerConfig, TrainerConfig
+from bench.errors import ConfigError, TrainingError
 from bench.resume import ResumeCheckpoint, last_checkpoint
+
+
+def _partial_node(cfg: Any, schema: type) -> dict:
+    """``cfg`` (a dict or DictConfig, possibly partial) merged onto ``schema``'s defaults, as a plain dict."""
+    return OmegaConf.to_container(OmegaConf.merge(OmegaConf.structured(schema), cfg or {}))
+
+
+def _target_class(cfg: dict, base: type, what: str, key: str, example: str) -> type:
+    """The class a ``_partial_`` node's ``_target_`` names; not a ``base`` subclass: one
+    :class:`ConfigError` naming the fix."""
+    target = cfg.get("_target_")
+    try:
+        cls = get_class(target)
+    except Exception:  # hydra wraps the ImportError/AttributeError
+        cls = None
+    if not (isinstance(cls, type) and issubclass(cls, base)):
+        raise ConfigError(f"{key}._target_={target!r} is not a {what}; use e.g. {key}._target_={example}")
+    return cls
+
+
+def build_optimizer(cfg: Any, params: Any, key: str = "optim") -> torch.optim.Optimizer:
+    """The one optimizer factory: ``hydra.utils.instantiate`` of an :class:`OptimConfig` node (a partial)
+    applied to ``params``. A key of the schema the optimizer does not take (SGD's ``momentum`` for
+    AdamW) is left out at its neutral value 0 and is an error otherwise. ``key`` names the node in errors."""
+    cfg = _partial_node(cfg, OptimConfig)
+    cls = _target_class(cfg, torch.optim.Optimizer, "torch.optim optimizer", key, OptimConfig._target_)
+    accepted = inspect.signature(cls).parameters
+    for name in [k for k in cfg if not k.startswith("_") and k not in accepted]:
+        if cfg[name]:
+            raise ConfigError(f"{cfg['_target_']} takes no {name} ({key}.{name}={cfg[name]}); "
+                              f"set {key}.{name}=0 or pick an optimizer that has it")
+        del cfg[name]
+    return instantiate({**cfg, "_partial_": True})(params)
+
+
+def build_scheduler(cfg: Any, optimizer: torch.optim.Optimizer, total_steps: int,
+                    key: str = "scheduler") -> dict | None:
+    """The one LR-scheduler factory: ``hydra.utils.instantiate`` of a :class:`SchedulerConfig` node (a
+    partial) on ``optimizer``, as Lightning's per-step ``lr_scheduler`` entry; ``None``: a constant rate.
+    ``T_max: null`` becomes ``total_steps`` (the run's optimizer steps)."""
+    if cfg is None:
+        return None
+    cfg = _partial_node(cfg, SchedulerConfig)
+    if cfg.get("T_max", 0) is None:
+        cfg["T_max"] = max(1, int(total_steps))
+    _target_class(cfg, torch.optim.lr_scheduler.LRScheduler, "torch.optim.lr_scheduler scheduler", key,
+                  SchedulerConfig._target_)
+    return {"scheduler": instantiate({**cfg, "_partial_": True})(optimizer), "interval": "step"}
 
 
 class ClassifierModule(L.LightningModule):
@@ -26,23 +75,22 @@ class ClassifierModule(L.LightningModule):
     ``loss='ce'`` is the usual cross-entropy; ``loss='mse'`` regresses one-hot targets (the
     linear-CNN theory of Chowers & Weiss, ICML 2023, is derived for MSE). A NaN/inf loss stops the
     run with a :class:`TrainingError` instead of silently training on garbage. ``augment``: a
-    random crop and flip drawn per image (:func:`augmentation`); ``schedule``: a constant
-    learning rate or cosine decay over the run.
+    random crop and flip drawn per image (:func:`augmentation`); ``optim``/``scheduler``: partial
+    config nodes (:class:`OptimConfig`, :class:`SchedulerConfig`; ``scheduler=None``: a constant
+    learning rate) built by :func:`build_optimizer` / :func:`build_scheduler`.
     """
 
-    def __init__(self, model: nn.Module, num_classes: int, lr: float = 0.01, momentum: float = 0.0,
-                 weight_decay: float = 0.0, optimizer: str = "sgd", loss: str = "ce",
-                 augment: bool = False, hflip: bool = True, schedule: str = "constant") -> None:
+    def __init__(self, model: nn.Module, num_classes: int, optim: Any = None, scheduler: Any = None,
+                 loss: str = "ce", augment: bool = False, hflip: bool = True) -> None:
         super().__init__()
-        if optimizer not in ("sgd", "adamw"):
-            raise ValueError(f"optimizer must be 'sgd' or 'adamw', not {optimizer!r}")
         if loss not in ("ce", "mse"):
             raise ValueError(f"loss must be 'ce' or 'mse', not {loss!r}")
-        if schedule not in ("constant", "cosine"):
-            raise ValueError(f"schedule must be 'constant' or 'cosine', not {schedule!r}")
         self.model = model
         self.num_classes = num_classes
-        self.save_hyperparameters(ignore=["model"])
+        optim = _partial_node(optim, OptimConfig)
+        scheduler = None if scheduler is None else _partial_node(scheduler, SchedulerConfig)
+        self.save_hyperparameters({"optim": optim, "scheduler": scheduler, "loss": loss, "augment": augment,
+                                   "hflip": hflip, "num_classes": num_classes})
         self._augmentation = augmentation(hflip) if augment else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -65,7 +113,7 @@ class ClassifierModule(L.LightningModule):
         loss = self._loss(self(x), y)
         if not torch.isfinite(loss):
             raise TrainingError(f"training loss became {loss.item()} at step {self.global_step}; "
-                                f"lower optim.lr (now {self.hparams.lr}) or add trainer.gradient_clip_val")
+                                f"lower optim.lr (now {self.hparams.optim['lr']}) or add trainer.gradient_clip_val")
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=False)
         return loss
 
@@ -82,16 +130,9 @@ class ClassifierModule(L.LightningModule):
         self._eval_step(batch, "test")
 
     def configure_optimizers(self):
-        hp = self.hparams
-        if hp.optimizer == "sgd":
-            opt = torch.optim.SGD(self.parameters(), lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay)
-        else:
-            opt = torch.optim.AdamW(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
-        if hp.get("schedule", "constant") == "constant":
-            return opt
-        # cosine decay to 0 over the whole run, stepped per batch
-        cosine = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, self.trainer.estimated_stepping_batches))
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": cosine, "interval": "step"}}
+        opt = build_optimizer(self.hparams.optim, self.parameters())
+        scheduler = build_scheduler(self.hparams.scheduler, opt, self.trainer.estimated_stepping_batches)
+        return opt if scheduler is None else {"optimizer": opt, "lr_scheduler": scheduler}
 
 
 def augmentation(hflip: bool = True):

@@ -34,7 +34,7 @@ def test_fast_dev_run(name):
     assert conv.in_channels == 3
     before = conv.weight.detach().clone()
     dm = TinyData(batch_size=4)
-    fit(build_trainer(TRAINER), ClassifierModule(model, 4, lr=0.1), dm)
+    fit(build_trainer(TRAINER), ClassifierModule(model, 4, optim={"lr": 0.1}), dm)
     assert not torch.equal(before, first_conv(model).weight), "training must move the first layer"
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from bench.config import ModelConfig
+from bench.config import ModelConfig, OptimConfig, SchedulerConfig
 
 
 @dataclass
@@ -54,13 +54,11 @@ class FamilyConfig:
 
 @dataclass
 class ClassifierTrainConfig:
-    """Optimiser of the classifiers (epochs: ``trainer.max_epochs``)."""
+    """Optimiser of the classifiers (epochs: ``trainer.max_epochs``): SGD with momentum and weight decay,
+    the learning rate decayed by a cosine to 0 over the run (``scheduler: null``: constant)."""
     batch_size: int = 128
-    lr: float = 0.05
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    optimizer: str = "sgd"
-    schedule: str = "cosine"  # learning rate: cosine decay to 0 over trainer.max_epochs | constant
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=0.05, momentum=0.9, weight_decay=5e-4))
+    scheduler: Optional[SchedulerConfig] = field(default_factory=SchedulerConfig)
     hflip: bool = True  # part of the augmentation; off for digits (a mirrored digit is another glyph)
 
 

@@ -10,12 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from torch.utils.data import DataLoader
 
 from bench.data import TensorImages, batch_as_is, channel_stats
 from bench.models import create_model
+from bench.shift.config import ClassifierTrainConfig
 from bench.training import ClassifierModule, accuracy, build_trainer, fit
 
 
@@ -54,9 +55,9 @@ def train_classifier(images: torch.Tensor, labels: torch.Tensor, model_cfg: dict
     model = create_model(model_cfg["name"], num_classes=num_classes, in_chans=images.shape[1],
                          width=model_cfg.get("width", 1.0), weights=model_cfg.get("weights"),
                          kwargs=model_cfg.get("kwargs") or {})
-    module = ClassifierModule(model, num_classes, lr=train_cfg.lr, momentum=train_cfg.momentum,
-                              weight_decay=train_cfg.weight_decay, optimizer=train_cfg.optimizer, augment=augment,
-                              hflip=train_cfg.hflip, schedule=train_cfg.schedule)
+    train_cfg = OmegaConf.merge(OmegaConf.structured(ClassifierTrainConfig), train_cfg)  # a partial one: defaults
+    module = ClassifierModule(model, num_classes, optim=train_cfg.optim, scheduler=train_cfg.scheduler,
+                              augment=augment, hflip=train_cfg.hflip)
     trainer = build_trainer(trainer_cfg, run, log_prefix=log_prefix, checkpoint_dir=checkpoint_dir)
     fit(trainer, module, checkpoint_dir=checkpoint_dir,
         train_dataloaders=_loader(norm.dataset(images, labels), train_cfg.batch_size, True, seed))

@@ -6,9 +6,9 @@ imports torch (a config error is reported in about a second).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Optional
 
-from bench.config import ImageDataConfig, ModelConfig
+from bench.config import ImageDataConfig, ModelConfig, OptimConfig, SchedulerConfig
 
 
 @dataclass
@@ -26,18 +26,7 @@ class VariantConfig:
     labels: Optional[str] = None
     epochs: Optional[int] = None
     first_layer: Optional[str] = None  # learned (default) | frozen: the random init never trains (control)
-
-
-@dataclass
-class OptimConfig:
-    """The paper's protocol by default: SGD lr 0.01, no momentum, no weight decay, cross-entropy."""
-    optimizer: str = "sgd"
-    lr: float = 0.01
-    momentum: float = 0.0
-    weight_decay: float = 0.0
-    loss: str = "ce"
-    augment: bool = False
-    hflip: bool = True  # with augment: off for digits
+    kwargs: Optional[dict[str, Any]] = None  # model kwargs; unset: model.kwargs if arch is model.name, else none
 
 
 @dataclass
@@ -55,7 +44,12 @@ class WhiteningTaskConfig:
     subtract_init: bool = True  # profile of W_trained - W_init (the paper's default)
     train: bool = True  # false: evaluate given weights as they are (ImageNet 7x7 case; no W_init)
     variants: list[VariantConfig] = field(default_factory=lambda: [VariantConfig()])
+    # The paper's protocol by default: SGD lr 0.01, no momentum, no weight decay, constant rate, cross-entropy.
     optim: OptimConfig = field(default_factory=OptimConfig)
+    scheduler: Optional[SchedulerConfig] = None  # null: a constant learning rate
+    loss: str = "ce"  # ce | mse
+    augment: bool = False
+    hflip: bool = True  # with augment: off for digits
     record_steps: list[int] = field(default_factory=lambda: [10, 30, 100, 300, 1000])
     # Multiplies the first conv's init. The formula assumes a small init (sigma -> 0); followed by
     # BatchNorm, a layer's output ignores its scale and a smaller init also raises its effective step.

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import itertools
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import lightning as L
@@ -57,6 +57,7 @@ class Variant:
     labels: str
     epochs: int  # not part of the id: one model is trained to one length per study
     first_layer: str = "learned"
+    kwargs: dict = field(default_factory=dict, compare=False)  # the model's constructor kwargs (part of the cache key)
 
     @property
     def kind(self) -> str:
@@ -84,14 +85,30 @@ class Trained:
         return self.snapshots[max(self.snapshots)]
 
 
+def _variant_kwargs(cfg: DictConfig, i: int, v: DictConfig, arch: str) -> dict:
+    """A variant's model kwargs: its own ``kwargs``, else ``model.kwargs`` when it is ``model.name``'s
+    architecture. ``model.kwargs`` belong to ``model.name``: another architecture never gets them
+    silently, and never silently goes without them."""
+    if v.kwargs is not None:
+        return OmegaConf.to_container(v.kwargs)
+    model_kwargs = OmegaConf.to_container(cfg.model.kwargs)
+    if arch == cfg.model.name:
+        return model_kwargs
+    if model_kwargs:
+        raise ConfigError(f"task.variants[{i}] is {arch}, but model.kwargs={model_kwargs} are {cfg.model.name}'s; "
+                          f"give the variant its own kwargs (task.variants[{i}].kwargs, {{}} for none)")
+    return {}
+
+
 def resolve_variants(cfg: DictConfig) -> list[Variant]:
     out = []
-    for v in cfg.task.variants:
-        out.append(Variant(v.arch or cfg.model.name, float(v.width if v.width is not None else cfg.model.width),
+    for i, v in enumerate(cfg.task.variants):
+        arch = v.arch or cfg.model.name
+        out.append(Variant(arch, float(v.width if v.width is not None else cfg.model.width),
                            int(v.seed if v.seed is not None else cfg.seed + v.seed_offset),
                            v.labels or cfg.data.labels,
                            int(v.epochs if v.epochs is not None else cfg.trainer.max_epochs),
-                           v.first_layer or "learned"))
+                           v.first_layer or "learned", _variant_kwargs(cfg, i, v, arch)))
     for v in out:
         if v.labels not in LABELS:
             raise ConfigError(f"a variant's labels must be one of {', '.join(LABELS)}, not {v.labels!r}")
@@ -108,9 +125,8 @@ def _train(cfg: DictConfig, run: Run, dm, variant: Variant, ckpt_dir: Path) -> T
     L.seed_everything(derive(variant.seed, "classifier", variant.arch, variant.width, variant.labels),
                       workers=True, verbose=False)
     weights = cfg.model.weights if variant.arch == cfg.model.name else None
-    kwargs = OmegaConf.to_container(cfg.model.kwargs) if variant.arch == cfg.model.name else {}
     model = create_model(variant.arch, num_classes=dm.num_classes, in_chans=dm.in_chans, width=variant.width,
-                         weights=weights, kwargs=kwargs)
+                         weights=weights, kwargs=variant.kwargs)
     conv = first_conv(model)
     if conv.kernel_size != (cfg.task.kernel_size,) * 2 or conv.in_channels != dm.in_chans:
         raise ConfigError(f"{variant.arch}'s first conv is {conv.kernel_size} over {conv.in_channels} channels, but "
@@ -125,7 +141,8 @@ def _train(cfg: DictConfig, run: Run, dm, variant: Variant, ckpt_dir: Path) -> T
     # No per-epoch validation: nothing selects on it, and test accuracy is measured once below.
     trainer = build_trainer(cfg.trainer, run, callbacks=[recorder], checkpoint_dir=ckpt_dir,
                             log_prefix=variant.id, limit_val_batches=0, max_epochs=variant.epochs)
-    module = ClassifierModule(model, dm.num_classes, **OmegaConf.to_container(cfg.task.optim))
+    module = ClassifierModule(model, dm.num_classes, optim=cfg.task.optim, scheduler=cfg.task.scheduler,
+                              loss=cfg.task.loss, augment=cfg.task.augment, hflip=cfg.task.hflip)
     fit(trainer, module, dm, ckpt_dir)
     return Trained(recorder.snapshots, accuracy(model, dm.test_dataloader(), dm.num_classes, cfg.trainer),
                    n_params(model))
@@ -137,6 +154,7 @@ def train_or_load(cfg: DictConfig, run: Run, dm, variant: Variant) -> Trained:
 
     key = {"data": dm.cache_key, "labels": variant.labels, "variant": asdict(variant),
            "model": OmegaConf.to_container(cfg.model), "task": OmegaConf.to_container(cfg.task.optim),
+           "recipe": {k: OmegaConf.to_container(cfg.task)[k] for k in ("scheduler", "loss", "augment", "hflip")},
            "first_layer_init_scale": cfg.task.first_layer_init_scale,
            "pca_labels_component": cfg.task.pca_labels_component if variant.labels == "pca" else None,
            "train": cfg.task.train, "record_steps": list(cfg.task.record_steps),

@@ -10,8 +10,8 @@ from bench.training import ClassifierModule
 
 TRAINER = {"accelerator": "cpu", "devices": 1, "max_epochs": 2, "enable_progress_bar": False,
            "num_sanity_val_steps": 0}
-TRAIN = {"batch_size": 16, "lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4, "optimizer": "sgd", "hflip": True,
-         "schedule": "cosine"}
+TRAIN = {"batch_size": 16, "optim": {"lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4}, "hflip": True,
+         "scheduler": {"_target_": "torch.optim.lr_scheduler.CosineAnnealingLR"}}
 
 
 def _module(**kw):

@@ -118,8 +118,8 @@ def test_embedded_unet_trains_and_samples_digits(tmp_path):
     x, y = load_mnist("train")
     x16 = torch.nn.functional.interpolate(x.float() / 255, size=16, mode="bilinear", antialias=True)
     trainer = OmegaConf.create({"accelerator": "cpu", "devices": 1, "max_epochs": 3, "enable_progress_bar": False})
-    train = OmegaConf.create({"batch_size": 128, "lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4,
-                              "optimizer": "sgd"})
+    train = OmegaConf.create({"batch_size": 128, "optim": {"lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4},
+                              "scheduler": None})
     model, norm = train_classifier((x16 * 255).round().to(torch.uint8), y, {"name": "resnet20", "width": 0.25},
                                    train, False, trainer, None, 10, seed=0)
     labels = torch.arange(200) % 10

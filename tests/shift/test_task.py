@@ -16,7 +16,7 @@ TINY = [
     "task.families.truncation.values=[0.9,2.5]", "task.families.extend.values=[0.5,1.0]",
     "task.families.overlap.values=[0.0,1.0]",
     "task.classifiers=[{name: mlp_mixer, width: 0.25, kwargs: {num_blocks: 2, img_size: 28, patch_size: 7}}]",
-    "task.train.optimizer=adamw", "task.train.lr=0.003", "task.train.batch_size=64",
+    "task.train.optim._target_=torch.optim.AdamW", "task.train.optim.momentum=0", "task.train.optim.lr=0.003", "task.train.batch_size=64",
 ]
 
 

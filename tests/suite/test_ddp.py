@@ -17,7 +17,7 @@ from bench.store import iter_run_dirs, read_run
 BENCH = str(Path(sys.executable).parent / "bench")
 # A whitening study of one small ResNet on sklearn digits: trains to ~0.93 test accuracy in 4 epochs.
 TINY = ["data=digits", "data.n_train=1024", "model=resnet20", "model.width=0.25", "trainer.max_epochs=4",
-        "task.variants=[{}]", "task.autocorr_images=64", "task.optim.optimizer=adamw", "task.optim.lr=0.003",
+        "task.variants=[{}]", "task.autocorr_images=64", "task.optim._target_=torch.optim.AdamW", "task.optim.lr=0.003",
         "trainer.enable_progress_bar=false"]
 BATCH = 64
 # Metrics that do not depend on the order training saw the data: identical across world sizes.

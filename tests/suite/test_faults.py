@@ -125,7 +125,7 @@ def _fails(args: list[str], root: Path) -> tuple[str, float]:
 
 @pytest.mark.parametrize(("override", "message"), [
     ("trainer.max_epochs=abc", "trainer.max_epochs=abc: expected int"),
-    ("+task.optim.lrr=1", "task.optim.lrr is not a key of OptimConfig; valid keys: optimizer, lr, momentum"),
+    ("+task.optim.lrr=1", "task.optim.lrr is not a key of OptimConfig; valid keys: _target_, _partial_, lr"),
     ("model.name=resnet999", "unknown model 'resnet999' (model.name); choose one of: densenet"),
     ("data.name=mnistt", "unknown dataset 'mnistt' (data.name); choose one of:"),
 ])
