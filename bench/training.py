@@ -39,10 +39,11 @@ def _target_class(cfg: dict, base: type, what: str, key: str, example: str) -> t
     return cls
 
 
-def build_optimizer(cfg: Any, params: Any, key: str = "optim") -> torch.optim.Optimizer:
-    """The one optimizer factory: ``hydra.utils.instantiate`` of an :class:`OptimConfig` node (a partial)
-    applied to ``params``. A key of the schema the optimizer does not take (SGD's ``momentum`` for
-    AdamW) is left out at its neutral value 0 and is an error otherwise. ``key`` names the node in errors."""
+def optimizer_node(cfg: Any, key: str = "optim") -> dict:
+    """The ``_partial_`` node :func:`build_optimizer` instantiates: ``cfg`` on :class:`OptimConfig`'s
+    defaults, its target checked; a schema key the optimizer does not take (SGD's ``momentum`` for AdamW)
+    is left out at its neutral value 0 and is an error otherwise. Tasks call it at start, so a wrong
+    optimizer fails before any data or training. ``key`` names the node in errors."""
     cfg = _partial_node(cfg, OptimConfig)
     cls = _target_class(cfg, torch.optim.Optimizer, "torch.optim optimizer", key, OptimConfig._target_)
     accepted = inspect.signature(cls).parameters
@@ -51,7 +52,24 @@ def build_optimizer(cfg: Any, params: Any, key: str = "optim") -> torch.optim.Op
             raise ConfigError(f"{cfg['_target_']} takes no {name} ({key}.{name}={cfg[name]}); "
                               f"set {key}.{name}=0 or pick an optimizer that has it")
         del cfg[name]
-    return instantiate({**cfg, "_partial_": True})(params)
+    return {**cfg, "_partial_": True}
+
+
+def scheduler_node(cfg: Any, key: str = "scheduler") -> dict | None:
+    """The ``_partial_`` node :func:`build_scheduler` instantiates (``None``: a constant rate), its target
+    checked: :class:`SchedulerConfig`'s defaults under ``cfg``."""
+    if cfg is None:
+        return None
+    cfg = _partial_node(cfg, SchedulerConfig)
+    _target_class(cfg, torch.optim.lr_scheduler.LRScheduler, "torch.optim.lr_scheduler scheduler", key,
+                  SchedulerConfig._target_)
+    return {**cfg, "_partial_": True}
+
+
+def build_optimizer(cfg: Any, params: Any, key: str = "optim") -> torch.optim.Optimizer:
+    """The one optimizer factory: ``hydra.utils.instantiate`` of an :class:`OptimConfig` node (a partial,
+    see :func:`optimizer_node`) applied to ``params``."""
+    return instantiate(optimizer_node(cfg, key))(params)
 
 
 def build_scheduler(cfg: Any, optimizer: torch.optim.Optimizer, total_steps: int,
@@ -59,14 +77,12 @@ def build_scheduler(cfg: Any, optimizer: torch.optim.Optimizer, total_steps: int
     """The one LR-scheduler factory: ``hydra.utils.instantiate`` of a :class:`SchedulerConfig` node (a
     partial) on ``optimizer``, as Lightning's per-step ``lr_scheduler`` entry; ``None``: a constant rate.
     ``T_max: null`` becomes ``total_steps`` (the run's optimizer steps)."""
-    if cfg is None:
+    node = scheduler_node(cfg, key)
+    if node is None:
         return None
-    cfg = _partial_node(cfg, SchedulerConfig)
-    if cfg.get("T_max", 0) is None:
-        cfg["T_max"] = max(1, int(total_steps))
-    _target_class(cfg, torch.optim.lr_scheduler.LRScheduler, "torch.optim.lr_scheduler scheduler", key,
-                  SchedulerConfig._target_)
-    return {"scheduler": instantiate({**cfg, "_partial_": True})(optimizer), "interval": "step"}
+    if node.get("T_max", 0) is None:
+        node["T_max"] = max(1, int(total_steps))
+    return {"scheduler": instantiate(node)(optimizer), "interval": "step"}
 
 
 class ClassifierModule(L.LightningModule):

@@ -77,3 +77,20 @@ def test_a_wrong_scheduler_is_one_config_error():
     opt = torch.optim.SGD(torch.nn.Linear(2, 2).parameters(), lr=0.1)
     with pytest.raises(ConfigError, match="scheduler._target_='torch.optim.SGD' is not a torch.optim.lr_scheduler"):
         build_scheduler({"_target_": "torch.optim.SGD"}, opt, 10)
+
+
+def test_a_wrong_optimizer_fails_at_the_start_of_a_run_with_one_line(tmp_path):
+    """Before any data or training: the command line's error, exit 2."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    env = {**__import__("os").environ, "BENCH_ROOT": str(tmp_path), "PYTHONPATH": str(repo), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "bench.cli", "task=whitening", "data=digits", "model=linear_cnn",
+                           "logger=none", "task.optim._target_=torch.optim.Nope"], cwd=repo, env=env, text=True,
+                          capture_output=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert ("bench: error: task.optim._target_='torch.optim.Nope' is not a torch.optim optimizer; use e.g. "
+            "task.optim._target_=torch.optim.SGD") in proc.stderr
+    assert "Traceback" not in proc.stderr and not list(tmp_path.rglob("*.safetensors"))  # nothing trained

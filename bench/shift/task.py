@@ -36,6 +36,7 @@ from bench.shift.families import (
 from bench.shift.divergence import latent_kl_gauss, latent_kl_gauss_mc, sample_divergences
 from bench.shift.rng import REFERENCE_ANCHOR_SEED, REFERENCE_SEEDS, check_rng, draw_anchors
 from bench.shift.generators import Generator, build_generator
+from bench.training import optimizer_node, scheduler_node
 
 log = logging.getLogger("bench.shift")
 
@@ -140,6 +141,8 @@ def run(cfg: DictConfig, run) -> None:
     sweep = sweeps(task)
     grid = variants(cfg)
     check_rng(task.rng)
+    optimizer_node(task.train.optim, "task.train.optim")  # a wrong optimizer fails before the generator trains
+    scheduler_node(task.train.scheduler, "task.train.scheduler")
     cache = Cache.from_config(cfg)
     generator = build_generator(cfg.generator, cache, seed=derive(cfg.seed, "generator", cfg.generator.kind),
                                 trainer_cfg=cfg.trainer)

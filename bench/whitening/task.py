@@ -29,7 +29,7 @@ from bench.models import create_model, first_conv, n_params
 from bench.provenance import tensors_sha256
 from bench.seeding import derive
 from bench.store import Run
-from bench.training import ClassifierModule, accuracy, build_trainer, fit
+from bench.training import ClassifierModule, accuracy, build_trainer, fit, optimizer_node, scheduler_node
 from bench.whitening import plots
 from bench.whitening.config import SCHEMAS  # noqa: F401  (the task API)
 from bench.whitening.analyses import (first_layer_outputs, label_pca_correlation, pca_energy, quantile_labels,
@@ -194,6 +194,8 @@ def _profile(trained: Trained, pca: PatchPCA, subtract_init: bool, variant: Vari
 
 def run(cfg: DictConfig, run: Run) -> None:
     variants = resolve_variants(cfg)
+    optimizer_node(cfg.task.optim, "task.optim")  # a wrong optimizer fails before any data or training
+    scheduler_node(cfg.task.scheduler, "task.scheduler")
     if cfg.task.fit.grid not in GRIDS:  # before any data or training
         raise ConfigError(f"task.fit.grid must be one of {', '.join(GRIDS)}, not {cfg.task.fit.grid!r}")
     datamodules = {}
