@@ -274,12 +274,14 @@ def thread_policy(environ: dict | os._Environ = os.environ) -> None:
     OpenMP threads spin while they wait for each other: with another CPU-bound process on the
     machine, two spinning threads on two cores ran 1.9x slower than one thread. ``OMP_WAIT_POLICY=
     PASSIVE`` makes them sleep instead, and the thread count is the cores this process may use minus
-    the load already on them (1-minute load average), at least one. See docs/performance.md.
+    the whole cores the 1-minute load average says are busy, at least one. See docs/performance.md.
     """
     environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     if "OMP_NUM_THREADS" not in environ:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-        busy = round(os.getloadavg()[0]) if hasattr(os, "getloadavg") else 0
+        # Whole busy cores only: a CPU-bound neighbour holds the 1-minute load at >= 1, while the
+        # fractional load that short-lived processes leave behind would cost a quiet machine half its threads.
+        busy = int(os.getloadavg()[0]) if hasattr(os, "getloadavg") else 0
         environ["OMP_NUM_THREADS"] = str(max(1, min(cores, cores - busy)))
 
 

@@ -216,3 +216,15 @@ def test_a_killed_training_resumes_at_the_next_epoch_with_the_same_metrics(tmp_p
     assert note["step"] % 4 == 0 and 4 <= note["step"] < 16 and note["epoch"] == note["step"] // 4
     assert _metrics(killed_root) == _metrics(tmp_path / "clean")
     assert not list(ckpts.glob("*/last.ckpt")), "checkpoints are removed once the training is cached"
+
+
+@pytest.mark.parametrize("load, user, expected", [(0.0, None, "2"), (0.6, None, "2"), (1.1, None, "1"),
+                                                  (3.5, None, "1"), (1.1, "2", "2")])
+def test_thread_policy_counts_whole_busy_cores_and_a_user_setting_wins(monkeypatch, load, user, expected):
+    from bench.cli import thread_policy
+
+    monkeypatch.setattr("os.getloadavg", lambda: (load, load, load))
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1})
+    env = {} if user is None else {"OMP_NUM_THREADS": user}
+    thread_policy(env)
+    assert env["OMP_NUM_THREADS"] == expected and env["OMP_WAIT_POLICY"] == "PASSIVE"
