@@ -4,7 +4,7 @@ For each thread policy and each condition, every embedded preset runs as its own
 (as `make run` runs them) in a fresh BENCH_ROOT, so nothing is reused from a cache:
 
 - policy ``bench``: bench's own thread policy (:func:`bench.cli.thread_policy`: OMP_WAIT_POLICY=
-  PASSIVE, threads = cores minus the 1-minute load);
+  PASSIVE, threads = cores minus the whole busy cores of the 1-minute load);
 - policy ``torch``: torch's defaults (one thread per core, OpenMP's spin-then-sleep waits), i.e. what
   `make run` did before; the baseline a user gets without bench's policy;
 - condition ``busy``: one ``python -c "while True: pass"`` runs for the whole measurement.
