@@ -37,14 +37,19 @@ def config_hash(config: dict[str, Any], exclude: tuple[str, ...] = HASH_EXCLUDED
 
 def tensors_sha256(tensors: dict[str, Any]) -> str:
     """sha256 over named tensors (names, shapes, dtypes and bytes, in name order): a weights identity."""
+    h = hashlib.sha256()
+    update_with_tensors(h, tensors)
+    return h.hexdigest()
+
+
+def update_with_tensors(h: "hashlib._Hash", tensors: dict[str, Any]) -> None:
+    """Feed named tensors to a sha256 (names, shapes, dtypes and bytes, in name order)."""
     import torch
 
-    h = hashlib.sha256()
     for name, tensor in sorted(tensors.items()):
         t = tensor.detach().cpu().contiguous()
         h.update(f"{name}:{tuple(t.shape)}:{t.dtype};".encode())
         h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
 
 
 def versions() -> dict[str, str | None]:

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from bench.errors import ConfigError
+from bench.provenance import update_with_tensors
 
 
 class Generator(ABC):
@@ -57,10 +58,7 @@ def weights_hash(*modules: nn.Module) -> str:
     """sha256 over every tensor of the modules' state dicts (names, shapes, dtypes and bytes)."""
     h = hashlib.sha256()
     for module in modules:
-        for name, tensor in sorted(module.state_dict().items()):
-            t = tensor.detach().cpu().contiguous()
-            h.update(f"{name}:{tuple(t.shape)}:{t.dtype};".encode())
-            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        update_with_tensors(h, module.state_dict())
     return h.hexdigest()
 
 
