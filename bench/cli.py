@@ -132,12 +132,12 @@ def execute(cfg: DictConfig, overrides: list[str] | None = None) -> Path | None:
     task = get_task(cfg.task.name)
     schemas = task.schemas()
     cfg = validate(cfg, schemas)  # before the heavy imports: a config error is reported in about a second
+    _check_names(cfg, schemas)  # torch only (the registry), not Lightning: a wrong name costs ~2 s, not ~7
     import lightning
 
     from bench.tracking import Tracker
 
     _one_line_per_log()
-    _check_names(cfg, schemas)
     task_run = task.load()[0]
     config = OmegaConf.to_container(cfg, resolve=True)
     digest = config_hash(config, task_version=task.card.version)

@@ -4,7 +4,6 @@ The token-mixing MLP fixes the number of patches, so the model is built for ``im
 (32) and zero-pads smaller inputs to it (28x28 MNIST gets LeNet's 2-pixel border).
 ``width`` scales the embedding dimension (256 at width 1: 8 blocks, 4x4 patches)."""
 import torch
-from timm.models.mlp_mixer import MlpMixer
 from torch import nn
 from torch.nn import functional as F
 
@@ -33,6 +32,8 @@ class PadTo(nn.Module):
 @register_model
 def mlp_mixer(num_classes=10, in_chans=3, width=1.0, weights=None, img_size=32, patch_size=4, num_blocks=8):
     """A CIFAR-sized MLP-Mixer: 4x4 patches, ``num_blocks`` blocks, embedding 256 * width."""
+    from timm.models.mlp_mixer import MlpMixer  # here: timm (and torchvision) cost ~3 s to import
+
     mixer = MlpMixer(num_classes=num_classes, img_size=img_size, in_chans=in_chans, patch_size=patch_size,
                      num_blocks=num_blocks, embed_dim=scaled(256, width), mlp_ratio=(0.5, 4.0))
     return PadTo(mixer, img_size)

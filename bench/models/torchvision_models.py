@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-import torchvision
 from torch import nn
 
 from bench.errors import ModelError
@@ -21,6 +20,8 @@ _ARCHS = ["resnet18", "resnet50", "vgg11", "vgg16", "densenet121", "mobilenet_v2
 
 def _torchvision_weights(model: nn.Module, arch: str) -> None:
     """Load torchvision's default ImageNet weights from the hub cache without touching the network."""
+    import torchvision
+
     enum = torchvision.models.get_model_weights(arch).DEFAULT
     cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(enum.url).name
     if not cached.is_file():
@@ -34,6 +35,8 @@ def _make(arch: str):
     def build(num_classes=1000, in_chans=3, width=1.0, weights=None):
         if in_chans != 3 or width != 1.0:
             raise ModelError(f"tv_{arch} is a fixed ImageNet architecture: in_chans=3 and width=1.0 only")
+        import torchvision  # here, not at the top: it costs 2.5 s, and `bench` checks model names before that
+
         model = torchvision.models.get_model(arch, weights=None, num_classes=num_classes)
         if weights == "torchvision":
             _torchvision_weights(model, arch)
