@@ -182,7 +182,9 @@ def _check_names(cfg: DictConfig, schemas: dict[str, type]) -> None:
 
     if schemas.get("model") is ModelConfig:
         from bench.models import list_models
+        from bench.training import model_node
 
+        model_node(cfg.model)  # an importable _target_
         if cfg.model.name not in list_models():
             raise ModelError(f"unknown model {cfg.model.name!r} (model.name); choose one of: "
                              f"{', '.join(list_models())}")

@@ -4,9 +4,9 @@ import torch
 from omegaconf import OmegaConf
 
 from bench.data import ImageDataModule
-from bench.errors import ModelError
+from bench.errors import ConfigError, ModelError
 from bench.models import create_model, first_conv, list_models
-from bench.training import ClassifierModule, build_trainer, fit
+from bench.training import ClassifierModule, build_model, build_trainer, fit
 
 # Two steps: some families (timm's MLP-Mixer, ViT) zero-initialise their head, so the first step
 # cannot reach the first layer.
@@ -67,3 +67,44 @@ def test_mismatched_weights_fail_clearly(tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(ModelError, match="cannot read weights"):
         create_model("resnet20", weights=str(tmp_path / "junk.pt"))
+
+
+def made_by_test_factory(name, num_classes, in_chans, width, weights=None, kwargs=None):
+    """A ``model._target_`` other than the registry: proves the call sites instantiate the node."""
+    raise ModelError(f"built by the test factory: {name} {num_classes} classes, {in_chans} channels, width {width}")
+
+
+def test_build_model_instantiates_the_model_node_with_the_runs_arguments():
+    node = {"_target_": "bench.models.create_model", "name": "linear_cnn", "width": 0.5, "kwargs": {"filters": 16}}
+    model = build_model(node, num_classes=7, in_chans=1)
+    assert first_conv(model).in_channels == 1 and first_conv(model).out_channels == 8  # 16 filters x width 0.5
+    assert model(torch.zeros(2, 1, 32, 32)).shape == (2, 7)
+    with pytest.raises(ModelError, match="built by the test factory: resnet20 7 classes, 1 channels, width 1.0"):
+        build_model({"_target_": "tests.test_models.made_by_test_factory"}, num_classes=7, in_chans=1)
+
+
+def test_build_model_errors_are_one_clear_line():
+    with pytest.raises(ModelError, match="unknown model 'resnet21'; registered models: .*resnet20"):
+        build_model({"name": "resnet21"}, num_classes=10, in_chans=3)  # not hydra's InstantiationException
+    with pytest.raises(ConfigError, match=r"model._target_='bench.models.nope' is not an importable model factory; "
+                                          r"use e.g. model._target_=bench.models.create_model"):
+        build_model({"_target_": "bench.models.nope"}, num_classes=10, in_chans=3)
+    with pytest.raises(ConfigError, match="returned a dict, not a torch nn.Module"):
+        build_model({"_target_": "builtins.dict"}, num_classes=10, in_chans=3)
+
+
+def test_whitening_and_shift_build_their_models_from_the_model_node(compose):
+    """Both call sites go through build_model: the node's ``_target_`` takes effect (and a variant's arch/width)."""
+    from bench.cli import execute
+    from bench.shift.evaluate import train_classifier
+
+    target = "model._target_=tests.test_models.made_by_test_factory"
+    with pytest.raises(ModelError, match="test factory: linear_cnn 10 classes, 1 channels, width 0.25"):
+        execute(compose(["task=whitening", "data=digits", "data.n_train=64", "data.n_test=32", "model=linear_cnn",
+                         "model.width=0.25", "logger=none", "task.variants=[{}]", target]))
+    with pytest.raises(ModelError, match="test factory: resnet20 10 classes, 3 channels, width 0.5"):
+        train_classifier(torch.zeros(4, 3, 8, 8, dtype=torch.uint8), torch.zeros(4, dtype=torch.long),
+                         {"_target_": "tests.test_models.made_by_test_factory", "width": 0.5}, {}, False,
+                         TRAINER, None, 10, seed=0)
+    with pytest.raises(ConfigError, match="model._target_='nowhere.model' is not an importable model factory"):
+        execute(compose(["task=whitening", "logger=none", "model._target_=nowhere.model"]))

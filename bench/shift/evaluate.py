@@ -15,9 +15,8 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from bench.data import TensorImages, batch_as_is, channel_stats
-from bench.models import create_model
 from bench.shift.config import ClassifierTrainConfig
-from bench.training import ClassifierModule, accuracy, build_trainer, fit
+from bench.training import ClassifierModule, accuracy, build_model, build_trainer, fit
 
 
 @dataclass(frozen=True)
@@ -52,9 +51,7 @@ def train_classifier(images: torch.Tensor, labels: torch.Tensor, model_cfg: dict
 
     L.seed_everything(seed, verbose=False)
     norm = Normaliser.fit(images)
-    model = create_model(model_cfg["name"], num_classes=num_classes, in_chans=images.shape[1],
-                         width=model_cfg.get("width", 1.0), weights=model_cfg.get("weights"),
-                         kwargs=model_cfg.get("kwargs") or {})
+    model = build_model(model_cfg, num_classes=num_classes, in_chans=images.shape[1])
     train_cfg = OmegaConf.merge(OmegaConf.structured(ClassifierTrainConfig), train_cfg)  # a partial one: defaults
     module = ClassifierModule(model, num_classes, optim=train_cfg.optim, scheduler=train_cfg.scheduler,
                               augment=augment, hflip=train_cfg.hflip)

@@ -25,11 +25,11 @@ from omegaconf import DictConfig, OmegaConf
 from bench.cache import Cache
 from bench.data import real
 from bench.errors import ConfigError
-from bench.models import create_model, first_conv, n_params
+from bench.models import first_conv, n_params
 from bench.provenance import tensors_sha256
 from bench.seeding import derive
 from bench.store import Run
-from bench.training import ClassifierModule, accuracy, build_trainer, fit, optimizer_node, scheduler_node
+from bench.training import ClassifierModule, accuracy, build_model, build_trainer, fit, optimizer_node, scheduler_node
 from bench.whitening import plots
 from bench.whitening.config import SCHEMAS  # noqa: F401  (the task API)
 from bench.whitening.analyses import (first_layer_outputs, label_pca_correlation, pca_energy, quantile_labels,
@@ -125,8 +125,8 @@ def _train(cfg: DictConfig, run: Run, dm, variant: Variant, ckpt_dir: Path) -> T
     L.seed_everything(derive(variant.seed, "classifier", variant.arch, variant.width, variant.labels),
                       workers=True, verbose=False)
     weights = cfg.model.weights if variant.arch == cfg.model.name else None
-    model = create_model(variant.arch, num_classes=dm.num_classes, in_chans=dm.in_chans, width=variant.width,
-                         weights=weights, kwargs=variant.kwargs)
+    model = build_model(cfg.model, name=variant.arch, num_classes=dm.num_classes, in_chans=dm.in_chans,
+                        width=variant.width, weights=weights, kwargs=variant.kwargs)
     conv = first_conv(model)
     if conv.kernel_size != (cfg.task.kernel_size,) * 2 or conv.in_channels != dm.in_chans:
         raise ConfigError(f"{variant.arch}'s first conv is {conv.kernel_size} over {conv.in_channels} channels, but "
