@@ -181,8 +181,7 @@ def _check_names(cfg: DictConfig, schemas: dict[str, type]) -> None:
     from bench.errors import DataError, ModelError
 
     if schemas.get("model") is ModelConfig:
-        from bench.models import list_models
-        from bench.training import model_node
+        from bench.models import list_models, model_node
 
         model_node(cfg.model)  # an importable _target_
         if cfg.model.name not in list_models():

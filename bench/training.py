@@ -11,14 +11,13 @@ from typing import Any
 
 import lightning as L
 import torch
-from hydra.errors import InstantiationException
-from hydra.utils import get_class, get_method, instantiate
+from hydra.utils import get_class, instantiate
 from omegaconf import OmegaConf
 from torch import nn
 from torch.nn import functional as F
 
-from bench.config import ModelConfig, OptimConfig, SchedulerConfig, TrainerConfig
-from bench.errors import BenchError, ConfigError, TrainingError
+from bench.config import OptimConfig, SchedulerConfig, TrainerConfig
+from bench.errors import ConfigError, TrainingError
 from bench.resume import ResumeCheckpoint, last_checkpoint
 
 
@@ -38,37 +37,6 @@ def _target_class(cfg: dict, base: type, what: str, key: str, example: str) -> t
     if not (isinstance(cls, type) and issubclass(cls, base)):
         raise ConfigError(f"{key}._target_={target!r} is not a {what}; use e.g. {key}._target_={example}")
     return cls
-
-
-def model_node(cfg: Any, key: str = "model") -> dict:
-    """The node :func:`build_model` instantiates: ``cfg`` (possibly partial) on :class:`ModelConfig`'s
-    defaults, its ``_target_`` checked to name a callable (one :class:`ConfigError` otherwise)."""
-    node = _partial_node(cfg, ModelConfig)
-    try:
-        get_method(node["_target_"])
-    except Exception:  # hydra wraps the ImportError/AttributeError
-        raise ConfigError(f"{key}._target_={node['_target_']!r} is not an importable model factory; "
-                          f"use e.g. {key}._target_={ModelConfig._target_}") from None
-    return node
-
-
-def build_model(cfg: Any, key: str = "model", **runtime: Any) -> nn.Module:
-    """The one model factory: ``hydra.utils.instantiate`` of a ``model`` node (:class:`ModelConfig`:
-    ``_target_`` with ``name``/``width``/``weights``/``kwargs``, i.e. ``bench.models.create_model``) with
-    the arguments only the run knows (``num_classes``, ``in_chans``; a caller may also override node
-    keys, as whitening does per variant). A bench error inside the factory (an unknown model name,
-    weights that do not fit) surfaces as itself, not wrapped by hydra."""
-    node = model_node(cfg, key)
-    try:
-        model = instantiate(node, **runtime, _convert_="all")
-    except InstantiationException as e:
-        if isinstance(e.__cause__, BenchError):
-            raise e.__cause__ from None
-        raise
-    if not isinstance(model, nn.Module):
-        raise ConfigError(f"{key}._target_={node['_target_']} returned a {type(model).__name__}, not a torch "
-                          f"nn.Module; use e.g. {key}._target_={ModelConfig._target_}")
-    return model
 
 
 def optimizer_node(cfg: Any, key: str = "optim") -> dict:

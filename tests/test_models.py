@@ -5,8 +5,8 @@ from omegaconf import OmegaConf
 
 from bench.data import ImageDataModule
 from bench.errors import ConfigError, ModelError
-from bench.models import create_model, first_conv, list_models
-from bench.training import ClassifierModule, build_model, build_trainer, fit
+from bench.models import build_model, create_model, first_conv, list_models
+from bench.training import ClassifierModule, build_trainer, fit
 
 # Two steps: some families (timm's MLP-Mixer, ViT) zero-initialise their head, so the first step
 # cannot reach the first layer.

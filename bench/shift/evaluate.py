@@ -16,7 +16,8 @@ from torch.utils.data import DataLoader
 
 from bench.data import TensorImages, batch_as_is, channel_stats
 from bench.shift.config import ClassifierTrainConfig
-from bench.training import ClassifierModule, accuracy, build_model, build_trainer, fit
+from bench.models import build_model
+from bench.training import ClassifierModule, accuracy, build_trainer, fit
 
 
 @dataclass(frozen=True)

@@ -25,11 +25,11 @@ from omegaconf import DictConfig, OmegaConf
 from bench.cache import Cache
 from bench.data import real
 from bench.errors import ConfigError
-from bench.models import first_conv, n_params
+from bench.models import build_model, first_conv, n_params
 from bench.provenance import tensors_sha256
 from bench.seeding import derive
 from bench.store import Run
-from bench.training import ClassifierModule, accuracy, build_model, build_trainer, fit, optimizer_node, scheduler_node
+from bench.training import ClassifierModule, accuracy, build_trainer, fit, optimizer_node, scheduler_node
 from bench.whitening import plots
 from bench.whitening.config import SCHEMAS  # noqa: F401  (the task API)
 from bench.whitening.analyses import (first_layer_outputs, label_pca_correlation, pca_energy, quantile_labels,
