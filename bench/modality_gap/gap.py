@@ -119,16 +119,27 @@ class GapShift:
               direction: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(shifted query, shifted retrieval) for one ``alpha``, in the inputs' dtype."""
         v = (self.direction(query, retrieval) if direction is None else direction).to(query)
-        if self.mode == "paper":
-            moved = query - alpha * v
-            return (_unit(moved) if self.renormalize else moved), retrieval
-        if self.mode == "image_only":
-            return _unit(query - alpha * v), retrieval
-        return _unit(query - alpha * v / 2), _unit(retrieval + alpha * v / 2)
+        step, unit = self.query_step(alpha)
+        moved = query - step * v
+        return (_unit(moved) if unit else moved), self.shift_retrieval_like(retrieval, alpha, v)
+
+    def query_step(self, alpha: float) -> tuple[float, bool]:
+        """(step, unit): the shifted query is ``y - step * direction``, re-projected onto the unit
+        sphere when ``unit``. Affine in the step, which is what lets the robustness sweep share one
+        query-noise product between every alpha."""
+        if self.mode == "symmetric":
+            return alpha / 2, True
+        return alpha, self.mode == "image_only" or self.renormalize
+
+    @property
+    def moves_retrieval(self) -> bool:
+        """Whether ``apply`` moves the retrieval set too (only the symmetric shift does)."""
+        return self.mode == "symmetric"
 
     def shift_retrieval_like(self, items: torch.Tensor, alpha: float, direction: torch.Tensor) -> torch.Tensor:
-        """Move other retrieval-modality embeddings (e.g. paraphrased prototypes) as the retrieval set moves."""
-        return _unit(items + alpha * direction.to(items) / 2) if self.mode == "symmetric" else items
+        """Move retrieval-modality embeddings (the retrieval set, or e.g. paraphrased prototypes) as
+        ``apply`` moves the retrieval set; returns ``items`` itself when the retrieval set stays."""
+        return _unit(items + alpha * direction.to(items) / 2) if self.moves_retrieval else items
 
 
 def _unit(x: torch.Tensor) -> torch.Tensor:
