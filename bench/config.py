@@ -85,12 +85,21 @@ class OptimConfig:
 @dataclass
 class SchedulerConfig:
     """A learning-rate scheduler stepped after every optimizer step, built by ``hydra.utils.instantiate``
-    as a partial in :func:`bench.training.build_scheduler`. ``T_max: null`` is the run's number of
-    optimizer steps (cosine decay to ``eta_min`` over the whole training)."""
+    as a partial in :func:`bench.training.build_scheduler`. These keys are the defaults of an open node
+    (:data:`SchedulerNode`): any argument of ``_target_`` may be added (OneCycleLR's ``max_lr``,
+    ``pct_start``), checked against the scheduler's signature when it is built, and a key here that the
+    target does not take is left out at null/0. Filled in at build time: ``T_max: null`` and
+    ``total_steps: null`` are the run's number of optimizer steps (cosine decay to ``eta_min`` over the
+    whole training), ``max_lr: null`` the optimizer's learning rate."""
     _target_: str = "torch.optim.lr_scheduler.CosineAnnealingLR"
     _partial_: bool = True
     T_max: Optional[int] = None
     eta_min: float = 0.0
+
+
+#: A scheduler field in a task schema: open (an untyped dict: a scheduler's arguments differ), ``None``
+#: a constant rate; its defaults are :class:`SchedulerConfig`'s.
+SchedulerNode = Optional[dict[str, Any]]
 
 
 @dataclass

@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 from torch import nn
 from torch.nn import functional as F
 
-from bench.config import OptimConfig, SchedulerConfig, TrainerConfig
+from bench.config import OptimConfig, SchedulerConfig, TrainerConfig, schema_defaults
 from bench.errors import ConfigError, TrainingError
 from bench.resume import ResumeCheckpoint, last_checkpoint
 
@@ -39,6 +39,19 @@ def _target_class(cfg: dict, base: type, what: str, key: str, example: str) -> t
     return cls
 
 
+def _taken_arguments(node: dict, cls: type, key: str, fix: str) -> dict:
+    """``node`` without the keys ``cls`` does not take: a default of the schema that does not apply
+    (SGD's ``momentum`` for AdamW, CosineAnnealingLR's ``T_max`` for OneCycleLR) is left out at its
+    neutral value (0, null); any other value is one :class:`ConfigError` (``fix``: how to undo it)."""
+    accepted = inspect.signature(cls).parameters
+    for name in [k for k in node if not k.startswith("_") and k not in accepted]:
+        if node[name]:
+            raise ConfigError(f"{node['_target_']} takes no {name} ({key}.{name}={node[name]}); "
+                              f"{fix.format(key=f'{key}.{name}')}")
+        del node[name]
+    return node
+
+
 def optimizer_node(cfg: Any, key: str = "optim") -> dict:
     """The ``_partial_`` node :func:`build_optimizer` instantiates: ``cfg`` on :class:`OptimConfig`'s
     defaults, its target checked; a schema key the optimizer does not take (SGD's ``momentum`` for AdamW)
@@ -46,43 +59,68 @@ def optimizer_node(cfg: Any, key: str = "optim") -> dict:
     optimizer fails before any data or training. ``key`` names the node in errors."""
     cfg = _partial_node(cfg, OptimConfig)
     cls = _target_class(cfg, torch.optim.Optimizer, "torch.optim optimizer", key, OptimConfig._target_)
-    accepted = inspect.signature(cls).parameters
-    for name in [k for k in cfg if not k.startswith("_") and k not in accepted]:
-        if cfg[name]:
-            raise ConfigError(f"{cfg['_target_']} takes no {name} ({key}.{name}={cfg[name]}); "
-                              f"set {key}.{name}=0 or pick an optimizer that has it")
-        del cfg[name]
-    return {**cfg, "_partial_": True}
+    return {**_taken_arguments(cfg, cls, key, "set {key}=0 or pick an optimizer that has it"), "_partial_": True}
+
+
+def _scheduler_defaults(cfg: Any) -> dict:
+    """An open scheduler node (:data:`bench.config.SchedulerNode`) on :class:`SchedulerConfig`'s defaults:
+    keys beyond the schema are kept (the target's own arguments)."""
+    return OmegaConf.to_container(OmegaConf.merge(schema_defaults(SchedulerConfig), cfg))
 
 
 def scheduler_node(cfg: Any, key: str = "scheduler") -> dict | None:
-    """The ``_partial_`` node :func:`build_scheduler` instantiates (``None``: a constant rate), its target
-    checked: :class:`SchedulerConfig`'s defaults under ``cfg``."""
+    """The ``_partial_`` node :func:`build_scheduler` instantiates (``None``: a constant rate): ``cfg`` on
+    :class:`SchedulerConfig`'s defaults, its target checked and every key an argument of it (a default
+    that does not apply is left out at null/0)."""
     if cfg is None:
         return None
-    cfg = _partial_node(cfg, SchedulerConfig)
-    _target_class(cfg, torch.optim.lr_scheduler.LRScheduler, "torch.optim.lr_scheduler scheduler", key,
-                  SchedulerConfig._target_)
-    return {**cfg, "_partial_": True}
+    cfg = _scheduler_defaults(cfg)
+    cls = _target_class(cfg, torch.optim.lr_scheduler.LRScheduler, "torch.optim.lr_scheduler scheduler", key,
+                        SchedulerConfig._target_)
+    return {**_taken_arguments(cfg, cls, key, "set {key}=null or pick a scheduler that takes it"),
+            "_partial_": True}
 
 
 def build_optimizer(cfg: Any, params: Any, key: str = "optim") -> torch.optim.Optimizer:
     """The one optimizer factory: ``hydra.utils.instantiate`` of an :class:`OptimConfig` node (a partial,
-    see :func:`optimizer_node`) applied to ``params``."""
-    return instantiate(optimizer_node(cfg, key))(params)
+    see :func:`optimizer_node`) applied to ``params`` (parameters, or param groups whose own settings,
+    e.g. ``weight_decay: 0`` for gains and biases, override the node's)."""
+    return instantiate(optimizer_node(cfg, key), _convert_="all")(params)
+
+
+#: scheduler arguments that ``null`` sets to the run's number of optimizer steps
+RUN_LENGTH_ARGUMENTS = ("T_max", "total_steps")
 
 
 def build_scheduler(cfg: Any, optimizer: torch.optim.Optimizer, total_steps: int,
                     key: str = "scheduler") -> dict | None:
-    """The one LR-scheduler factory: ``hydra.utils.instantiate`` of a :class:`SchedulerConfig` node (a
-    partial) on ``optimizer``, as Lightning's per-step ``lr_scheduler`` entry; ``None``: a constant rate.
-    ``T_max: null`` becomes ``total_steps`` (the run's optimizer steps)."""
+    """The one LR-scheduler factory: ``hydra.utils.instantiate`` of a scheduler node (a partial, see
+    :func:`scheduler_node`) on ``optimizer``, as Lightning's per-step ``lr_scheduler`` entry; ``None``: a
+    constant rate. ``T_max``/``total_steps: null`` become ``total_steps`` (the run's optimizer steps),
+    ``max_lr: null`` the learning rate of each of the optimizer's param groups."""
     node = scheduler_node(cfg, key)
     if node is None:
         return None
-    if node.get("T_max", 0) is None:
-        node["T_max"] = max(1, int(total_steps))
-    return {"scheduler": instantiate(node)(optimizer), "interval": "step"}
+    for name in RUN_LENGTH_ARGUMENTS:
+        if name in node and node[name] is None:
+            node[name] = max(1, int(total_steps))
+    if "max_lr" in node and node["max_lr"] is None:
+        node["max_lr"] = [group["lr"] for group in optimizer.param_groups]
+    try:
+        scheduler = instantiate(node, _convert_="all")(optimizer)
+    except (TypeError, ValueError) as e:  # a wrong argument value (types are not checked by an open node)
+        raise ConfigError(f"{key}: {node['_target_']} rejects its arguments: {e}") from None
+    return {"scheduler": scheduler, "interval": "step"}
+
+
+def configure_optimizers(module: L.LightningModule, params: Any, optim: Any, scheduler: Any, key: str = "") -> Any:
+    """What ``LightningModule.configure_optimizers`` returns: the :func:`build_optimizer` optimizer of
+    ``params`` and, unless ``scheduler`` is ``None``, its :func:`build_scheduler` scheduler over the run's
+    optimizer steps. ``key`` is where the nodes live in the config (``clip.train``), for errors."""
+    prefix = f"{key}." if key else ""
+    opt = build_optimizer(optim, params, f"{prefix}optim")
+    sched = build_scheduler(scheduler, opt, module.trainer.estimated_stepping_batches, f"{prefix}scheduler")
+    return opt if sched is None else {"optimizer": opt, "lr_scheduler": sched}
 
 
 class ClassifierModule(L.LightningModule):
@@ -104,7 +142,7 @@ class ClassifierModule(L.LightningModule):
         self.model = model
         self.num_classes = num_classes
         optim = _partial_node(optim, OptimConfig)
-        scheduler = None if scheduler is None else _partial_node(scheduler, SchedulerConfig)
+        scheduler = None if scheduler is None else _scheduler_defaults(scheduler)
         self.save_hyperparameters({"optim": optim, "scheduler": scheduler, "loss": loss, "augment": augment,
                                    "hflip": hflip, "num_classes": num_classes})
         self._augmentation = augmentation(hflip) if augment else None
@@ -146,9 +184,7 @@ class ClassifierModule(L.LightningModule):
         self._eval_step(batch, "test")
 
     def configure_optimizers(self):
-        opt = build_optimizer(self.hparams.optim, self.parameters())
-        scheduler = build_scheduler(self.hparams.scheduler, opt, self.trainer.estimated_stepping_batches)
-        return opt if scheduler is None else {"optimizer": opt, "lr_scheduler": scheduler}
+        return configure_optimizers(self, self.parameters(), self.hparams.optim, self.hparams.scheduler)
 
 
 def augmentation(hflip: bool = True):

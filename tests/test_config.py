@@ -129,5 +129,5 @@ def test_yaml_only_overrides_the_schema_defaults(compose):
                 if default is not KeyError and value == default and not (isinstance(value, str) and "${" in value):
                     repeats.append(f"{path.relative_to(CONF)}: {'.'.join(key)}={value!r}")
     assert checked > 40 and not repeats, repeats
-    cfg = compose(["task=shift", "trainer.deterministic=true", "generator.train.lr=0.01"])  # keys only in schemas
-    assert cfg.trainer.deterministic is True and cfg.generator.train.lr == 0.01 and cfg.trainer.max_epochs == 1
+    cfg = compose(["task=shift", "trainer.deterministic=true", "generator.train.optim.lr=0.01"])  # keys only in schemas
+    assert cfg.trainer.deterministic is True and cfg.generator.train.optim.lr == 0.01 and cfg.trainer.max_epochs == 1

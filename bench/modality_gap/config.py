@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from bench.config import OptimConfig, SchedulerNode
+
 SMALL_CLIP = "bench-mnist-clip"  # bench's small CLIP architectures (registered in clip_models)
 SMALL_CLIP_MINILM = "bench-mnist-clip-minilm"
 
@@ -18,8 +20,14 @@ class ClipTrainConfig:
     init: str = "isotropic"
     epochs: int = 20
     batch_size: int = 128
-    lr: float = 2e-3
-    weight_decay: float = 0.1
+    # open_clip's recipe: AdamW (gains, biases and the temperature are not decayed: contrastive.py puts them
+    # in a param group with weight_decay 0) and a one-cycle rate (max_lr null: optim.lr; total_steps null:
+    # the run's optimizer steps)
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(_target_="torch.optim.AdamW", lr=2e-3,
+                                                                   weight_decay=0.1))
+    scheduler: SchedulerNode = field(default_factory=lambda: {
+        "_target_": "torch.optim.lr_scheduler.OneCycleLR", "_partial_": True, "max_lr": None, "total_steps": None,
+        "pct_start": 0.15})
     n_train: int = 4000
     dynamics_every: int = 10  # the training seed is derive(seed, "clip", variant): a seed sweep trains one CLIP per seed
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from bench.cache import Cache, as_cache
 from bench.errors import TrainingError
 from bench.modality_gap.clip_models import (SMALL_CLIP, SMALL_CLIP_MINILM, WEIGHTS_FILE, ClipBundle,
                                             export_open_clip_dir, load_clip)
+from bench.modality_gap.config import ClipTrainConfig
 from bench.modality_gap.gap import permutation_null_gap
 from bench.modality_gap.zeroshot import ClassSet, load_class_set
 
@@ -37,8 +38,8 @@ class TrainSpec:
     init: str = "isotropic"  # isotropic (both towers' outputs centred at init) | default (open_clip's init)
     epochs: int = 20
     batch_size: int = 128
-    lr: float = 2e-3
-    weight_decay: float = 0.1
+    optim: dict[str, Any] = field(default_factory=lambda: asdict(ClipTrainConfig())["optim"])  # clip.train.optim
+    scheduler: dict[str, Any] | None = field(default_factory=lambda: ClipTrainConfig().scheduler)
     n_train: int = 4000
     dynamics_every: int = 10  # steps between gap-dynamics measurements
     seed: int = 0
@@ -78,13 +79,14 @@ class CaptionedImages(Dataset):
 
 
 class ContrastiveCLIP(L.LightningModule):
-    """Symmetric InfoNCE (open_clip's ClipLoss) with the model's learnable temperature."""
+    """Symmetric InfoNCE (open_clip's ClipLoss) with the model's learnable temperature; ``optim`` and
+    ``scheduler``: the ``clip.train`` nodes (built by :func:`bench.training.configure_optimizers`)."""
 
-    def __init__(self, model: torch.nn.Module, lr: float, weight_decay: float) -> None:
+    def __init__(self, model: torch.nn.Module, optim: dict[str, Any], scheduler: dict[str, Any] | None) -> None:
         super().__init__()
         from open_clip.loss import ClipLoss
 
-        self.model, self.lr, self.weight_decay = model, lr, weight_decay
+        self.model, self.optim_cfg, self.scheduler_cfg = model, optim, scheduler
         self.loss = ClipLoss()
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
@@ -94,7 +96,7 @@ class ContrastiveCLIP(L.LightningModule):
         loss = self.loss(img, txt, scale)
         if not torch.isfinite(loss):
             raise TrainingError(f"contrastive loss became {loss.item()} at step {self.global_step}; "
-                                f"lower clip.train.lr (now {self.lr})")
+                                f"lower clip.train.optim.lr (now {self.optim_cfg['lr']})")
         self.log("train/clip_loss", loss, prog_bar=True, on_step=True, on_epoch=False)
         return loss
 
@@ -103,16 +105,16 @@ class ContrastiveCLIP(L.LightningModule):
             self.model.logit_scale.clamp_(0, 4.6052)
 
     def configure_optimizers(self):
+        from bench.training import configure_optimizers
+
         # open_clip's recipe: no weight decay on gains, biases and the temperature (decaying
-        # logit_scale pulls it towards 1, i.e. towards a high temperature that closes the gap)
+        # logit_scale pulls it towards 1, i.e. towards a high temperature that closes the gap);
+        # the other parameters take clip.train.optim.weight_decay
         named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
         plain = [p for n, p in named if p.ndim < 2 or "logit_scale" in n]
         decayed = [p for n, p in named if not (p.ndim < 2 or "logit_scale" in n)]
-        opt = torch.optim.AdamW([{"params": decayed, "weight_decay": self.weight_decay},
-                                 {"params": plain, "weight_decay": 0.0}], lr=self.lr)
-        steps = max(1, self.trainer.estimated_stepping_batches)
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=self.lr, total_steps=steps, pct_start=0.15)
-        return [opt], [{"scheduler": sched, "interval": "step"}]
+        return configure_optimizers(self, [{"params": decayed}, {"params": plain, "weight_decay": 0.0}],
+                                    self.optim_cfg, self.scheduler_cfg, "clip.train")
 
 
 @torch.no_grad()
@@ -200,8 +202,10 @@ def train_embedded_clip(spec: TrainSpec, cache: Cache | str | Path, trainer_cfg:
     the gap dynamics (kept in the weights' metadata, so one sha256-checked file holds both)."""
     from safetensors import safe_open
 
-    from bench.training import build_trainer, fit, weight_settings
+    from bench.training import build_trainer, fit, optimizer_node, scheduler_node, weight_settings
 
+    optimizer_node(spec.optim, "clip.train.optim")  # a wrong node fails before any data or training
+    scheduler_node(spec.scheduler, "clip.train.scheduler")
     cache = as_cache(cache)
     # the key: the spec, the training recipe's version (a recipe change retrains) and the trainer
     # settings that change the weights (precision, the global batch)
@@ -233,7 +237,7 @@ def train_embedded_clip(spec: TrainSpec, cache: Cache | str | Path, trainer_cfg:
     ckpt = folder / "checkpoint"  # resumable; removed once the model is exported
     trainer = build_trainer(trainer_cfg, run, callbacks=[dynamics], checkpoint_dir=ckpt, log_prefix="clip",
                             **overrides)
-    fit(trainer, ContrastiveCLIP(model, spec.lr, spec.weight_decay), checkpoint_dir=ckpt, train_dataloaders=loader)
+    fit(trainer, ContrastiveCLIP(model, spec.optim, spec.scheduler), checkpoint_dir=ckpt, train_dataloaders=loader)
     if trainer.is_global_zero:
         meta = {"train_spec": json.dumps(asdict(spec)), "dynamics": json.dumps(dynamics.history)}
         export_open_clip_dir(model, spec.arch, folder, metadata=meta)

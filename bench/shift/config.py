@@ -1,18 +1,20 @@
 """Config schemas of the shift task: the ``generator`` and ``task`` groups."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Optional
 
-from bench.config import ModelConfig, OptimConfig, SchedulerConfig
+from bench.config import ModelConfig, OptimConfig, SchedulerConfig, SchedulerNode
 
 
 @dataclass
 class GeneratorTrainConfig:
-    """Training of an embedded generator on MNIST (ignored when ``source`` is set)."""
+    """Training of an embedded generator on MNIST (ignored when ``source`` is set): Adam at a constant rate
+    (``generator=unet`` overrides it with its AdamW); ``scheduler``: an LR scheduler node (null: constant)."""
     epochs: int = 20
     batch_size: int = 128
-    lr: float = 2e-3
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(_target_="torch.optim.Adam", lr=2e-3))
+    scheduler: SchedulerNode = None
     beta: float = 1.0  # VAE: weight of the KL term
 
 
@@ -58,7 +60,7 @@ class ClassifierTrainConfig:
     the learning rate decayed by a cosine to 0 over the run (``scheduler: null``: constant)."""
     batch_size: int = 128
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=0.05, momentum=0.9, weight_decay=5e-4))
-    scheduler: Optional[SchedulerConfig] = field(default_factory=SchedulerConfig)
+    scheduler: SchedulerNode = field(default_factory=lambda: asdict(SchedulerConfig()))
     hflip: bool = True  # part of the augmentation; off for digits (a mirrored digit is another glyph)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from bench.config import ImageDataConfig, ModelConfig, OptimConfig, SchedulerConfig
+from bench.config import ImageDataConfig, ModelConfig, OptimConfig, SchedulerNode
 
 
 @dataclass
@@ -46,7 +46,7 @@ class WhiteningTaskConfig:
     variants: list[VariantConfig] = field(default_factory=lambda: [VariantConfig()])
     # The paper's protocol by default: SGD lr 0.01, no momentum, no weight decay, constant rate, cross-entropy.
     optim: OptimConfig = field(default_factory=OptimConfig)
-    scheduler: Optional[SchedulerConfig] = None  # null: a constant learning rate
+    scheduler: SchedulerNode = None  # null: a constant learning rate; else a scheduler node (SchedulerConfig's keys)
     loss: str = "ce"  # ce | mse
     augment: bool = False
     hflip: bool = True  # with augment: off for digits

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from bench.errors import ConfigError, ModelError
+from bench.config import OptimConfig
 from bench.shift.config import GeneratorConfig, GeneratorTrainConfig
 from bench.shift.generators import build_generator
 
@@ -112,7 +113,8 @@ def test_embedded_unet_trains_and_samples_digits(tmp_path):
     from omegaconf import OmegaConf
 
     cfg = GeneratorConfig(kind="unet", image_size=16, hidden=32, steps=25, device="cpu",
-                          train=GeneratorTrainConfig(epochs=15, batch_size=64, lr=2e-3))
+                          train=GeneratorTrainConfig(epochs=15, batch_size=64,  # generator=unet's optimizer
+                                                     optim=OptimConfig("torch.optim.AdamW", lr=2e-3, weight_decay=0.01)))
     gen = build_generator(cfg, tmp_path)
     images = _check_deterministic(gen, n=200)
     x, y = load_mnist("train")

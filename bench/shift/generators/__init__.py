@@ -24,15 +24,15 @@ __all__ = ["Generator", "KINDS", "build_generator", "weights_hash"]
 
 
 def _vae(cfg: GeneratorConfig, cache: Cache | str | Path, seed: int, trainer_cfg: Any) -> Generator:
-    from bench.shift.generators.embedded import cached_state, fit_generator, mnist_train_tensors
+    from bench.shift.generators.embedded import cached_state, fit_generator, mnist_train_tensors, training_nodes
     from bench.shift.generators.vae import ConditionalVAE, VAEGenerator
     from bench.training import weight_settings
 
     if cfg.source != EMBEDDED:
         raise ConfigError("the vae generator is trained by bench on MNIST: set generator.source=embedded "
                           "(or use generator=unet / generator=dit for a pretrained model)")
-    hp = {"latent_dim": cfg.latent_dim, "num_classes": 10, "hidden": cfg.hidden,
-          "lr": cfg.train.lr, "beta": cfg.train.beta}
+    hp = {**training_nodes(cfg), "latent_dim": cfg.latent_dim, "num_classes": 10, "hidden": cfg.hidden,
+          "beta": cfg.train.beta}
     key = {"version": 1, **hp, "epochs": cfg.train.epochs, "batch_size": cfg.train.batch_size, "seed": seed,
            "trainer": weight_settings(trainer_cfg)}
 

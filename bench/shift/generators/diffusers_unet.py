@@ -39,9 +39,11 @@ def tiny_unet(image_size: int, hidden: int, num_classes: int = 10, in_chans: int
 
 
 class DiffusionModule(L.LightningModule):
-    """DDPM training of a class-conditional UNet: predict the noise added at a random timestep."""
+    """DDPM training of a class-conditional UNet: predict the noise added at a random timestep; ``optim``,
+    ``scheduler``: the ``generator.train`` nodes (built by :func:`bench.training.configure_optimizers`)."""
 
-    def __init__(self, image_size: int = 16, hidden: int = 32, lr: float = 2e-3) -> None:
+    def __init__(self, optim: dict[str, Any], scheduler: dict[str, Any] | None = None, image_size: int = 16,
+                 hidden: int = 32) -> None:
         super().__init__()
         from diffusers import DDPMScheduler
 
@@ -57,12 +59,15 @@ class DiffusionModule(L.LightningModule):
         pred = self.unet(self.noise.add_noise(x, noise, t), t, class_labels=y).sample
         loss = F.mse_loss(pred, noise)
         if not torch.isfinite(loss):
-            raise TrainingError(f"diffusion loss became {loss.item()}; lower generator.train.lr")
+            raise TrainingError(f"diffusion loss became {loss.item()}; lower generator.train.optim.lr")
         self.log("unet/loss", loss, prog_bar=True, on_step=True, on_epoch=False)
         return loss
 
     def configure_optimizers(self):
-        return torch.optim.AdamW(self.unet.parameters(), lr=self.hparams.lr)
+        from bench.training import configure_optimizers
+
+        return configure_optimizers(self, self.unet.parameters(), self.hparams.optim, self.hparams.scheduler,
+                                    "generator.train")
 
 
 class UNetGenerator(Generator):
@@ -117,21 +122,21 @@ def build_unet_generator(cfg: GeneratorConfig, cache: Cache | str | Path, seed: 
     if cfg.source != "embedded":
         unet, scheduler_config = load_pretrained_unet(cfg.source)
         return UNetGenerator(unet, scheduler_config, cfg, tag=Path(cfg.source).name or "pretrained")
-    from bench.shift.generators.embedded import cached_state, fit_generator, mnist_train_tensors
+    from bench.shift.generators.embedded import cached_state, fit_generator, mnist_train_tensors, training_nodes
     from bench.training import weight_settings
 
-    key = {"trainer": weight_settings(trainer_cfg), "version": 1, "image_size": cfg.image_size, "hidden": cfg.hidden, "lr": cfg.train.lr,
-           "epochs": cfg.train.epochs, "batch_size": cfg.train.batch_size, "seed": seed,
-           "scheduler": EMBEDDED_SCHEDULER}
+    hp = {**training_nodes(cfg), "image_size": cfg.image_size, "hidden": cfg.hidden}
+    key = {"trainer": weight_settings(trainer_cfg), "version": 1, **hp, "epochs": cfg.train.epochs,
+           "batch_size": cfg.train.batch_size, "seed": seed, "noise_scheduler": EMBEDDED_SCHEDULER}
 
     def train(checkpoint_dir: Path) -> DiffusionModule:
         L.seed_everything(seed, verbose=False)
-        module = DiffusionModule(cfg.image_size, cfg.hidden, cfg.train.lr)
+        module = DiffusionModule(**hp)
         fit_generator(module, mnist_train_tensors(cfg.image_size), cfg.train.epochs, cfg.train.batch_size,
                       seed, trainer_cfg, checkpoint_dir=checkpoint_dir)
         return module
 
     state, tag = cached_state(cache, "unet", key, train)
-    module = DiffusionModule(cfg.image_size, cfg.hidden, cfg.train.lr)
+    module = DiffusionModule(**hp)
     module.load_state_dict(state)
     return UNetGenerator(module.unet, EMBEDDED_SCHEDULER, cfg, tag=tag)

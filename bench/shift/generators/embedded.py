@@ -37,6 +37,15 @@ def mnist_train_tensors(image_size: int = 28) -> TensorDataset:
     return TensorDataset(x, labels)
 
 
+def training_nodes(cfg: Any) -> dict[str, Any]:
+    """The ``generator.train`` optimizer and scheduler nodes, checked (a wrong one fails before any
+    training) and as plain dicts: the module's hyperparameters and part of the weights' cache key."""
+    from bench.training import optimizer_node, scheduler_node
+
+    return {"optim": optimizer_node(cfg.train.optim, "generator.train.optim"),
+            "scheduler": scheduler_node(cfg.train.scheduler, "generator.train.scheduler")}
+
+
 def fit_generator(module: L.LightningModule, data: TensorDataset, epochs: int, batch_size: int,
                   seed: int, trainer_cfg: Any = None, checkpoint_dir: Path | None = None) -> None:
     """Train a generator LightningModule with the run's ``trainer`` settings (devices, precision) and

@@ -2,6 +2,8 @@
 ``G(z, y)`` (z ~ N(0, I_d), y a digit) is deterministic and fast on a CPU."""
 from __future__ import annotations
 
+from typing import Any
+
 import lightning as L
 import torch
 from torch import nn
@@ -41,10 +43,11 @@ class Encoder(nn.Module):
 
 
 class ConditionalVAE(L.LightningModule):
-    """Bernoulli-likelihood conditional VAE; ``beta`` weighs the KL term (the ELBO at beta=1)."""
+    """Bernoulli-likelihood conditional VAE; ``beta`` weighs the KL term (the ELBO at beta=1); ``optim``,
+    ``scheduler``: the ``generator.train`` nodes (built by :func:`bench.training.configure_optimizers`)."""
 
-    def __init__(self, latent_dim: int = 16, num_classes: int = 10, hidden: int = 256,
-                 lr: float = 2e-3, beta: float = 1.0) -> None:
+    def __init__(self, optim: dict[str, Any], scheduler: dict[str, Any] | None = None, latent_dim: int = 16,
+                 num_classes: int = 10, hidden: int = 256, beta: float = 1.0) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.encoder = Encoder(latent_dim, num_classes, hidden)
@@ -58,12 +61,15 @@ class ConditionalVAE(L.LightningModule):
         kl = 0.5 * (mean.pow(2) + logvar.exp() - 1 - logvar).sum(1).mean()
         loss = recon + self.hparams.beta * kl
         if not torch.isfinite(loss):
-            raise TrainingError(f"VAE loss became {loss.item()} at step {self.global_step}; lower generator.train.lr")
+            raise TrainingError(f"VAE loss became {loss.item()} at step {self.global_step}; lower generator.train.optim.lr")
         self.log_dict({"vae/recon": recon, "vae/kl": kl}, prog_bar=True, on_step=True, on_epoch=False)
         return loss
 
     def configure_optimizers(self):
-        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
+        from bench.training import configure_optimizers
+
+        return configure_optimizers(self, self.parameters(), self.hparams.optim, self.hparams.scheduler,
+                                    "generator.train")
 
 
 class VAEGenerator(Generator):
