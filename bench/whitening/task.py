@@ -44,6 +44,7 @@ AXES = ("arch", "width", "seed", "labels", "first_layer")
 # tied and the formula must fail. Built in this task from the true-label data module.
 LABELS = ("true", "random", "pca")
 FIRST_LAYER = ("learned", "frozen")
+LOSSES = ("ce", "mse")
 # The formula's own model class (conv -> pool -> linear): reported as kind=linear, a control for the
 # theory, apart from the trained nonlinear CNNs (kind=cnn).
 LINEAR_MODELS = frozenset({"linear_cnn"})
@@ -58,6 +59,11 @@ class Variant:
     epochs: int  # not part of the id: one model is trained to one length per study
     first_layer: str = "learned"
     kwargs: dict = field(default_factory=dict, compare=False)  # the model's constructor kwargs (part of the cache key)
+    # the training recipe, resolved (the variant's own, else the study's); part of the cache key
+    loss: str = field(default="ce", compare=False)
+    optim: dict = field(default_factory=dict, compare=False)
+    batch_size: int = field(default=256, compare=False)
+    init_scale: float = field(default=1.0, compare=False)
 
     @property
     def kind(self) -> str:
@@ -104,14 +110,21 @@ def resolve_variants(cfg: DictConfig) -> list[Variant]:
     out = []
     for i, v in enumerate(cfg.task.variants):
         arch = v.arch or cfg.model.name
+        optim = OmegaConf.to_container(OmegaConf.merge(cfg.task.optim, v.optim or {}))
+        optimizer_node(optim, f"task.variants[{i}].optim")  # a wrong optimizer fails before any training
         out.append(Variant(arch, float(v.width if v.width is not None else cfg.model.width),
                            int(v.seed if v.seed is not None else cfg.seed + v.seed_offset),
                            v.labels or cfg.data.labels,
                            int(v.epochs if v.epochs is not None else cfg.trainer.max_epochs),
-                           v.first_layer or "learned", _variant_kwargs(cfg, i, v, arch)))
+                           v.first_layer or "learned", _variant_kwargs(cfg, i, v, arch),
+                           v.loss or cfg.task.loss, optim, int(v.batch_size or cfg.data.batch_size),
+                           float(v.first_layer_init_scale if v.first_layer_init_scale is not None
+                                 else cfg.task.first_layer_init_scale)))
     for v in out:
         if v.labels not in LABELS:
             raise ConfigError(f"a variant's labels must be one of {', '.join(LABELS)}, not {v.labels!r}")
+        if v.loss not in LOSSES:
+            raise ConfigError(f"a variant's loss must be one of {', '.join(LOSSES)}, not {v.loss!r}")
         if v.first_layer not in FIRST_LAYER:
             raise ConfigError(f"a variant's first_layer must be one of {', '.join(FIRST_LAYER)}, not {v.first_layer!r}")
     ids = [v.id for v in out]
@@ -135,15 +148,15 @@ def _train(cfg: DictConfig, run: Run, dm, variant: Variant, ckpt_dir: Path) -> T
         test_acc = accuracy(model, dm.test_dataloader(), dm.num_classes, cfg.trainer)
         return Trained({-1: conv.weight.detach().clone()}, test_acc, n_params(model))
     with torch.no_grad():
-        conv.weight.mul_(cfg.task.first_layer_init_scale)
+        conv.weight.mul_(variant.init_scale)
     conv.weight.requires_grad_(variant.first_layer == "learned")  # frozen: SGD skips a parameter without grad
     recorder = FirstLayerRecorder(list(cfg.task.record_steps))
     # No per-epoch validation: nothing selects on it, and test accuracy is measured once below.
     trainer = build_trainer(cfg.trainer, run, callbacks=[recorder], checkpoint_dir=ckpt_dir,
                             log_prefix=variant.id, limit_val_batches=0, max_epochs=variant.epochs)
-    module = ClassifierModule(model, dm.num_classes, optim=cfg.task.optim, scheduler=cfg.task.scheduler,
-                              loss=cfg.task.loss, augment=cfg.task.augment, hflip=cfg.task.hflip)
-    fit(trainer, module, dm, ckpt_dir)
+    module = ClassifierModule(model, dm.num_classes, optim=variant.optim, scheduler=cfg.task.scheduler,
+                              loss=variant.loss, augment=cfg.task.augment, hflip=cfg.task.hflip)
+    fit(trainer, module, checkpoint_dir=ckpt_dir, train_dataloaders=dm.train_dataloader(variant.batch_size))
     return Trained(recorder.snapshots, accuracy(model, dm.test_dataloader(), dm.num_classes, cfg.trainer),
                    n_params(model))
 
@@ -152,17 +165,15 @@ def train_or_load(cfg: DictConfig, run: Run, dm, variant: Variant) -> Trained:
     """Train one variant, or reuse an earlier identical training from the cache (resumable)."""
     from safetensors.torch import load_file, save_file
 
-    key = {"data": dm.cache_key, "labels": variant.labels, "variant": asdict(variant),
-           "model": OmegaConf.to_container(cfg.model), "task": OmegaConf.to_container(cfg.task.optim),
-           "recipe": {k: OmegaConf.to_container(cfg.task)[k] for k in ("scheduler", "loss", "augment", "hflip")},
-           "first_layer_init_scale": cfg.task.first_layer_init_scale,
+    key = {"data": dm.cache_key, "labels": variant.labels, "variant": asdict(variant),  # its loss, optim, batch
+           "model": OmegaConf.to_container(cfg.model),
+           "recipe": {k: OmegaConf.to_container(cfg.task)[k] for k in ("scheduler", "augment", "hflip")},
            "pca_labels_component": cfg.task.pca_labels_component if variant.labels == "pca" else None,
            "train": cfg.task.train, "record_steps": list(cfg.task.record_steps),
            # what changes the trained weights (devices and nodes change the global batch)
            "trainer": {k: cfg.trainer[k] for k in ("max_epochs", "max_steps", "precision", "devices",
                                                   "num_nodes", "sync_batchnorm", "fast_dev_run",
-                                                  "limit_train_batches")},
-           "batch_size": cfg.data.batch_size}
+                                                  "limit_train_batches")}}
     cache = Cache.from_config(cfg)
     path = cache.path("whitening/trained", key, name=variant.id)
     ckpt_dir = path.with_suffix(".ckpt")  # Lightning's last.ckpt while training (resume), removed once cached

@@ -158,3 +158,27 @@ def test_profile_invariant_to_orthogonal_mixing_of_filters():
     mixed = (q @ w.reshape(16, -1).double()).reshape(16, 3, 3, 3)
     torch.testing.assert_close(energy_profile(mixed, eigvecs), energy_profile(w, eigvecs))
     assert not torch.allclose(mixed.float(), w)
+
+
+def test_linear_cnn_head_none_trains_each_filter_on_its_own_target():
+    """head='none' (one filter per class) under bench's MSE loss: each filter's gradient is the
+    theory model's for its own one-hot target (conv -> global average pool is linear in the mean patch)."""
+    from torch.nn import functional as F
+
+    from bench.errors import ModelError
+    from bench.models import create_model
+    from bench.training import ClassifierModule
+
+    model = create_model("linear_cnn", num_classes=4, in_chans=3, kwargs={"head": "none", "filters": 4})
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(32, 3, 6, 6, generator=g), torch.randint(0, 4, (32,), generator=g)
+    module = ClassifierModule(model, 4, loss="mse")
+    assert module(x).shape == (32, 4)
+    module._loss(module(x), y).backward()
+    mean_patch = F.unfold(x, 3).mean(-1)  # (N, 27) in conv.weight.flatten(1) order
+    w = model.first_conv.weight.detach().flatten(1)
+    residual = mean_patch @ w.T - F.one_hot(y, 4).float()  # (N, filters): filter c against target c only
+    expected = 2 / (32 * 4) * residual.T @ mean_patch
+    assert torch.allclose(model.first_conv.weight.grad.flatten(1), expected, atol=1e-6)
+    with pytest.raises(ModelError, match="one filter per class: 64 filters for 10 classes"):
+        create_model("linear_cnn", num_classes=10, kwargs={"head": "none"})
