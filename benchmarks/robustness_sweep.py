@@ -1,12 +1,14 @@
 """The robustness sweep against the honest baseline and the GEMM roofline, side by side in one run.
 
-The task's sweep (alpha x Gaussian level x trials, paper mode) on n x 512 synthetic unit-norm
+The task's sweep (alpha x Gaussian level x trials, paper mode or ``--mode``) on n x 512 synthetic unit-norm
 embeddings with a modality gap and 100 classes, in the task's dtype (float32 by default):
 
 - **fused**: ``bench.modality_gap.robustness.robustness_sweep``: Gaussian noise is additive and the
   paper shift moves only the queries along one line, so ONE ``mm`` of the queries against the clean
   set and every trial of every level stacked serves all alphas; per alpha only a per-item bias
-  (-alpha v.x) is added before the argmax, over cache-sized query chunks; on GPU when present;
+  (-alpha v.x) is added before the argmax, over query chunks; on GPU when present (``--mode
+  symmetric`` moves X too: the GEMM is then against the noise, plus y.r_alpha per alpha, and each
+  alpha also adds y.r_alpha and a per-query scale);
 - **cdist** / **matmul**: what a competent user writes: per (alpha, level, trial) config
   ``torch.cdist(q, x_t).argmin`` or ``(q @ x_t.T * 2 - ||x_t||^2).argmax``, same dtype, the clean
   search also once per alpha;
@@ -21,7 +23,7 @@ prediction is reported, never averaged away). Peak memory is the rise of the pro
 sampled every ms) or of ``torch.cuda.max_memory_allocated`` (GPU) during each call. Results go to
 ``results/benchmarks/robustness_sweep.json``.
 
-    python benchmarks/robustness_sweep.py [--sizes 500 2500 10000] [--trials 5] [--dtype float32]
+    python benchmarks/robustness_sweep.py [--sizes 500 2500 10000] [--trials 5] [--dtype float32] [--mode paper]
 """
 from __future__ import annotations
 
@@ -97,10 +99,9 @@ def _draws(x: torch.Tensor, trials: int, seed: int) -> list[dict]:
             for i, level in enumerate(LEVELS)]
 
 
-def per_config(y, x, direction, trials, seed, device, dtype, method: str) -> dict:
+def per_config(y, x, shift, direction, trials, seed, device, dtype, method: str) -> dict:
     """The honest baseline: one search per (alpha, level, trial) config, the clean search once per
     alpha, the noise drawn as the task draws it (timed too: the fused sweep draws its own)."""
-    shift = GapShift("paper")
     q0, x0 = y.to(device, dtype), x.to(device, dtype)
     v = direction.to(device, dtype)
     noise = [draw["noise"].to(device, dtype) for draw in _draws(x, trials, seed)]
@@ -119,9 +120,9 @@ def per_config(y, x, direction, trials, seed, device, dtype, method: str) -> dic
     return out
 
 
-def fused_predictions(y, x, labels, direction, args, device, dtype) -> dict:
+def fused_predictions(y, x, shift, direction, args, device, dtype) -> dict:
     """The fused sweep's own predictions per config (the ones ``robustness_sweep`` reduces to rows)."""
-    per_alpha = sweep_predictions(y, x, alphas=ALPHAS, shift=GapShift("paper"), perturbation="gaussian", levels=LEVELS,
+    per_alpha = sweep_predictions(y, x, alphas=ALPHAS, shift=shift, perturbation="gaussian", levels=LEVELS,
                                   trials=args.trials, seed=args.seed, direction=direction, device=device, dtype=dtype)
     out = {}
     for alpha, (clean, preds, _) in zip(ALPHAS, per_alpha):
@@ -165,24 +166,26 @@ def _timed(fn, device: str, repeats: int) -> tuple[float, int, object]:
 
 def run_size(n: int, args: argparse.Namespace, device: str, dtype: torch.dtype) -> dict:
     y, x, labels = synthetic_embeddings(n, args.d, args.classes, args.seed)
-    shift = GapShift("paper")
+    shift = GapShift(args.mode)
     direction = shift.direction(y, x)  # float64, as the task computes it
     m = args.classes
     columns = m * (1 + len(LEVELS) * args.trials)  # the clean set and every trial of every level
     nominal = 2 * n * args.d * columns * len(ALPHAS)  # the per-config work: every alpha searches every column
-    done = 2 * n * args.d * columns  # the fused sweep's GEMM work in paper mode: one search serves every alpha
+    # the fused sweep's GEMM work: one search serves every alpha (plus the clean-sized y.r_alpha per
+    # alpha when the retrieval set moves: symmetric mode)
+    done = 2 * n * args.d * (columns + (m * len(ALPHAS) if shift.moves_retrieval else 0))
 
     def fused() -> list[dict]:
         return robustness_sweep(y, x, labels, alphas=ALPHAS, shift=shift, perturbation="gaussian", levels=LEVELS,
                                 trials=args.trials, seed=args.seed, direction=direction, device=device, dtype=dtype)
 
     t_fused, mem_fused, _ = _timed(fused, device, args.repeats)
-    t_cdist, mem_cdist, ref_cdist = _timed(lambda: per_config(y, x, direction, args.trials, args.seed, device, dtype, "cdist"),
+    t_cdist, mem_cdist, ref_cdist = _timed(lambda: per_config(y, x, shift, direction, args.trials, args.seed, device, dtype, "cdist"),
                                            device, args.repeats)
-    t_mm, mem_mm, _ = _timed(lambda: per_config(y, x, direction, args.trials, args.seed, device, dtype, "matmul"), device, args.repeats)
+    t_mm, mem_mm, _ = _timed(lambda: per_config(y, x, shift, direction, args.trials, args.seed, device, dtype, "matmul"), device, args.repeats)
     chunk_rows = max(1, (1 << 24) // columns)
     t_roof = min(roofline(y, columns * len(ALPHAS), args.d, device, dtype, chunk_rows) for _ in range(args.repeats))
-    mine = fused_predictions(y, x, labels, direction, args, device, dtype)
+    mine = fused_predictions(y, x, shift, direction, args, device, dtype)
     differing = sum(int((mine[k] != ref_cdist[k]).sum()) for k in mine)
     total = sum(v.numel() for v in mine.values())
     roof = nominal / t_roof
@@ -214,16 +217,18 @@ def main() -> None:
     ap.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--mode", choices=["paper", "symmetric", "image_only"], default="paper",
+                    help="the gap shift (paper: the task's first mode; symmetric also moves the retrieval set)")
     ap.add_argument("--out", default="results/benchmarks/robustness_sweep.json")
     args = ap.parse_args()
     device = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = getattr(torch, args.dtype)
-    print(f"robustness sweep: {len(ALPHAS)} alphas x {len(LEVELS)} Gaussian levels x {args.trials} trials, "
+    print(f"robustness sweep ({args.mode} shift): {len(ALPHAS)} alphas x {len(LEVELS)} Gaussian levels x {args.trials} trials, "
           f"d={args.d}, {args.classes} classes, {args.dtype} on {device} ({torch.get_num_threads()} threads)")
     rows = [run_size(n, args, device, dtype) for n in args.sizes]
     result = {"benchmark": "robustness_sweep", "device": device, "dtype": args.dtype,
               "threads": torch.get_num_threads(), "machine": platform.processor() or platform.machine(),
-              "torch": torch.__version__, "alphas": ALPHAS, "levels": LEVELS, "sizes": rows}
+              "torch": torch.__version__, "mode": args.mode, "alphas": ALPHAS, "levels": LEVELS, "sizes": rows}
     atomic_write_json(Path(args.out), result)
     print(f"written to {args.out}")
     if any(r["predictions_differing_from_cdist"] for r in rows):
