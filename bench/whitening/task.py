@@ -271,6 +271,9 @@ def run(cfg: DictConfig, run: Run) -> None:
                              params={"axis": differs[0], "kind": a.kind if a.kind == b.kind else "mixed",
                                      # which labels the pair compares (true-random is the paper's Table 2)
                                      "labels": "-".join(sorted({a.labels, b.labels}, key=LABELS.index)),
+                                     # two frozen layers are two random inits: not a learned profile's consistency
+                                     "first_layer": "-".join(sorted({a.first_layer, b.first_layer},
+                                                                    key=FIRST_LAYER.index)),
                                      "a": a.id, "b": b.id}))
     run.log_metrics(rows)
     run.save_tensors("profiles", profiles)

@@ -176,8 +176,9 @@ def test_frozen_first_layer_and_pca_tied_labels(compose):
     init_of = {r["params"]["b"] for r in rows if r["metric"] == "consistency_r" and r["params"]["axis"] == "init"}
     assert "linear_cnn-w0.25-s0-true-frozen@init" not in init_of
     assert ("pca", "trained", "linear_cnn") in fit
-    axes = {r["params"]["axis"] for r in rows if r["metric"] == "consistency_r"}
-    assert {"first_layer", "labels"} <= axes
+    axes = {r["params"]["axis"]: r["params"] for r in rows if r["metric"] == "consistency_r"}
+    assert {"first_layer", "labels"} <= set(axes)
+    assert axes["first_layer"]["first_layer"] == "learned-frozen" and axes["labels"]["first_layer"] == "learned"
 
     # the pca labels: rebuild them from the saved PCA and the data, as the task does
     from bench.data import ImageDataModule
