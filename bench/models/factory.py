@@ -30,7 +30,7 @@ def build_model(cfg: Any, key: str = "model", **runtime: Any) -> nn.Module:
     """The one model factory: ``hydra.utils.instantiate`` of a ``model`` node (:class:`ModelConfig`:
     ``_target_`` with ``name``/``width``/``weights``/``kwargs``, i.e. ``bench.models.create_model``) with
     the arguments only the run knows (``num_classes``, ``in_chans``; a caller may also override node
-    keys, as whitening does per variant). A bench error inside the factory (an unknown model name,
+    keys, as a task's per-model variants do). A bench error inside the factory (an unknown model name,
     weights that do not fit) surfaces as itself, not wrapped by hydra."""
     node = model_node(cfg, key)
     try:
