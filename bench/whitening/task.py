@@ -111,7 +111,8 @@ def resolve_variants(cfg: DictConfig) -> list[Variant]:
     for i, v in enumerate(cfg.task.variants):
         arch = v.arch or cfg.model.name
         optim = OmegaConf.to_container(OmegaConf.merge(cfg.task.optim, v.optim or {}))
-        optimizer_node(optim, f"task.variants[{i}].optim")  # a wrong optimizer fails before any training
+        # a wrong optimizer fails before any training, named where it was set
+        optimizer_node(optim, f"task.variants[{i}].optim" if v.optim else "task.optim")
         out.append(Variant(arch, float(v.width if v.width is not None else cfg.model.width),
                            int(v.seed if v.seed is not None else cfg.seed + v.seed_offset),
                            v.labels or cfg.data.labels,
