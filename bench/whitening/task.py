@@ -222,6 +222,10 @@ def run(cfg: DictConfig, run: Run) -> None:
     dm0 = next(iter(datamodules.values()))  # the same pixels in every module: only the labels differ
     run.set_dataset(cfg.data.name, "train", len(dm0.train))
     k = cfg.task.kernel_size
+    out_size = min(dm0.train.images.shape[-2:]) - k + 1  # the first layer's output, where C(delta) is measured
+    if cfg.task.autocorr_max_delta >= out_size:  # before any training
+        raise ConfigError(f"task.autocorr_max_delta={cfg.task.autocorr_max_delta} does not fit the first layer's "
+                          f"{out_size}x{out_size} output on {cfg.data.name}'s images; set it below {out_size}")
     pca = load_or_compute(Cache.from_config(cfg), dm0.cache_key, k, (x for x, _ in dm0.ordered_train_dataloader()),
                           write=run.is_writer)
     run.save_tensors("patch_pca", {"eigvals": pca.eigvals, "eigvecs": pca.eigvecs, "mean": pca.mean})

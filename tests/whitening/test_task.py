@@ -77,6 +77,13 @@ def test_kernel_size_mismatch_is_a_clear_error(compose):
         execute(compose([*TINY, "logger=none", "task.kernel_size=5", "task.variants=[{}]"]))
 
 
+def test_an_autocorrelation_shift_the_images_cannot_hold_is_a_clear_error(compose):
+    from bench.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="task.autocorr_max_delta=14 does not fit the first layer's 14x14 output"):
+        execute(compose([*TINY, "logger=none", "task.autocorr_max_delta=14", "task.variants=[{}]"]))
+
+
 def test_unknown_fit_grid_is_a_clear_error(compose):
     from bench.errors import ConfigError
 
