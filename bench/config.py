@@ -105,7 +105,7 @@ SchedulerNode = Optional[dict[str, Any]]
 @dataclass
 class ImageDataConfig:
     """An image-classification dataset (see :mod:`bench.data`)."""
-    _target_: str = "bench.data.ImageDataModule"
+    _target_: str = "bench.data.datamodule.ImageDataModule"
     name: str = "embedded_photos"
     root: Optional[str] = None
     labels: str = "true"  # true | random (one fixed permutation of the targets)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from bench.data import ImageDataModule
+from bench.data.datamodule import ImageDataModule
 from bench.errors import DataError
 
 
@@ -96,7 +96,7 @@ def test_class_subset_and_sample_count():
 def test_imagefolder_decodes_only_the_selected_images(tmp_path, monkeypatch):
     from PIL import Image
 
-    from bench.data import ImageDataModule
+    from bench.data.datamodule import ImageDataModule
 
     rng = np.random.default_rng(0)
     for split in ("train", "val"):

@@ -3,7 +3,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from bench.data import ImageDataModule
+from bench.data.datamodule import ImageDataModule
 from bench.errors import ConfigError, ModelError
 from bench.models import build_model, create_model, first_conv, list_models
 from bench.training import ClassifierModule, build_trainer, fit
@@ -17,7 +17,7 @@ class TinyData(ImageDataModule):
     """8 random 32x32 RGB images: two steps of any model."""
 
     def setup(self, stage=None):
-        from bench.data import TensorImages
+        from bench.data.datamodule import TensorImages
 
         g = torch.Generator().manual_seed(0)
         x = torch.randint(0, 256, (8, 3, 32, 32), dtype=torch.uint8, generator=g)

@@ -29,7 +29,7 @@ def test_derive_separates_seeds_and_purposes():
 
 
 def test_random_labels_and_subsets_follow_the_run_seed():
-    from bench.data import ImageDataModule
+    from bench.data.datamodule import ImageDataModule
 
     def labels(seed):
         dm = ImageDataModule("digits", labels="random", n_train=300, n_test=50, seed=seed)

@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from torch.utils.data import DataLoader
 
-from bench.data import TensorImages, batch_as_is, channel_stats
+from bench.data.datamodule import TensorImages, batch_as_is, channel_stats
 from bench.shift.config import ClassifierTrainConfig
 from bench.models import build_model
 from bench.training import ClassifierModule, accuracy, build_trainer, fit

@@ -124,7 +124,7 @@ def _real_data(task: DictConfig, generator: Generator):
     """The real held-out images (uint8) with the generator's classes and size, or None."""
     if task.real_data is None:
         return None
-    from bench.data import ImageDataModule
+    from bench.data.datamodule import ImageDataModule
 
     dm = ImageDataModule(task.real_data, root=task.real_data_root, image_size=generator.image_shape[-1],
                          normalize=False)

@@ -4,7 +4,8 @@ import pytest
 import torch
 from PIL import Image
 
-from bench.data import ImageDataModule, real
+from bench.data import real
+from bench.data.datamodule import ImageDataModule
 from bench.errors import DataError
 
 ATTRS = ["5_o_Clock_Shadow", "Smiling", "Young"]

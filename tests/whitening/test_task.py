@@ -188,7 +188,7 @@ def test_frozen_first_layer_and_pca_tied_labels(compose):
     assert axes["first_layer"]["first_layer"] == "learned-frozen" and axes["labels"]["first_layer"] == "learned"
 
     # the pca labels: rebuild them from the saved PCA and the data, as the task does
-    from bench.data import ImageDataModule
+    from bench.data.datamodule import ImageDataModule
     from bench.whitening.analyses import quantile_labels
 
     t = load_file(str(run_dir / "artifacts" / "patch_pca.safetensors"))
