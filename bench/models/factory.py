@@ -33,6 +33,9 @@ def build_model(cfg: Any, key: str = "model", **runtime: Any) -> nn.Module:
     keys, as a task's per-model variants do). A bench error inside the factory (an unknown model name,
     weights that do not fit) surfaces as itself, not wrapped by hydra."""
     node = model_node(cfg, key)
+    # A caller's value for a node key replaces it (instantiate would deep-merge a ``kwargs`` dict into
+    # the node's, so a variant's own kwargs would inherit model.kwargs of another architecture).
+    node.update({k: runtime.pop(k) for k in list(runtime) if k in node})
     try:
         model = instantiate(node, **runtime, _convert_="all")
     except InstantiationException as e:

@@ -3,7 +3,7 @@ import pytest
 
 from bench.config import validate
 from bench.errors import ConfigError
-from bench.models import create_model, first_conv
+from bench.models import build_model, first_conv
 from bench.tasks import get_task
 from bench.whitening.task import resolve_variants
 
@@ -13,15 +13,28 @@ def _variants(compose, *overrides):
     return resolve_variants(validate(cfg, get_task("whitening").load()[1]))
 
 
+def _built(cfg_model, variant):
+    """What _train builds for a variant: the one factory on model.*, the variant's values replacing it."""
+    return build_model(cfg_model, name=variant.arch, num_classes=10, in_chans=3, width=variant.width,
+                       kwargs=variant.kwargs)
+
+
 def test_a_variant_gets_its_own_kwargs_or_model_kwargs_for_model_name(compose):
-    same, other = _variants(compose, "+model.kwargs.zero_init_residual=true",
-                            "task.variants=[{}, {arch: linear_cnn, kwargs: {filters: 16}}]")
+    overrides = ["+model.kwargs.zero_init_residual=true", "task.variants=[{}, {arch: linear_cnn, kwargs: {filters: 16}}]"]
+    same, other = _variants(compose, *overrides)
     assert (same.arch, same.kwargs) == ("resnet20", {"zero_init_residual": True})
     assert (other.arch, other.kwargs) == ("linear_cnn", {"filters": 16})
-    model = create_model(other.arch, num_classes=10, in_chans=3, width=other.width, kwargs=other.kwargs)
-    assert first_conv(model).out_channels == 16  # what _train builds: the variant's own kwargs take effect
+    model_cfg = compose(["task=whitening", "model=resnet20", *overrides]).model
+    # the variant's own kwargs take effect and replace model.kwargs (resnet20's would break linear_cnn)
+    assert first_conv(_built(model_cfg, other)).out_channels == 16
     (plain,) = _variants(compose, "task.variants=[{arch: linear_cnn}]")  # no model.kwargs: nothing to drop
     assert plain.kwargs == {}
+
+
+def test_empty_variant_kwargs_mean_none_not_model_kwargs(compose):
+    (variant,) = _variants(compose, "model=linear_cnn", "+model.kwargs.filters=16", "task.variants=[{kwargs: {}}]")
+    model_cfg = compose(["task=whitening", "model=linear_cnn", "+model.kwargs.filters=16"]).model
+    assert first_conv(_built(model_cfg, variant)).out_channels == 64  # linear_cnn's default, not model.kwargs' 16
 
 
 def test_model_kwargs_are_never_silently_dropped_for_another_architecture(compose):
