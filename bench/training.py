@@ -77,8 +77,10 @@ def scheduler_node(cfg: Any, key: str = "scheduler") -> dict | None:
     cfg = _scheduler_defaults(cfg)
     cls = _target_class(cfg, torch.optim.lr_scheduler.LRScheduler, "torch.optim.lr_scheduler scheduler", key,
                         SchedulerConfig._target_)
-    return {**_taken_arguments(cfg, cls, key, "set {key}=null or pick a scheduler that takes it"),
-            "_partial_": True}
+    node = {**_taken_arguments(cfg, cls, key, "set {key}=null or pick a scheduler that takes it"), "_partial_": True}
+    # Built once now on a throwaway optimizer: a missing or wrong argument fails before any data or training.
+    _instantiate_scheduler(node, torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0), 1, key)
+    return node
 
 
 def build_optimizer(cfg: Any, params: Any, key: str = "optim") -> torch.optim.Optimizer:
@@ -101,16 +103,22 @@ def build_scheduler(cfg: Any, optimizer: torch.optim.Optimizer, total_steps: int
     node = scheduler_node(cfg, key)
     if node is None:
         return None
+    return {"scheduler": _instantiate_scheduler(node, optimizer, total_steps, key), "interval": "step"}
+
+
+def _instantiate_scheduler(node: dict, optimizer: torch.optim.Optimizer, total_steps: int,
+                           key: str) -> torch.optim.lr_scheduler.LRScheduler:
+    """A scheduler node on ``optimizer``, its run-dependent nulls filled in (see :func:`build_scheduler`)."""
+    node = dict(node)
     for name in RUN_LENGTH_ARGUMENTS:
         if name in node and node[name] is None:
             node[name] = max(1, int(total_steps))
     if "max_lr" in node and node["max_lr"] is None:
         node["max_lr"] = [group["lr"] for group in optimizer.param_groups]
     try:
-        scheduler = instantiate(node, _convert_="all")(optimizer)
-    except (TypeError, ValueError) as e:  # a wrong argument value (types are not checked by an open node)
+        return instantiate(node, _convert_="all")(optimizer)
+    except (TypeError, ValueError) as e:  # a missing or wrong argument (types are not checked by an open node)
         raise ConfigError(f"{key}: {node['_target_']} rejects its arguments: {e}") from None
-    return {"scheduler": scheduler, "interval": "step"}
 
 
 def configure_optimizers(module: L.LightningModule, params: Any, optim: Any, scheduler: Any, key: str = "") -> Any:

@@ -123,3 +123,16 @@ def test_a_wrong_scheduler_argument_value_is_one_config_error():
                                           r"arguments: .*total_steps"):
         build_scheduler({"_target_": "torch.optim.lr_scheduler.OneCycleLR", "max_lr": None, "total_steps": -3},
                         opt, STEPS, "clip.train.scheduler")
+
+
+@pytest.mark.parametrize(("node", "message"), [
+    ({"_target_": "torch.optim.lr_scheduler.StepLR"}, "step_size"),  # a required argument missing
+    ({"_target_": "torch.optim.lr_scheduler.OneCycleLR", "max_lr": 0.1, "total_steps": None, "pct_start": 2},
+     "pct_start"),  # a wrong value
+])
+def test_a_scheduler_node_is_built_once_when_checked(node, message):
+    """scheduler_node, which tasks call at start, fails on what only building the scheduler finds."""
+    from bench.training import scheduler_node
+
+    with pytest.raises(ConfigError, match=rf"^generator.train.scheduler: .* rejects its arguments: .*{message}"):
+        scheduler_node(node, "generator.train.scheduler")

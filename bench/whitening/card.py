@@ -7,7 +7,7 @@ from bench.claims import AtLeast, AtMost, Claim, Difference, Value
 
 CARD = TaskCard(
     name="whitening",
-    version="1",
+    version="2",  # 2: embedded_photos crops data.image_size (was always 32x32): every cache key moves
     paper=Paper("What do CNNs learn in the first layer, and why? A linear systems perspective",
                 "Chowers & Weiss", "ICML 2023", "2206.02454"),
     groups=("task", "data", "model"),
@@ -21,8 +21,8 @@ CARD = TaskCard(
                where={"weights": ("trained",), "grid": ("paper",), "first_layer": ("learned",)},
                order={"kind": ("cnn", "linear"), "labels": ("true", True)}),
         Metric("formula_regime", "whitened share", ".3f", None, headline=False),
-        Metric("consistency_r", "consistency r", ".3f", True, columns=("axis",),
-               where={"kind": ("cnn",)}),  # pairs of linear CNNs stay in the per-condition table
+        Metric("consistency_r", "consistency r", ".3f", True, columns=("axis",),  # as the claims: learned layers
+               where={"kind": ("cnn",), "first_layer": ("learned",)}),  # linear / frozen pairs: per-condition table
         # Whitening evidence: C(delta) of each filter bank's outputs over the input's C(delta) (paper,
         # delta = 10 px on 32x32 images: learned ~0.2/0.5+, random ~1, ZCA 0); the trained CNNs' ratio is
         # the headline. It is logged at delta = task.autocorr_max_delta only: 10 px, or the paper's 10 px
@@ -57,6 +57,20 @@ CARD = TaskCard(
               paper="the formula is exact for this model when labels are uncorrelated with the PCA (Sec. 3)",
               check=AtLeast(Value("formula_fit_r", kind="linear", weights="trained", labels="random", grid="paper",
                                   edge=False), 0.95)),
+        # On small images the paper's grid starts in the formula's e ∝ λ limit (its λ² grows with the
+        # patches per image: τλ_1² = 0.4 at t = 10,000 on 8x8 crops, against ≥ 10 on 32x32), where any
+        # lightly trained layer fits. A fit means the paper's result only past that limit: a share of
+        # the fitted formula's energy past its peak (formula_regime, τλ_i² ≥ 1) of at least 0.1.
+        Claim("fits_beyond_lambda_limit", "The trained CNNs' fits are past the e ∝ λ limit (fitted formula's "
+              "energy share past its peak, mean ≥ 0.1)",
+              paper="best t 10,000 … 4,999,750 at η = 1e-7 on 32x32 CIFAR (τλ_1² ≥ 10: past the limit)",
+              check=AtLeast(Value("formula_regime", kind="cnn", weights="trained", labels="true", grid="paper",
+                                  first_layer="learned"), 0.1)),
+        Claim("random_fits_beyond_lambda_limit", "The random-label fits (CNN and linear model) are past the "
+              "e ∝ λ limit too (each one's energy share past the peak ≥ 0.1)",
+              paper="random labels trained 75-100 epochs fit the formula as true labels do (Table 2)",
+              check=AtLeast(Value("formula_regime", reduce="min", weights="trained", labels="random",
+                                  grid="paper", first_layer="learned"), 0.1)),
         Claim("labels_consistency", "True- and random-label profiles agree (r ≥ 0.88)",
               paper="r = 0.90 ± 0.02 CIFAR-10, 0.91 CIFAR-100, 0.96 CelebA (Table 2)",
               check=AtLeast(Value("consistency_r", axis="labels", kind="cnn", labels="true-random"), 0.88)),
@@ -80,12 +94,15 @@ CARD = TaskCard(
               "input's", paper="random filters about the same as the input (ratio ≈ 1)",
               check=AtLeast(Value("autocorr_ratio", filters="random"), 0.7)),
     ),
-    # The embedded study (8x8 photograph crops, docs/whitening.md) reproduces the fits on the paper's
-    # grid with every best t inside it, the counterexample and the controls; its targets are those.
-    # Not targets, as they do not reproduce there: trained filters whiten (at the t the fits find the
-    # formula itself predicts C ratio ~1 on these crops) and true-vs-random consistency (0.78-0.88).
-    targets={"whitening/embedded": ("fits_formula", "fits_formula_mean", "seed_consistency", "random_labels_fit",
-                                    "linear_random_fit", "pca_labels_break_fit", "frozen_first_layer_control",
+    # The embedded study (8x8 photograph crops, 94 SGD steps — a length chosen by scanning it: the CNN
+    # fits fall to 0.79 by 30 epochs; docs/whitening.md) reproduces the CNN fits on the paper's grid
+    # past the e ∝ λ limit, the counterexample and the controls; its targets are those. Its random-label
+    # fits (CNN 0.97, linear model 0.99) pass their r bars but sit in the e ∝ λ limit (regime 0.00),
+    # so random_fits_beyond_lambda_limit does not reproduce and they are not targets. Not reproduced
+    # either: trained filters whiten (at the t the fits find the formula itself predicts a C ratio ~1
+    # on these crops) and true-vs-random consistency (0.78-0.88).
+    targets={"whitening/embedded": ("fits_formula", "fits_formula_mean", "fits_beyond_lambda_limit",
+                                    "seed_consistency", "pca_labels_break_fit", "frozen_first_layer_control",
                                     "random_filters_do_not_whiten"),
              # the paper-protocol presets, one per table
              "whitening/table1": ("seed_consistency",),

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from bench.cache import Cache
 from bench.data import real
@@ -110,15 +111,21 @@ def resolve_variants(cfg: DictConfig) -> list[Variant]:
     out = []
     for i, v in enumerate(cfg.task.variants):
         arch = v.arch or cfg.model.name
-        optim = OmegaConf.to_container(OmegaConf.merge(cfg.task.optim, v.optim or {}))
-        # a wrong optimizer fails before any training, named where it was set
-        optimizer_node(optim, f"task.variants[{i}].optim" if v.optim else "task.optim")
+        key = f"task.variants[{i}].optim" if v.optim else "task.optim"
+        try:  # a wrong optimizer fails before any training, named where it was set
+            optim = OmegaConf.to_container(OmegaConf.merge(cfg.task.optim, v.optim or {}))
+            optimizer_node(optim, key)
+        except OmegaConfBaseException as e:  # a key OptimConfig lacks, a value of the wrong type
+            raise ConfigError(f"{key}: {str(e).splitlines()[0]}") from None
+        if v.batch_size is not None and v.batch_size < 1:
+            raise ConfigError(f"task.variants[{i}].batch_size must be >= 1 (or unset: data.batch_size), not {v.batch_size}")
         out.append(Variant(arch, float(v.width if v.width is not None else cfg.model.width),
                            int(v.seed if v.seed is not None else cfg.seed + v.seed_offset),
                            v.labels or cfg.data.labels,
                            int(v.epochs if v.epochs is not None else cfg.trainer.max_epochs),
                            v.first_layer or "learned", _variant_kwargs(cfg, i, v, arch),
-                           v.loss or cfg.task.loss, optim, int(v.batch_size or cfg.data.batch_size),
+                           v.loss or cfg.task.loss, optim,
+                           int(v.batch_size if v.batch_size is not None else cfg.data.batch_size),
                            float(v.first_layer_init_scale if v.first_layer_init_scale is not None
                                  else cfg.task.first_layer_init_scale)))
     for v in out:

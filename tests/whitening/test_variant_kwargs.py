@@ -56,3 +56,13 @@ def test_a_variant_may_train_with_its_own_recipe(compose):
         _variants(compose, "task.variants=[{loss: l1}]")
     with pytest.raises(ConfigError, match=r"takes no momentum \(task.variants\[0\].optim.momentum=0.9\)"):
         _variants(compose, "task.variants=[{optim: {_target_: torch.optim.AdamW, momentum: 0.9}}]")
+
+
+@pytest.mark.parametrize(("variant", "message"), [
+    ("{optim: {nesterov: true}}", r"task.variants\[0\].optim: Key 'nesterov' not in 'OptimConfig'"),
+    ("{optim: {lr: fast}}", r"task.variants\[0\].optim: Value 'fast'"),
+    ("{batch_size: 0}", r"task.variants\[0\].batch_size must be >= 1"),
+])
+def test_a_wrong_variant_recipe_is_one_config_error(compose, variant, message):
+    with pytest.raises(ConfigError, match=message):
+        _variants(compose, f"task.variants=[{variant}]")
