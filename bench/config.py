@@ -178,6 +178,12 @@ def schema_defaults(schema: type) -> dict[str, Any]:
     return OmegaConf.to_container(OmegaConf.structured(schema))
 
 
+def schema_node(cfg: Any, schema: type) -> dict[str, Any]:
+    """``cfg`` (a dict or DictConfig, possibly partial) merged onto ``schema``'s defaults, as a plain dict:
+    the node a factory instantiates (model, optimizer, scheduler)."""
+    return OmegaConf.to_container(OmegaConf.merge(OmegaConf.structured(schema), cfg or {}))
+
+
 def register_schemas(schemas_by_task: dict[str, dict[str, type]]) -> None:
     """Put each config group's defaults into Hydra's ConfigStore, from its dataclass: the one source.
 

@@ -16,14 +16,9 @@ from omegaconf import OmegaConf
 from torch import nn
 from torch.nn import functional as F
 
-from bench.config import OptimConfig, SchedulerConfig, TrainerConfig, schema_defaults
+from bench.config import OptimConfig, SchedulerConfig, TrainerConfig, schema_defaults, schema_node
 from bench.errors import ConfigError, TrainingError
 from bench.resume import ResumeCheckpoint, last_checkpoint
-
-
-def _partial_node(cfg: Any, schema: type) -> dict:
-    """``cfg`` (a dict or DictConfig, possibly partial) merged onto ``schema``'s defaults, as a plain dict."""
-    return OmegaConf.to_container(OmegaConf.merge(OmegaConf.structured(schema), cfg or {}))
 
 
 def _target_class(cfg: dict, base: type, what: str, key: str, example: str) -> type:
@@ -57,7 +52,7 @@ def optimizer_node(cfg: Any, key: str = "optim") -> dict:
     defaults, its target checked; a schema key the optimizer does not take (SGD's ``momentum`` for AdamW)
     is left out at its neutral value 0 and is an error otherwise. Tasks call it at start, so a wrong
     optimizer fails before any data or training. ``key`` names the node in errors."""
-    cfg = _partial_node(cfg, OptimConfig)
+    cfg = schema_node(cfg, OptimConfig)
     cls = _target_class(cfg, torch.optim.Optimizer, "torch.optim optimizer", key, OptimConfig._target_)
     return {**_taken_arguments(cfg, cls, key, "set {key}=0 or pick an optimizer that has it"), "_partial_": True}
 
@@ -149,7 +144,7 @@ class ClassifierModule(L.LightningModule):
             raise ValueError(f"loss must be 'ce' or 'mse', not {loss!r}")
         self.model = model
         self.num_classes = num_classes
-        optim = _partial_node(optim, OptimConfig)
+        optim = schema_node(optim, OptimConfig)
         scheduler = None if scheduler is None else _scheduler_defaults(scheduler)
         self.save_hyperparameters({"optim": optim, "scheduler": scheduler, "loss": loss, "augment": augment,
                                    "hflip": hflip, "num_classes": num_classes})
@@ -236,7 +231,7 @@ def build_trainer(trainer_cfg: Any = None, run: Any = None, callbacks: Sequence[
     ``log_prefix`` names this training in W&B (and in the run's resume notes) when one bench run
     trains several models (no ``run``: no logger).
     """
-    cfg = OmegaConf.to_container(OmegaConf.merge(OmegaConf.structured(TrainerConfig), trainer_cfg or {}))
+    cfg = schema_node(trainer_cfg, TrainerConfig)
     every_n_steps = cfg.pop("checkpoint_every_n_steps")  # bench's, not a Trainer argument
     callbacks = [*callbacks, FiniteGuard()]
     if checkpoint_dir is not None and not overrides.get("fast_dev_run", cfg["fast_dev_run"]):
@@ -257,8 +252,8 @@ def fit(trainer: L.Trainer, module: L.LightningModule, datamodule: L.LightningDa
 def weight_settings(trainer_cfg: Any = None) -> dict:
     """The ``trainer`` settings that change trained weights beyond the recipe (numerics and the global
     batch): part of the cache key of every model bench trains and caches."""
-    cfg = OmegaConf.merge(OmegaConf.structured(TrainerConfig), trainer_cfg or {})
-    return {k: OmegaConf.to_container(cfg)[k] for k in ("precision", "devices", "num_nodes", "sync_batchnorm")}
+    cfg = schema_node(trainer_cfg, TrainerConfig)
+    return {k: cfg[k] for k in ("precision", "devices", "num_nodes", "sync_batchnorm")}
 
 
 class AccuracyModule(L.LightningModule):

@@ -7,17 +7,16 @@ from typing import Any
 
 from hydra.errors import InstantiationException
 from hydra.utils import get_method, instantiate
-from omegaconf import OmegaConf
 from torch import nn
 
-from bench.config import ModelConfig
+from bench.config import ModelConfig, schema_node
 from bench.errors import BenchError, ConfigError
 
 
 def model_node(cfg: Any, key: str = "model") -> dict:
     """The node :func:`build_model` instantiates: ``cfg`` (possibly partial) on :class:`ModelConfig`'s
     defaults, its ``_target_`` checked to name a callable (one :class:`ConfigError` otherwise)."""
-    node = OmegaConf.to_container(OmegaConf.merge(OmegaConf.structured(ModelConfig), cfg or {}))
+    node = schema_node(cfg, ModelConfig)
     try:
         get_method(node["_target_"])
     except Exception:  # hydra wraps the ImportError/AttributeError
