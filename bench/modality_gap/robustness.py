@@ -232,7 +232,8 @@ def _additive_predictions(query: torch.Tensor, retrieval: torch.Tensor, shift: G
         sets = [r.unsqueeze(0)] + [pert.apply(r, draw) for pert, draw in zip(perts, draws)]
         columns.append(([s @ v for s in sets], [s.square().sum(-1) / 2 for s in sets],
                         [noise_ratio(s, r) for s in sets[1:]]))
-        operands = [torch.zeros_like(r).unsqueeze(0)] + [draw["noise"] for draw in draws] if moved else sets
+        if not operands:  # the same blocks for every alpha: the noise alone (X moved), or X's perturbed sets
+            operands = [torch.zeros_like(r).unsqueeze(0)] + [draw["noise"] for draw in draws] if moved else sets
     scale = [1 / (query - step * v).norm(dim=-1).clamp_min(1e-12) if unit else None for step, unit in steps]
     both = torch.cat(shifted) if moved else None  # y . r_alpha for every alpha in one GEMM per chunk
     preds: list[list[torch.Tensor]] = [[] for _ in alphas]
