@@ -9,7 +9,9 @@ training and for the patch PCA.
 """
 from __future__ import annotations
 
-from bench.data import embedded
+from bench.data import embedded, fashion_mnist
 
-EMBEDDED = {"embedded_photos": embedded.load_photos, "mnist": embedded.load_mnist, "digits": embedded.load_digits}
+# loaders that take only the split and read files that install offline (PyPI packages; Fashion-MNIST: `make assets`)
+EMBEDDED = {"embedded_photos": embedded.load_photos, "mnist": embedded.load_mnist, "digits": embedded.load_digits,
+            "fashion_mnist": fashion_mnist.load_fashion_mnist}
 DATASETS = sorted([*EMBEDDED, "cifar10", "cifar100", "imagefolder", "celeba"])
