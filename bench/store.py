@@ -175,8 +175,13 @@ class Run:
     # -- metrics ---------------------------------------------------------------------------
     def log_metric(self, metric: str, value: float, *, params: dict | None = None, split: str = "test",
                    n: int | None = None, stderr: float | None = None, higher_is_better: bool = True,
-                   flush: bool = True) -> dict:
-        """Record one metric value under the conditions ``params``; NaN is stored as null."""
+                   items: Iterable[float] | None = None, item_set: str | None = None,
+                   measured: dict | None = None, flush: bool = True) -> dict:
+        """Record one metric value under the conditions ``params``; NaN is stored as null.
+
+        ``items``: the per-item values whose mean is ``value`` (item i is unit i of ``item_set``;
+        Monte-Carlo trials are averaged within an item, never listed as items): claims resample them
+        (:mod:`bench.claims`). ``measured``: measured quantities that must not split seed groups."""
         value = float(value)
         row = {
             "run_id": self.run_id, "task": self.task, "metric": metric,
@@ -186,6 +191,16 @@ class Run:
             "stderr": None if stderr is None or not math.isfinite(stderr) else float(stderr),
             "higher_is_better": bool(higher_is_better),
         }
+        if items is not None:
+            row["items"] = [float(x) for x in (items.tolist() if hasattr(items, "tolist") else items)]
+            mean = math.fsum(row["items"]) / len(row["items"]) if row["items"] else math.nan
+            if not math.isclose(mean, value, rel_tol=1e-6, abs_tol=1e-9):
+                raise ValueError(f"metric {metric!r}: value {value!r} is not the mean of its {len(row['items'])} "
+                                 f"items ({mean!r})")
+        if item_set is not None:
+            row["item_set"] = str(item_set)
+        if measured is not None:
+            row["measured"] = {str(k): _json_scalar(v) for k, v in measured.items()}
         validate_metric(row)
         self._rows.append(row)
         if self.tracker is not None:

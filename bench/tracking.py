@@ -79,7 +79,7 @@ class Tracker:
 
             for c in claims:
                 self.run.summary[f"claims/{c['id']}"] = c["verdict"]
-            cols = ["id", "verdict", "value", "stderr", "margin_se", "targeted", "figures", "note"]
+            cols = ["id", "verdict", "value", "low", "high", "n_deciding", "seeds", "targeted", "figures", "note"]
             self.run.log({"claims": wandb.Table(columns=cols, data=[
                 [" | ".join(c[k]) if k == "figures" else c[k] for k in cols] for c in claims])})
 

@@ -1,8 +1,9 @@
 """The "Paper claims" table of each task: its card's claims checked on every seed group.
 
 For each group (the runs of one config that differ only by seed) and each claim of the task's
-card, the claim is checked on the group's rows pooled over seeds (:func:`bench.claims.pool_seeds`:
-the mean over seeds, stderr = std / sqrt(n)): that is the verdict. Beside it, the claim's value on
+card, the claim is checked on the group's seeds together (:meth:`bench.claims.Claim.evaluate_seeds`:
+conditions pooled over seeds by their params, intervals bootstrapped over seeds and items): that is
+the verdict. Beside it, the claim's value on
 each seed's own rows gives "this suite, mean ± std over seeds". The report checks the metrics
 itself, so v1 records (which carry no verdicts) and claims added to a card later are covered too.
 
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from bench.claims import REPRODUCED, Claim, Verdict, pool_seeds
+from bench.claims import REPRODUCED, Claim, Verdict
 from bench.report.aggregate import Leaderboard, Row
 from bench.report.metrics import format_mean_std
 from bench.tasks import card_for
@@ -30,7 +31,7 @@ class ClaimLine:
     task: str
     claim: Claim
     row: Row
-    verdict: Verdict  # on the seed-pooled rows
+    verdict: Verdict  # on the group's seeds together
     per_seed: list[float]  # the claim's value on each seed that measured it
     preset: str | None
     targeted: bool
@@ -40,8 +41,7 @@ class ClaimLine:
         """``mean ± std`` of the per-seed values (with the seed count), or an em dash."""
         if not self.per_seed:
             return "—"
-        std = statistics.stdev(self.per_seed) if len(self.per_seed) > 1 else None
-        text = format_mean_std(statistics.fmean(self.per_seed), std, self.claim.fmt)
+        text = format_mean_std(_mean(self.per_seed), _std(self.per_seed), self.claim.fmt)
         return f"{text} (n={len(self.per_seed)})" if len(self.per_seed) > 1 else text
 
     @property
@@ -76,10 +76,9 @@ def claim_lines(board: Leaderboard) -> list[ClaimLine]:
     lines = []
     for claim in card.claims:
         for row in board.rows:
-            pooled = pool_seeds([run.rows for run in row.runs])
             values = [claim.evaluate(run.rows).value for run in row.runs]
             preset = _preset(row)
-            lines.append(ClaimLine(board.task, claim, row, claim.evaluate(pooled),
+            lines.append(ClaimLine(board.task, claim, row, claim.evaluate_seeds([run.rows for run in row.runs]),
                                    [v for v in values if v is not None and math.isfinite(v)],
                                    preset, claim.id in card.targeted(preset)))
     return lines
@@ -87,15 +86,29 @@ def claim_lines(board: Leaderboard) -> list[ClaimLine]:
 
 def claims_table(lines: list[ClaimLine]) -> pd.DataFrame:
     """Every claim line as a table (for ``leaderboard_claims.csv``)."""
+    columns = ["task", "claim", "text", "paper", "model", "dataset", "overrides", "group", "preset", "targeted",
+               "kind", "paper_value", "suite", "n_seeds", "mean", "std", "verdict", "value", "low", "high",
+               "threshold", "n_items", "n_deciding", "seeds", "margin", "evidence"]
     return pd.DataFrame([{
         "task": line.task, "claim": line.claim.id, "text": line.claim.text, "paper": line.claim.paper,
         "model": line.row.model, "dataset": line.row.dataset, "overrides": " ".join(line.row.overrides),
         "group": line.row.group[:12], "preset": line.preset, "targeted": line.targeted,
         "suite": line.suite_text, "n_seeds": len(line.per_seed),
-        "mean": statistics.fmean(line.per_seed) if line.per_seed else None,
-        "std": statistics.stdev(line.per_seed) if len(line.per_seed) > 1 else None,
-        "verdict": line.verdict.status, "value": line.verdict.value, "stderr": line.verdict.stderr,
-        "margin_se": line.verdict.margin, "evidence": line.evidence,
-    } for line in lines], columns=["task", "claim", "text", "paper", "model", "dataset", "overrides", "group",
-                                   "preset", "targeted", "suite", "n_seeds", "mean", "std", "verdict", "value",
-                                   "stderr", "margin_se", "evidence"])
+        "mean": _mean(line.per_seed) if line.per_seed else None,
+        "std": _std(line.per_seed),
+        **{k: v for k, v in line.verdict.as_record().items() if k in columns and k != "targeted"},
+        "evidence": line.evidence,
+    } for line in lines], columns=columns)
+
+
+def _mean(values: list[float]) -> float:
+    """The mean, summed as v/n so that values near the float maximum do not overflow."""
+    return sum(v / len(values) for v in values)
+
+
+def _std(values: list[float]) -> float | None:
+    """The sample std, or None for fewer than two values or one that overflows (never raises)."""
+    try:
+        return statistics.stdev(values) if len(values) > 1 else None
+    except OverflowError:
+        return None

@@ -1,0 +1,221 @@
+"""Checks: a statistic's interval judged against the claim (and gates: preconditions on the data).
+
+``AtLeast(stat, x)`` / ``AtMost(stat, x)``: reproduced when the interval lies wholly beyond ``x``
+on the claim's side, not reproduced when it lies wholly on the other side, inconclusive when it
+straddles ``x``. An interval of zero width (every replicate equal: an exact statistic, or rows with
+no sampling error) is judged by its value, ``>=`` / ``<=`` as written. ``Within(stat, lo, hi)``:
+the interval lies inside ``[lo, hi]`` (a magnitude agreeing with the paper's), wholly outside it,
+or across an edge. ``Monotone``: every step and the first-to-last change of each curve.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from statistics import NormalDist
+from typing import Any
+
+import numpy as np
+
+from bench.claims.resample import Resampler
+from bench.claims.rows import curve_labels, curves, describe, select
+from bench.claims.stats import Unmeasured
+from bench.claims.verdict import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, Verdict
+
+LEVEL = 0.95
+
+
+def level_of(z: float | None) -> float:
+    """The two-sided interval level: 95% by default, or the normal coverage of ``±z`` (z=2: 95.4%)."""
+    if z is None:
+        return LEVEL
+    if z <= 0:
+        raise ValueError(f"z={z:g}: an interval spans a positive number of stderr; a claim of 'no effect beyond "
+                         "noise' is a threshold on the effect's size (AtMost(stat, tolerance))")
+    return 2 * NormalDist().cdf(z) - 1
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A statistic's value and its percentile-bootstrap interval."""
+    value: float
+    low: float
+    high: float
+    level: float
+
+    @classmethod
+    def of(cls, draws: np.ndarray, level: float) -> Interval:
+        reps = draws[1:][~np.isnan(draws[1:])]
+        if not reps.size:
+            return cls(float(draws[0]), math.nan, math.nan, level)
+        # order statistics of the replicates (the percentile bootstrap; no interpolation past them)
+        low, high = np.quantile(reps, [(1 - level) / 2, (1 + level) / 2], method="inverted_cdf")
+        return cls(float(draws[0]), float(low), float(high), level)
+
+    @property
+    def exact(self) -> bool:
+        """No sampling spread: the replicates all equal the value."""
+        return self.low == self.high
+
+    @property
+    def finite(self) -> bool:
+        return all(math.isfinite(x) for x in (self.value, self.low, self.high))
+
+    @property
+    def stderr(self) -> float | None:
+        """The normal-equivalent stderr of the interval (its half-width over z), None when exact."""
+        return None if self.exact else (self.high - self.low) / 2 / NormalDist().inv_cdf((1 + self.level) / 2)
+
+    def side(self, threshold: float, sign: int) -> str:
+        """Which side of ``threshold`` the interval lies on, for a claim ``sign * (v - threshold) > 0``."""
+        if self.exact:
+            return REPRODUCED if sign * (self.value - threshold) >= 0 else NOT_REPRODUCED
+        lo, hi = sorted((sign * (self.low - threshold), sign * (self.high - threshold)))
+        return REPRODUCED if lo > 0 else NOT_REPRODUCED if hi < 0 else INCONCLUSIVE
+
+    def margin(self, threshold: float, sign: int) -> float | None:
+        se = self.stderr
+        return None if not se else sign * (self.value - threshold) / se
+
+    def text(self) -> str:
+        if self.exact:
+            return f"{self.value:.4g} (exact)"
+        return f"{self.value:.4g} [{self.level:.0%}: {self.low:.4g}, {self.high:.4g}]"
+
+
+def _verdict(status: str, iv: Interval, threshold: float | None, margin: float | None, figures: Iterable[str],
+             note: str) -> Verdict:
+    return Verdict("", status, iv.value, iv.low, iv.high, threshold, margin, tuple(figures), note)
+
+
+class AtLeast:
+    """The statistic is at least ``threshold``: its interval lies above it (``z`` sets the level)."""
+    sign = +1
+
+    def __init__(self, stat: Any, threshold: float, z: float | None = None) -> None:
+        self.stat, self.threshold, self.z = stat, threshold, z
+
+    def rows(self, rows: Iterable[dict]) -> list[dict]:
+        return self.stat.rows(rows)
+
+    def judge(self, sample: Resampler) -> Verdict:
+        iv = Interval.of(self.stat.draws(sample), level_of(self.z))
+        figures = [f"{self.stat!r} = {iv.text()}"]
+        detail = self.stat.figure(sample)
+        if detail != f"{self.stat!r} = {iv.value:.4g}":  # the inputs, when they say more than the value
+            figures.append(detail)
+        note = f"needs {'≥' if self.sign > 0 else '≤'} {self.threshold:g}: the {iv.level:.0%} interval beyond it"
+        return _verdict(iv.side(self.threshold, self.sign), iv, self.threshold, iv.margin(self.threshold, self.sign),
+                        figures, note)
+
+
+class AtMost(AtLeast):
+    """The statistic is at most ``threshold``: its interval lies below it."""
+    sign = -1
+
+
+class Within:
+    """The statistic's size agrees with a figure: its interval lies inside ``[low, high]`` (a magnitude
+    claim: the paper's value ± the tolerance the card declares)."""
+
+    def __init__(self, stat: Any, low: float, high: float, z: float | None = None) -> None:
+        if not low < high:
+            raise ValueError(f"Within: low {low} must be below high {high}")
+        self.stat, self.low, self.high, self.z = stat, low, high, z
+
+    def rows(self, rows: Iterable[dict]) -> list[dict]:
+        return self.stat.rows(rows)
+
+    def judge(self, sample: Resampler) -> Verdict:
+        iv = Interval.of(self.stat.draws(sample), level_of(self.z))
+        inside = iv.side(self.low, +1) == REPRODUCED and iv.side(self.high, -1) == REPRODUCED
+        outside = iv.side(self.low, -1) == REPRODUCED or iv.side(self.high, +1) == REPRODUCED
+        if iv.exact:  # a value on an edge is inside
+            outside = not inside
+        status = REPRODUCED if inside else NOT_REPRODUCED if outside else INCONCLUSIVE
+        nearest = self.low if abs(iv.value - self.low) < abs(iv.value - self.high) else self.high
+        se = iv.stderr
+        margin = None if not se else min(iv.value - self.low, self.high - iv.value) / se
+        return _verdict(status, iv, nearest, margin, [f"{self.stat!r} = {iv.text()}"],
+                        f"needs the {iv.level:.0%} interval inside [{self.low:g}, {self.high:g}]")
+
+
+class Monotone:
+    """Every curve of ``metric`` along ``along`` rises (``rising=False``: falls).
+
+    Reproduced: no step's interval lies against the direction, and the first-to-last change clears 0
+    (``each=True``: the curve that moves least; ``each=False``: the curves' mean change). Not
+    reproduced: a step, or that change, lies wholly against it. Inconclusive otherwise."""
+
+    def __init__(self, metric: str, along: str, rising: bool = True, z: float | None = None,
+                 span: tuple[float, float] | None = None, each: bool = True, **where: Any) -> None:
+        self.metric, self.along, self.sign, self.z, self.span, self.each, self.where = \
+            metric, along, 1 if rising else -1, z, span, each, where
+
+    def rows(self, rows: Iterable[dict]) -> list[dict]:
+        return select(rows, self.metric, self.where)
+
+    def judge(self, sample: Resampler) -> Verdict:
+        found = {k: c for k, c in curves(self.rows(sample.rows), self.along, self.span).items() if len(c) > 1}
+        if not found:
+            raise Unmeasured(f"no {describe(self.metric, self.where)} rows at two or more values of {self.along}")
+        level, labels = level_of(self.z), curve_labels(found, self.along)
+        changes, against, figures = [], [], []
+        for key, points in found.items():
+            values = [(x, sample.pooled(rows)) for x, rows in points]
+            for (xa, a), (xb, b) in zip(values, values[1:]):
+                step = Interval.of(b - a, level)
+                if step.side(0.0, self.sign) == NOT_REPRODUCED:
+                    against.append((step, f"{labels[key]}: {self.along} {xa:g}→{xb:g} moves "
+                                          f"{a[0]:.4g}→{b[0]:.4g} ({step.text()})"))
+            changes.append(self.sign * (values[-1][1] - values[0][1]))
+            figures.append(f"{labels[key]}: {values[0][1][0]:.4g} → {values[-1][1][0]:.4g} "
+                           f"({self.along} {values[0][0]:g}→{values[-1][0]:g})")
+        stacked = np.array(changes)
+        signed = stacked.min(axis=0) if self.each else stacked.mean(axis=0)
+        iv = Interval.of(self.sign * signed, level)
+        status = iv.side(0.0, self.sign)
+        margin = iv.margin(0.0, self.sign)
+        if against:  # the deciding criterion is the step most clearly against the direction
+            status = NOT_REPRODUCED
+            worst = min(against, key=lambda s: self.sign * s[0].high)[0]
+            margin = worst.margin(0.0, self.sign)
+        direction = "rises" if self.sign > 0 else "falls"
+        note = (f"{len(found)} curve(s) of {describe(self.metric, self.where)}; "
+                f"{'the least-moving curve' if self.each else 'their mean'} {direction} first→last "
+                f"(change {iv.text()}), no step's {level:.0%} interval against it")
+        if against:
+            more = f" (+{len(against) - 3} more)" if len(against) > 3 else ""
+            note += "; against: " + "; ".join(text for _, text in against[:3]) + more
+        shown = figures if len(figures) <= 6 else figures[:6] + [f"… {len(figures) - 6} more curve(s)"]
+        return _verdict(status, iv, 0.0, margin, shown, note)
+
+
+@dataclass(frozen=True)
+class Gate:
+    """A precondition on the data: the statistic's value is ``>= at_least`` and/or ``<= at_most``.
+
+    In ``Claim.gates`` a failing gate makes the verdict "invalid" (e.g. a classifier under its
+    base-accuracy floor); in ``Claim.applies`` "not applicable" (the mechanism is absent). Gates read
+    the value, not the interval: they are declared bounds on what the claim may be judged on."""
+    stat: Any
+    at_least: float | None = None
+    at_most: float | None = None
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        if self.at_least is None and self.at_most is None:
+            raise ValueError("Gate needs at_least and/or at_most")
+
+    def rows(self, rows: Iterable[dict]) -> list[dict]:
+        return self.stat.rows(rows)
+
+    def failure(self, sample: Resampler) -> str | None:
+        """Why the gate fails (the measured value and the bound), or None when it holds."""
+        value = float(self.stat.draws(sample)[0])
+        low_ok = self.at_least is None or value >= self.at_least
+        high_ok = self.at_most is None or value <= self.at_most
+        if low_ok and high_ok and math.isfinite(value):
+            return None
+        bound = f"< {self.at_least:g}" if not low_ok else f"> {self.at_most:g}" if not high_ok else "not finite"
+        return f"{self.reason or 'gate'}: {self.stat!r} = {value:.4g} {bound}"

@@ -1,0 +1,150 @@
+"""The bootstrap behind every interval: seeds resampled, then items resampled within each seed.
+
+A claim is checked on the rows of one or more seeds (runs of one config). Each replicate ``b``
+draws ``k`` seeds with replacement (``k`` = the number of seeds; none drawn when there is one),
+and for every drawn slot ``j`` resamples the items of that seed: a row with ``items`` is worth the
+mean of its items under the slot's resample, and every row of that seed and ``item_set`` uses the
+*same* resampled indices, so two conditions measured on the same images are compared image by
+image (a paired bootstrap). A condition's value in a replicate is the mean over the drawn slots.
+Rows without ``items`` fall back to their ``stderr`` (a normal draw around the value) or, without
+one, to their value: their spread then comes from the seeds alone.
+
+Monte-Carlo trials never enter here: a task averages them within an item, so running 10x more
+trials only makes each item's value more precise, never the items more numerous.
+
+Every draw is seeded from the claim id (and the seed, slot and item set), so a verdict is the same
+on every machine and at every evaluation order.
+"""
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+
+import numpy as np
+
+N_BOOT = 2000  # replicates per interval (percentile intervals at 95% want >= 1000)
+_CHUNK = 2_000_000  # resampled indices held at once (memory: 16 bytes each)
+
+
+def stable_hash(text: str) -> int:
+    """A process-independent 32-bit hash (Python's ``hash`` of a str is salted per process)."""
+    return zlib.crc32(text.encode())
+
+
+class Resampler:
+    """The bootstrap draws of one claim on the rows of ``runs`` (one list of rows per seed)."""
+
+    def __init__(self, runs: Sequence[Sequence[dict]], key: str, n_boot: int = N_BOOT) -> None:
+        self.runs = [[r for r in rows if r.get("value") is not None] for rows in runs]
+        self.rows = [r for rows in self.runs for r in rows]
+        self._seed_of = {id(r): s for s, rows in enumerate(self.runs) for r in rows}
+        self._position = {id(r): i for rows in self.runs for i, r in enumerate(rows)}
+        self.k, self.n_boot, self.key = len(self.runs), n_boot, stable_hash(key)
+        rng = np.random.default_rng([self.key, 0])
+        # slots[b, j]: the seed drawn in slot j of replicate b
+        self.slots = rng.integers(0, self.k, (n_boot, self.k)) if self.k > 1 else np.zeros((n_boot, 1), int)
+        self._draws: dict[int, np.ndarray] = {}  # id(row) -> (k slots, n_boot) values
+
+    def seed_of(self, row: dict) -> int:
+        """The index of the seed (run) a row came from."""
+        return self._seed_of[id(row)]
+
+    def prepare(self, rows: Sequence[dict]) -> None:
+        """Compute the replicate values of ``rows`` (batched per seed and item set: one pass each)."""
+        groups: dict[tuple[int, str], list[dict]] = {}
+        for r in rows:
+            if id(r) in self._draws:
+                continue
+            s = self.seed_of(r)
+            if r.get("items"):
+                name = r.get("item_set") or f"unpaired row {self._position[id(r)]}"
+                groups.setdefault((s, name), []).append(r)
+            else:
+                self._draws[id(r)] = self._plain(r, s)
+        for (s, name), group in groups.items():
+            for r, draws in zip(group, self._resample_items(group, s, name), strict=True):
+                self._draws[id(r)] = draws
+
+    def _plain(self, row: dict, s: int) -> np.ndarray:
+        """A row without items: its value, spread by its stderr when it has one."""
+        shape = (self.k, self.n_boot)
+        if not row.get("stderr"):
+            return np.full(shape, float(row["value"]))
+        # keyed by the row's position in its run: two rows of one condition get independent errors
+        rng = np.random.default_rng([self.key, 2, s, self._position[id(row)]])
+        with np.errstate(over="ignore", invalid="ignore"):
+            return row["value"] + row["stderr"] * rng.standard_normal(shape)
+
+    def _resample_items(self, group: list[dict], s: int, name: str) -> np.ndarray:
+        """(rows, k slots, n_boot): each row's item mean under each slot's resample of the item set."""
+        lengths = {len(r["items"]) for r in group}
+        if len(lengths) > 1:
+            raise ValueError(f"item set {name!r} has rows of {sorted(lengths)} items in one run; rows of one "
+                             "item set must list the same units in the same order")
+        items = np.array([r["items"] for r in group], dtype=float)  # (rows, n)
+        n = items.shape[1]
+        # Items with the same values in every row are interchangeable: resampling n items is drawing
+        # how many of each distinct column (a multinomial over the distinct columns), which is exact
+        # and cheap when few items differ (0/1 correctness, robustness that is mostly 1).
+        patterns, weight = np.unique(items.T, axis=0, return_counts=True)  # (m, rows), (m,)
+        out = np.empty((len(group), self.k, self.n_boot))
+        with np.errstate(over="ignore", invalid="ignore"):
+            for j in range(self.k):
+                rng = np.random.default_rng([self.key, 1, s, j, stable_hash(name)])
+                if len(weight) <= n // 4:
+                    counts = rng.multinomial(n, weight / n, size=self.n_boot)  # (n_boot, m)
+                    out[:, j] = ((patterns / n).T @ counts.T)
+                    continue
+                step = max(1, _CHUNK // n)
+                for b0 in range(0, self.n_boot, step):
+                    c = min(step, self.n_boot - b0)
+                    idx = rng.integers(0, n, (c, n)) + n * np.arange(c)[:, None]
+                    counts = np.bincount(idx.ravel(), minlength=c * n).reshape(c, n)
+                    out[:, j, b0:b0 + c] = (items / n) @ counts.T
+        return out
+
+    def pooled(self, rows: Sequence[dict]) -> np.ndarray:
+        """One condition's value over the seeds: ``[point, replicate 1, ..., replicate n_boot]``.
+
+        The point is the mean over seeds of each seed's mean row value; a replicate is the mean over
+        its drawn slots (slots whose seed lacks the condition are left out; none left: NaN)."""
+        self.prepare(rows)
+        per_seed: dict[int, list[dict]] = {}
+        for r in rows:
+            per_seed.setdefault(self.seed_of(r), []).append(r)
+        table = np.full((self.k, self.k, self.n_boot), np.nan)  # (seed, slot, replicate)
+        points = []
+        with np.errstate(over="ignore", invalid="ignore"):
+            for s, same in per_seed.items():
+                table[s] = sum(self._draws[id(r)] / len(same) for r in same)
+                points.append(sum(r["value"] / len(same) for r in same))
+            drawn = table[self.slots, np.arange(self.slots.shape[1])[None, :], np.arange(self.n_boot)[:, None]]
+            present = ~np.isnan(drawn)
+            count = present.sum(axis=1)
+            reps = np.where(present, drawn, 0.0).sum(axis=1) / np.where(count, count, 1)
+        reps[count == 0] = np.nan
+        return np.concatenate([[sum(p / len(points) for p in points)], reps])
+
+    def items_read(self, rows: Sequence[dict]) -> tuple[int | None, int | None, int]:
+        """``(n_items, n_deciding, seeds)`` of the rows a claim read.
+
+        ``n_items``: the distinct units (item set, index) among rows with items. An item *decides*
+        when its values differ between the rows of its item set that the claim compares, in any seed
+        (an item read by one row only counts as deciding). None when no row has items."""
+        seeds = len({self.seed_of(r) for r in rows})
+        sets: dict[str, dict[int, list[dict]]] = {}
+        for r in rows:
+            if r.get("items"):
+                sets.setdefault(r.get("item_set") or f"row {id(r)}", {}).setdefault(self.seed_of(r), []).append(r)
+        if not sets:
+            return None, None, seeds
+        n_items = n_deciding = 0
+        for per_seed in sets.values():
+            n = max(len(r["items"]) for same in per_seed.values() for r in same)
+            deciding = np.zeros(n, bool)
+            for same in per_seed.values():
+                values = np.array([r["items"] for r in same], dtype=float)
+                deciding |= (values != values[0]).any(axis=0) if len(same) > 1 else True
+            n_items += n
+            n_deciding += int(deciding.sum())
+        return n_items, n_deciding, seeds
