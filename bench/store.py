@@ -193,8 +193,8 @@ class Run:
         }
         if items is not None:
             row["items"] = [float(x) for x in (items.tolist() if hasattr(items, "tolist") else items)]
-            mean = math.fsum(row["items"]) / len(row["items"]) if row["items"] else math.nan
-            if not math.isclose(mean, value, rel_tol=1e-6, abs_tol=1e-9):
+            mean = math.fsum(x / len(row["items"]) for x in row["items"]) if row["items"] else math.nan
+            if math.isfinite(value) and not math.isclose(mean, value, rel_tol=1e-6, abs_tol=1e-9):
                 raise ValueError(f"metric {metric!r}: value {value!r} is not the mean of its {len(row['items'])} "
                                  f"items ({mean!r})")
         if item_set is not None:

@@ -54,8 +54,8 @@ class Interval:
 
     @property
     def exact(self) -> bool:
-        """No sampling spread: the replicates all equal the value."""
-        return self.low == self.high
+        """No sampling spread: the replicates all equal the value (up to rounding)."""
+        return self.high - self.low <= 1e-10 * max(1.0, abs(self.low), abs(self.high))
 
     @property
     def finite(self) -> bool:
