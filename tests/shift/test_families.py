@@ -11,7 +11,13 @@ from bench.shift.rng import draw_anchors
 
 
 def _angle(a, b):
-    return float(torch.arccos((a @ b) / (a.norm() * b.norm())))
+    # clamped: a cosine of (nearly) parallel vectors can round past 1, where arccos is NaN
+    return float(torch.arccos(((a @ b) / (a.norm() * b.norm())).clamp(-1.0, 1.0)))
+
+
+def _angles(z, a):
+    """The angle of each row of ``z`` from ``a`` (cosines clamped, as in :func:`_angle`)."""
+    return torch.arccos(((z @ a) / (z.norm(dim=1) * a.norm())).clamp(-1.0, 1.0))
 
 
 def test_slerp_endpoints_and_angle():
@@ -67,8 +73,7 @@ def test_measured_angle_is_about_half_the_labelled_one():
         assert shift.measured_angle(anchors, eps) == pytest.approx(shift.angle / 2, rel=0.05, abs=1e-12)
     # extend: the mean angle of the latents from a1 minus the base's, measured directly
     z1, z0 = Shift("extend", 1.0).latents(eps, anchors), Shift("extend", 0.5).latents(eps, anchors)
-    direct = float(torch.stack([torch.arccos((z @ anchors[0]) / (z.norm(dim=1) * anchors[0].norm()))
-                                for z in (z1, z0)]).mean(1).diff().neg())
+    direct = float(torch.stack([_angles(z, anchors[0]) for z in (z1, z0)]).mean(1).diff().neg())
     assert Shift("extend", 1.0).measured_angle(anchors, eps) == pytest.approx(direct, rel=1e-9)
     assert Shift("extend", 1.0).measured_angle(anchors, eps) == pytest.approx(math.pi / 4, rel=0.05)
     assert Shift("truncation", 1.1).measured_angle(anchors, eps) is None
