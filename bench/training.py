@@ -282,7 +282,20 @@ def accuracy(model: nn.Module, loader: Any, num_classes: int, trainer_cfg: Any =
     configured devices and precision (the same Trainer factory as training)."""
     if len(loader) == 0:
         return math.nan
-    trainer = build_trainer(trainer_cfg, enable_progress_bar=False)
+    trainer = build_trainer(trainer_cfg, enable_progress_bar=False, use_distributed_sampler=False)
+    loader = _each_item_once(loader, trainer.global_rank, trainer.world_size)
     (result,) = trainer.test(AccuracyModule(model.eval(), num_classes), loader, verbose=False)
     model.eval()
     return float(result["test/acc"])
+
+
+def _each_item_once(loader: Any, rank: int, world_size: int) -> Any:
+    """``loader`` with process ``rank`` scoring every ``world_size``-th item: each item once in all. (Lightning's
+    DistributedSampler pads the split with repeats to a multiple of the world size: 397 digits were scored as 398.)"""
+    if world_size == 1:
+        return loader
+    from torch.utils.data import DataLoader
+
+    items = range(rank, len(loader.dataset), world_size)
+    return DataLoader(loader.dataset, batch_size=loader.batch_size, sampler=items, num_workers=loader.num_workers,
+                      collate_fn=loader.collate_fn)

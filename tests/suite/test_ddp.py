@@ -15,12 +15,19 @@ from bench.cli import execute
 from bench.store import iter_run_dirs, read_run
 
 BENCH = str(Path(sys.executable).parent / "bench")
-# A whitening study of one small ResNet on sklearn digits: trains to ~0.93 test accuracy in 4 epochs.
-TINY = ["data=digits", "data.n_train=1024", "model=resnet20", "model.width=0.25", "trainer.max_epochs=4",
-        "task.variants=[{}]", "task.autocorr_images=64", "task.optim._target_=torch.optim.AdamW", "task.optim.lr=0.003",
-        "trainer.enable_progress_bar=false"]
-BATCH = 64
-# Metrics that do not depend on the order training saw the data: identical across world sizes.
+# A whitening study of the linear CNN (no BatchNorm, no dropout) on sklearn digits, trained full-batch: every
+# step of the single-process run sees all N_TRAIN images, and so does every step of the two-process run (each
+# rank half of them, gradients averaged). The two trainings are then the same computation up to the order of
+# float sums, whatever order each sampler draws, so the comparison holds by construction on any machine (with
+# mini-batches the two runs see different batches: 0.857 vs 0.929 test accuracy on an AVX-512 machine). The
+# linear model keeps float differences at their size (~1e-6 relative after 60 steps), where a deep net's
+# chaotic training amplifies them.
+N_TRAIN = 1024
+TINY = ["data=digits", f"data.n_train={N_TRAIN}", "model=linear_cnn", "trainer.max_epochs=60",
+        "task.variants=[{}]", "task.autocorr_images=64",
+        "task.optim._target_=torch.optim.AdamW", "task.optim.lr=0.03", "trainer.enable_progress_bar=false"]
+BATCH = N_TRAIN
+# Metrics that do not depend on training at all: identical across world sizes.
 ORDER_FREE = {("formula_fit_r", "init"), ("autocorr", "input"), ("autocorr", "random"), ("label_pca_corr", None)}
 
 
@@ -74,10 +81,10 @@ def test_ddp_cpu_run_is_one_record_matching_the_single_process_run(compose, benc
         ref = by_key[_key(row)]["value"]
         if _kind(row) in ORDER_FREE:
             assert math.isclose(row["value"], ref, rel_tol=1e-6, abs_tol=1e-9), row
-        elif row["metric"] == "test_acc":
-            assert ref > 0.8 and abs(row["value"] - ref) < 0.05, (row["value"], ref)
-        else:  # the trained filters' profile: same statistic, same range, different data order
-            assert row["value"] is not None and math.isfinite(row["value"]), row
+        elif row["metric"] == "test_acc":  # a count of test items: one within ~1e-6 of a decision boundary may flip
+            assert ref > 0.25 and abs(row["value"] - ref) <= 1 / row["n"] + 1e-9, (row["value"], ref, row["n"])
+        else:  # the trained filters: the same weights up to float rounding
+            assert math.isclose(row["value"], ref, rel_tol=1e-4, abs_tol=1e-5), (row, ref)
 
 
 @pytest.mark.slow
