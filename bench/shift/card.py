@@ -56,5 +56,7 @@ CARD = TaskCard(
              "shift/cifar10_extend": ("monotone_decline", "decline_with_augmentation", "mixer_least_robust",
                                       "more_data_no_help"),
              "shift/cifar10_truncation": ("monotone_decline", "decline_with_augmentation", "more_data_no_help"),
+             "shift/imagenet64_overlap": ("monotone_decline",),
+             "shift/imagenet64_extend": ("monotone_decline",),
              "shift/imagenet64_truncation": ("monotone_decline",)},
 )

@@ -33,12 +33,14 @@ class GeneratorConfig:
     latent_dim: int = 16  # vae
     hidden: int = 256  # vae: MLP width; unet: base channel count (use ~32)
     image_size: int = 28  # embedded unet: 16 or 28
-    sampler: str = "ddim"  # unet/dit: ddim (eta=0) | euler | heun (EDM-style Karras sigmas); edm: heun | euler
+    # unet/dit: ddim (eta=0) | euler | heun (EDM-style Karras sigmas); edm: ctrl_shift (the Control+Shift
+    # reference's sampler: float32, last sigma 1e-5, floored to uint8; the paper's sets) | heun | euler (NVlabs')
+    sampler: str = "ddim"
     steps: int = 50
     sigma_min: float = 0.002
     sigma_max: float = 80.0
     rho: float = 7.0
-    fp64: bool = True  # edm: integrate in float64 (the reference sampler); false: float32
+    fp64: Optional[bool] = None  # edm heun/euler: float64 state unless false (NVlabs'); ctrl_shift: float32 only
     edm_src: Optional[str] = None  # edm: the EDM source tree (torch_utils/, dnnlib/) needed to unpickle
     guidance_scale: float = 1.0  # dit: classifier-free guidance (1 = none)
     classes: Optional[list[int]] = None  # dit, edm: the model's class ids used as labels 0..K-1

@@ -36,7 +36,7 @@ from bench.cache import Cache
 from bench.errors import DataError
 from bench.shift.families import Shift
 from bench.shift.generators import Generator
-from bench.shift.rng import check_rng, draw_shard, reference_split
+from bench.shift.rng import REFERENCE_BATCH, check_reference_sizes, check_rng, draw_shard, reference_split
 
 log = logging.getLogger("bench.shift")
 MANIFEST_FORMAT = 1
@@ -50,8 +50,8 @@ class SetSpec:
     n: int
     seed: int
 
-    def dirname(self, shard_size: int) -> str:
-        return f"{self.split}-{self.shift.key}-seed{self.seed}-n{self.n}-shard{shard_size}"
+    def dirname(self, shard_size: int, latent_key: str) -> str:
+        return f"{self.split}-{latent_key}-seed{self.seed}-n{self.n}-shard{shard_size}"
 
     @property
     def stream(self) -> tuple[int, int]:
@@ -85,8 +85,12 @@ def _barrier() -> None:
     dist.barrier()
 
 
-def to_uint8(images: torch.Tensor) -> torch.Tensor:
-    return images.mul(255.0).round_().clamp_(0, 255).to(torch.uint8)
+def to_uint8(images: torch.Tensor, quantize: str = "round") -> torch.Tensor:
+    """Images in [0, 1] as uint8: ``round`` to the nearest level (NVlabs' generate.py), or ``floor``
+    (``(x * 255).astype(uint8)``: how the Control+Shift reference stored its sets)."""
+    scaled = images.mul(255.0)
+    scaled = scaled.floor_() if quantize == "floor" else scaled.round_()
+    return scaled.clamp_(0, 255).to(torch.uint8)
 
 
 class ShardedDatasets:
@@ -101,6 +105,8 @@ class ShardedDatasets:
         if shard_size < 1 or batch_size < 1:
             raise DataError("shard_size and batch_size must be positive")
         check_rng(rng)
+        if rng == "reference":
+            check_reference_sizes(shard_size=shard_size)
         self.generator, self.anchors, self.anchor_seed, self.rng = generator, anchors, anchor_seed, rng
         self.shard_size, self.batch_size, self.progress = shard_size, batch_size, progress
         anchors_dir = f"anchors{anchor_seed}" if rng == "bench" else f"reference-anchors{anchor_seed}"
@@ -108,8 +114,12 @@ class ShardedDatasets:
         self._reference_draws: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
         self.cache = cache if cache is not None else Cache(Path(root))  # shard writes and checks
 
+    def latent_key(self, spec: SetSpec) -> str:
+        """The name of the set's latent distribution (equal names: one set on disk)."""
+        return spec.shift.reference_key if self.rng == "reference" else spec.shift.key
+
     def path(self, spec: SetSpec) -> Path:
-        return self.root / spec.dirname(self.shard_size)
+        return self.root / spec.dirname(self.shard_size, self.latent_key(spec))
 
     def shard_counts(self, n: int) -> list[int]:
         return [min(self.shard_size, n - k * self.shard_size) for k in range(math.ceil(n / self.shard_size))]
@@ -125,7 +135,7 @@ class ShardedDatasets:
             except json.JSONDecodeError:
                 log.warning("%s is unreadable; rebuilding its set", path)
         return {"format": MANIFEST_FORMAT, "generator": self.generator.describe(), "split": spec.split,
-                "latent": spec.shift.key, "shifts": [],
+                "latent": self.latent_key(spec), "shifts": [],
                 "seeds": {"eps_and_labels": spec.seed, "anchors": self.anchor_seed, "rng": self.rng},
                 "counts": {"n": spec.n, "shard_size": self.shard_size, "n_shards": len(self.shard_counts(spec.n))},
                 "shards": {}, "complete": False}
@@ -207,13 +217,26 @@ class ShardedDatasets:
         seed, n = specs[0].stream
         count = self.shard_counts(n)[k]
         eps, labels = self.draw(seed, n, k)
-        z = torch.cat([spec.shift.latents(eps, self.anchors.to(eps.dtype)) for spec in specs]).float()
+        z = torch.cat([self._latents(spec, eps) for spec in specs])
         y = labels.repeat(len(specs))
         images = []
         for i in range(0, len(z), self.batch_size):
-            images.append(to_uint8(self.generator.decode(z[i:i + self.batch_size], y[i:i + self.batch_size])))
+            decoded = self.generator.decode(z[i:i + self.batch_size], y[i:i + self.batch_size])
+            images.append(to_uint8(decoded, self.generator.quantize))
             bar.update(len(images[-1]))
         return list(torch.cat(images).split(count)), labels
+
+    def latents(self, spec: SetSpec, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The float32 latents (count, d) shard ``k`` of the set decodes, and its labels."""
+        eps, labels = self.draw(spec.seed, spec.n, k)
+        return self._latents(spec, eps), labels
+
+    def _latents(self, spec: SetSpec, eps: torch.Tensor) -> torch.Tensor:
+        """The latents of ``eps`` under the set's shift: the reference's float32 maths one generation batch
+        at a time (a shard starts on a batch boundary), else bench's float64 maths cast to float32."""
+        if self.rng == "reference":
+            return torch.cat([spec.shift.reference_latents(batch, self.anchors) for batch in eps.split(REFERENCE_BATCH)])
+        return spec.shift.latents(eps, self.anchors.to(eps.dtype)).float()
 
     def _write_shard(self, specs: list[SetSpec], k: int, missing: set[SetSpec], manifests: dict,
                      images: list[torch.Tensor], labels: torch.Tensor) -> None:

@@ -99,6 +99,37 @@ class Shift:
         t = self.value if self.family == "extend" else 0.5
         return f"slerp-{center}-eps-{t:g}"
 
+    @property
+    def percent(self) -> int:
+        """The value as the reference script's integer argument (``--value``: the parameter x 100)."""
+        pct = round(self.value * 100)
+        if abs(pct - self.value * 100) > 1e-6:
+            raise ConfigError(f"task.rng=reference takes the reference script's integer values (parameter x 100): "
+                              f"{self.family} {self.value:g} is not a whole percent")
+        return pct
+
+    @property
+    def reference_key(self) -> str:
+        """The latent distribution's name under ``task.rng=reference``: the script's (experiment, value).
+        Its overlap at s = 0 is not bitwise extend's t = 0.5 (the centre slerp rounds), so it has its own."""
+        return f"ref-{self.family}-{self.percent}"
+
+    def reference_latents(self, eps: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
+        """This shift's latents as the reference script computes them, bit for bit: float32 throughout,
+        the value as ``percent / 100``, its order of operations (``eps``: one generation batch)."""
+        eps = eps.float()
+        a1, a2 = anchors.float()
+        t = self.percent / 100
+        if self.family == "truncation":
+            return eps * t
+        if self.family == "overlap":  # the centre: a slerp of the two 1-d anchors, then extend's t = 1/2
+            omega = torch.acos(torch.sum(a1 * a2) / (torch.norm(a1) * torch.norm(a2)))
+            a1 = torch.sin((1 - t) * omega) * a1 / torch.sin(omega) + torch.sin(t * omega) * a2 / torch.sin(omega)
+            t = 50 / 100
+        center = a1[None]
+        omega = torch.acos(torch.sum(eps * center, dim=1) / (torch.norm(eps, dim=1) * torch.norm(center, dim=1)))[:, None]
+        return torch.sin((1 - t) * omega) * center / torch.sin(omega) + torch.sin(t * omega) * eps / torch.sin(omega)
+
     def center(self, anchors: torch.Tensor) -> torch.Tensor | None:
         """The anchor the slerp families pull towards (None for truncation)."""
         if self.family == "truncation":

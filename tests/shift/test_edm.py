@@ -1,14 +1,21 @@
 """The EDM generator: bench's sampler against the probability-flow ODE's closed form for Gaussian
 data, and loading a network pickle in the NVlabs format."""
 import math
+import pickle
+import sys
 
+import numpy as np
 import pytest
 import torch
 
 from bench.errors import ConfigError, ModelError
 from bench.shift.config import GeneratorConfig
 from bench.shift.generators import build_generator
+from bench.shift.dataset import SetSpec, ShardedDatasets, to_uint8
+from bench.shift.families import Shift
 from bench.shift.generators.edm import edm_sample, edm_sigmas
+from bench.shift.rng import REFERENCE_ANCHOR_SEED, draw_anchors
+from tests.shift.test_rng import _split as _reference_split
 
 SIGMA_MIN, SIGMA_MAX, S = 0.002, 80.0, 0.5
 
@@ -73,14 +80,90 @@ def test_network_pickle_loads_through_generator_edm(edm_pickle, tmp_path):
     images = gen.decode(z, y)
     assert images.shape == (4, 3, 8, 8) and torch.equal(images, gen.decode(z.clone(), y.clone()))
     assert not torch.equal(images, gen.decode(z, (y + 1) % 10))
-    # the generator is exactly the reference sampler on the network: x0 = z * 80, one-hot labels, [-1, 1] -> [0, 1]
-    one_hot = torch.eye(10)[y]
-    ref = edm_sample(lambda x, s: gen.net(x, s, one_hot), z.view(4, 3, 8, 8), edm_sigmas(6))
-    assert torch.allclose(images, ((ref.float() + 1) / 2).clamp(0, 1))
+    # the generator is exactly NVlabs' sampler on the network: x0 = z * 80, one-hot labels, [-1, 1] -> [0, 1]
+    ref = _nvlabs_sampler(_unpickled(path, src), z.view(4, 3, 8, 8), torch.eye(10)[y], steps=6)
+    assert torch.equal(to_uint8(images), torch.from_numpy(ref))
     # labels can index a subset of the network's classes (the paper's 10 ImageNet classes)
     sub = build_generator(GeneratorConfig(**{**cfg.__dict__, "classes": [3, 7]}), tmp_path)
     assert sub.num_classes == 2
     assert torch.equal(sub.decode(z[:2], torch.tensor([0, 1])), gen.decode(z[:2], torch.tensor([3, 7])))
+
+
+def _unpickled(path, src):
+    """The pickle's 'ema' network, loaded here with plain pickle (the source tree on sys.path)."""
+    sys.path.insert(0, str(src))
+    try:
+        with open(path, "rb") as f:
+            return pickle.load(f)["ema"]
+    finally:
+        sys.path.remove(str(src))
+
+
+def _levels(net, steps):
+    """EDM's rho = 7 schedule between 0.002 and 80, clipped to the network's range (float64)."""
+    lo, hi = max(0.002, net.sigma_min), min(80.0, net.sigma_max)
+    i = torch.arange(steps, dtype=torch.float64)
+    return (hi ** (1 / 7) + i / (steps - 1) * (lo ** (1 / 7) - hi ** (1 / 7))) ** 7
+
+
+@torch.no_grad()
+def _heun(net, x, t, labels, steps, dtype):
+    """Heun's method down the levels t (Euler on the last step), as both published samplers step."""
+    x = x.to(dtype) * t[0]
+    for i in range(steps):
+        t_cur, t_next = net.round_sigma(t[i]), t[i + 1]
+        d = (x - net(x, t_cur, labels).to(dtype)) / t_cur
+        x_next = x + (t_next - t_cur) * d
+        if i < steps - 1:
+            d_next = (x_next - net(x_next, t_next, labels).to(dtype)) / t_next
+            x_next = x + (t_next - t_cur) * (0.5 * d + 0.5 * d_next)
+        x = x_next
+    return x
+
+
+def _nvlabs_sampler(net, latents, labels, steps):
+    """NVlabs generate.py (S_churn = 0): rounded levels ending at 0, float64, rounded to uint8 (NCHW)."""
+    t = torch.cat([net.round_sigma(_levels(net, steps)), torch.zeros(1, dtype=torch.float64)])
+    x = _heun(net, latents, t, labels, steps, torch.float64)
+    return (x * 127.5 + 128).clip(0, 255).to(torch.uint8).numpy()
+
+
+def _ctrl_shift_sampler(net, latents, labels, steps):
+    """Control+Shift's sampling.py: unrounded levels ending at 1e-5, float32; images scaled to [0, 255]
+    (the script stores them with astype(uint8): floored)."""
+    t = torch.cat([_levels(net, steps), torch.ones(1, dtype=torch.float64) * 1e-5])
+    x = _heun(net, latents, t, labels, steps, torch.float32)
+    return ((x * .5 + .5).clamp(0, 1) * 255).numpy()
+
+
+def test_ctrl_shift_sets_are_byte_equal_to_the_reference(edm_pickle, tmp_path):
+    """The paper's sets: reference draws and latents, Control+Shift's sampler and floor rounding,
+    end to end through bench's dataset build, byte-equal to the script's procedure on an EDM pickle."""
+    path, src = edm_pickle
+    cfg = GeneratorConfig(kind="edm", source=str(path), edm_src=str(src), sampler="ctrl_shift", steps=5,
+                          batch_size=100, device="cpu")
+    gen = build_generator(cfg, tmp_path)
+    assert gen.id == "edm-edm-tiny-8x8-cond-ctrl_shift5-fp32" and gen.quantize == "floor"
+    net, d, n = _unpickled(path, src), gen.latent_dim, 200
+    anchors = draw_anchors(d, REFERENCE_ANCHOR_SEED, "reference")
+    store = ShardedDatasets(gen, tmp_path / "sets", anchors, REFERENCE_ANCHOR_SEED, shard_size=100, batch_size=100,
+                            progress=False, rng="reference")
+    specs = [SetSpec("test", Shift("overlap", 0.3), n, 0), SetSpec("test", Shift("truncation", 1.1), n, 0)]
+    store.build(specs)
+    for spec, (exp, value) in zip(specs, [("overlap", 30), ("truncation", 110)]):
+        with torch.random.fork_rng(devices=[]):
+            state = np.random.get_state()
+            labels, _, z = _reference_split(0, n, d, exp, value)
+            np.random.set_state(state)
+        scaled = np.concatenate([_ctrl_shift_sampler(net, z[i:i + 100].view(100, 3, 8, 8), torch.eye(10)[labels[i:i + 100]], 5)
+                                   for i in range(0, n, 100)])
+        images, y = store.load(spec)
+        assert torch.equal(y, labels)
+        assert np.array_equal(images.numpy(), scaled.astype(np.uint8))
+        # rounding to nearest would store other bytes: the floor is part of the reference
+        assert (images.numpy() != np.round(scaled).astype(np.uint8)).mean() > 0.2
+    with pytest.raises(ConfigError, match="fp64"):
+        build_generator(GeneratorConfig(**{**cfg.__dict__, "fp64": True}), tmp_path)
 
 
 def test_edm_errors_name_the_fix(edm_pickle, tmp_path):

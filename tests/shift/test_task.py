@@ -90,16 +90,16 @@ def test_cifar_preset_runs_on_an_edm_network_pickle(compose, edm_pickle):
     run_dir = execute(compose([
         "experiment=shift/cifar10_overlap", "generator=edm", f"generator.source={path}", f"generator.edm_src={src}",
         "generator.steps=3", "generator.device=cpu", "trainer=cpu", "logger=none", "trainer.max_epochs=1",
-        "trainer.enable_progress_bar=false", "task.n_train=64", "task.n_val=32", "task.n_test=32",
-        "task.shard_size=64", "task.mc_samples=64", "task.families.overlap.values=[0.0,0.4]",
-        "task.classifiers=[{name: resnet20, width: 0.25}]", "task.train_sizes=[32,null]", "task.real_data=null"]))
+        "trainer.enable_progress_bar=false", "task.n_train=200", "task.n_val=100", "task.n_test=100",
+        "task.shard_size=100", "task.mc_samples=64", "task.families.overlap.values=[0.0,0.4]",
+        "task.classifiers=[{name: resnet20, width: 0.25}]", "task.train_sizes=[100,null]", "task.real_data=null"]))
     record, rows = read_run(run_dir)
     assert record["status"] == "completed"
     assert json.loads((run_dir / "artifacts" / "generator.json").read_text())["id"].startswith("edm-edm-tiny-8x8")
     accs = [r for r in rows if r["metric"] == "accuracy" and r["split"] == "test"]
     # the preset's ablations: augmentation off and on, two training-set sizes, each scored along the sweep
-    assert sorted({(r["params"]["aug"], r["params"]["n_train"]) for r in accs}) == [(False, 32), (False, 64),
-                                                                                    (True, 32), (True, 64)]
+    assert sorted({(r["params"]["aug"], r["params"]["n_train"]) for r in accs}) == [(False, 100), (False, 200),
+                                                                                    (True, 100), (True, 200)]
     assert sorted({r["params"]["intensity"] for r in accs}) == [0.0, 0.4] and len(accs) == 8
     # the CIFAR presets draw the reference scripts' anchors, labels and noise
     manifests = list((run_dir.parents[3] / ".cache").rglob("manifest.json"))

@@ -25,6 +25,8 @@ class Generator(ABC):
     image_shape: tuple[int, int, int]
     num_classes: int
     device: torch.device = torch.device("cpu")
+    #: how :func:`bench.shift.dataset.to_uint8` stores its images: ``round`` or ``floor``
+    quantize: str = "round"
 
     @property
     def latent_dim(self) -> int:

@@ -8,10 +8,20 @@ class_labels)`` with one-hot labels ``[N, label_dim]``. Unpickling imports the E
 ``torch_utils``/``dnnlib`` packages: ``generator.edm_src`` names that tree (it is on
 ``sys.path`` only while unpickling), or it must already be importable.
 
-The sampler is Algorithm 1 of Karras et al. with ``S_churn = 0`` (no noise is added): the
-reference's conventions (``generate.py``'s ``edm_sampler``) are kept exactly — the schedule is
-clipped to the network's sigma range and rounded with ``round_sigma``, ``x_0 = z * sigma_0``, an
-Euler step with a Heun correction on every step but the last, the state in float64 (``fp64``).
+The sampler is Algorithm 1 of Karras et al. with ``S_churn = 0`` (no noise is added), in one of
+two published variants (``generator.sampler``):
+
+- ``ctrl_shift``: the Control+Shift reference's own ``edm_sample`` (its ``sampling.py``), which made
+  the paper's datasets: the state in float32, the schedule unrounded and ending at sigma = 1e-5
+  instead of 0, only the current level rounded with ``round_sigma``, images stored by flooring
+  (``(x * 0.5 + 0.5).clamp(0, 1) * 255`` cast to uint8);
+- ``heun`` / ``euler``: NVlabs' ``generate.py`` ``edm_sampler``: the schedule rounded with
+  ``round_sigma`` and ending at 0, the state in float64 (``fp64``), images rounded to the nearest level.
+
+Both clip the schedule to the network's sigma range, start from ``x_0 = z * sigma_0`` and take an
+Euler step with a Heun correction on every step but the last (``euler``: never). The noise levels
+stay float64 in both, so a step ``(sigma_next - sigma_cur) * d`` is formed in float64 and cast to
+the state's precision, as both references do.
 """
 from __future__ import annotations
 
@@ -29,13 +39,15 @@ from bench.shift.config import GeneratorConfig
 from bench.shift.generators.base import Generator, resolve_device, weights_hash
 
 Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-EDM_SAMPLERS = ("heun", "euler")
+EDM_SAMPLERS = ("ctrl_shift", "heun", "euler")
+#: the Control+Shift sampler's last noise level (NVlabs': 0)
+CTRL_SHIFT_LAST_SIGMA = 1e-5
 
 
 def edm_sigmas(steps: int, sigma_min: float = 0.002, sigma_max: float = 80.0, rho: float = 7.0,
-               round_sigma: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+               round_sigma: Callable[[torch.Tensor], torch.Tensor] | None = None, last: float = 0.0) -> torch.Tensor:
     """The ``steps + 1`` noise levels (float64) of EDM's schedule:
-    ``sigma_i = (sigma_max^(1/rho) + i/(N-1) (sigma_min^(1/rho) - sigma_max^(1/rho)))^rho``, then 0."""
+    ``sigma_i = (sigma_max^(1/rho) + i/(N-1) (sigma_min^(1/rho) - sigma_max^(1/rho)))^rho``, then ``last``."""
     if steps < 2:
         raise ConfigError(f"generator.steps must be at least 2 for the EDM sampler, not {steps}")
     if not 0 < sigma_min < sigma_max:
@@ -44,21 +56,27 @@ def edm_sigmas(steps: int, sigma_min: float = 0.002, sigma_max: float = 80.0, rh
     sigmas = (sigma_max ** (1 / rho) + i / (steps - 1) * (sigma_min ** (1 / rho) - sigma_max ** (1 / rho))) ** rho
     if round_sigma is not None:
         sigmas = torch.as_tensor(round_sigma(sigmas), dtype=torch.float64)
-    return torch.cat([sigmas, sigmas.new_zeros(1)])
+    return torch.cat([sigmas, sigmas.new_full((1,), last)])
 
 
 @torch.no_grad()
 def edm_sample(denoise: Denoiser, z: torch.Tensor, sigmas: torch.Tensor, heun: bool = True,
-               dtype: torch.dtype = torch.float64) -> torch.Tensor:
+               dtype: torch.dtype = torch.float64,
+               round_sigma: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
     """Integrate the probability-flow ODE ``dx/dsigma = (x - D(x; sigma)) / sigma`` from
-    ``x_0 = z * sigmas[0]`` down the schedule ``sigmas`` (ending at 0); returns ``x`` at sigma 0.
+    ``x_0 = z * sigmas[0]`` down the schedule ``sigmas``; returns ``x`` at its last level.
 
-    ``denoise(x, sigma)`` is ``D``; with ``heun`` every step but the last (to sigma = 0, where the
-    ODE's slope is undefined) gets the trapezoidal correction. ``dtype`` is the state's precision."""
-    sigmas = sigmas.to(z.device, dtype)
+    ``denoise(x, sigma)`` is ``D``; with ``heun`` every step but the last (to sigma ~ 0, where the
+    ODE's slope is undefined) gets the trapezoidal correction. ``dtype`` is the state's precision;
+    the levels stay float64 (0-dim tensors), so each step's size is formed in float64 and then cast.
+    ``round_sigma`` rounds the level each step starts from (both references do; a no-op for EDM's
+    own networks)."""
+    sigmas = sigmas.to(z.device, torch.float64)
     x = z.to(dtype) * sigmas[0]
     last = len(sigmas) - 2
     for i, (s_cur, s_next) in enumerate(zip(sigmas[:-1], sigmas[1:])):
+        if round_sigma is not None:
+            s_cur = torch.as_tensor(round_sigma(s_cur))
         d_cur = (x - denoise(x, s_cur).to(dtype)) / s_cur
         x_next = x + (s_next - s_cur) * d_cur
         if heun and i < last:
@@ -137,13 +155,17 @@ def load_network_pickle(path: str | Path, edm_src: str | None = None) -> nn.Modu
 class EDMGenerator(Generator):
     """``G(z, y)``: the EDM sampler from noise ``z`` (C x H x W) with label ``y``; images in [0, 1].
 
-    Labels ``0..K-1`` are the network's classes, or index ``generator.classes`` (e.g. 10 ImageNet
-    ids of the ImageNet-64 model)."""
+    Labels ``0..K-1`` are the network's classes, or index ``generator.classes`` (e.g. the reference's
+    10 ImageNet ids of the ImageNet-64 model)."""
 
     def __init__(self, net: nn.Module, cfg: GeneratorConfig, tag: str) -> None:
         if cfg.sampler not in EDM_SAMPLERS:
             raise ConfigError(f"generator=edm samples with bench's EDM sampler: generator.sampler must be one of "
                               f"{', '.join(EDM_SAMPLERS)}, not {cfg.sampler!r}")
+        ctrl_shift = cfg.sampler == "ctrl_shift"
+        if ctrl_shift and cfg.fp64:
+            raise ConfigError("generator.sampler=ctrl_shift is the Control+Shift sampler, float32 by definition: "
+                              "set generator.fp64=null (or pick generator.sampler=heun for NVlabs' float64 one)")
         label_dim = int(net.label_dim)
         if label_dim == 0:
             raise ModelError(f"the EDM network {tag} is unconditional (label_dim 0); the shift benchmark needs G(z, y)")
@@ -159,17 +181,21 @@ class EDMGenerator(Generator):
         self.image_shape = (chans, res, res)
         self.num_classes = len(classes)
         self.weights_hash = weights_hash(net)
-        # the reference clips the requested schedule to the network's own sigma range
+        # both references clip the requested schedule to the network's own sigma range; NVlabs rounds it
+        # whole and ends at 0, Control+Shift leaves it unrounded and ends at 1e-5
         self.sigmas = edm_sigmas(cfg.steps, max(cfg.sigma_min, float(net.sigma_min)),
-                                 min(cfg.sigma_max, float(net.sigma_max)), cfg.rho, net.round_sigma)
-        precision = "fp64" if cfg.fp64 else "fp32"
+                                 min(cfg.sigma_max, float(net.sigma_max)), cfg.rho,
+                                 None if ctrl_shift else net.round_sigma, CTRL_SHIFT_LAST_SIGMA if ctrl_shift else 0.0)
+        self.dtype = torch.float32 if ctrl_shift or cfg.fp64 is False else torch.float64
+        self.quantize = "floor" if ctrl_shift else "round"
+        precision = "fp64" if self.dtype == torch.float64 else "fp32"
         self.id = f"edm-{tag}-{cfg.sampler}{cfg.steps}-{precision}"
 
     def _decode(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         one_hot = torch.eye(self.label_dim, device=self.device)[self.class_ids[y]]
         x = edm_sample(lambda x, sigma: self.net(x, sigma, one_hot), z, self.sigmas,
-                       heun=self.cfg.sampler == "heun", dtype=torch.float64 if self.cfg.fp64 else torch.float32)
-        return (x.float() + 1) / 2  # EDM images live in [-1, 1]
+                       heun=self.cfg.sampler != "euler", dtype=self.dtype, round_sigma=self.net.round_sigma)
+        return x.float() * 0.5 + 0.5  # EDM images live in [-1, 1]
 
 
 def build_edm_generator(cfg: GeneratorConfig) -> EDMGenerator:
