@@ -24,6 +24,12 @@ Adding a metric to the leaderboard is one ``Metric(...)`` line; adding a claim i
 ``Claim(...)`` (see :mod:`bench.claims` for the statistics and checks); ``targets`` lists,
 per preset, the claims that preset is meant to reproduce (``bench-report --check-claims``
 fails when one of them is not reproduced).
+
+A preset is *declared* before it runs, not from what passed: ``seeds`` (the seeds `make run` and a
+study run: ``bench -m experiment=<preset> seed=0,1,2``), ``items`` (the units each seed evaluates
+per item set; a claim that read fewer is "invalid") and ``cannot_test`` (claim id -> why the preset
+cannot measure it). For a preset that declares its seeds, every claim of the card is either a target
+or in ``cannot_test``: a claim the preset can measure is a target, whatever its outcome.
 """
 from __future__ import annotations
 
@@ -97,18 +103,47 @@ class TaskCard:
     claims: tuple[Claim, ...] = ()
     # preset -> the claims it is meant to reproduce (checked by ``bench-report --check-claims``)
     targets: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # preset -> the seeds it runs (``make run`` sweeps them; enough that no verdict hangs on one seed)
+    seeds: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    # preset -> the units per seed in every item set its claims read (fewer read: the verdict is invalid)
+    items: Mapping[str, int] = field(default_factory=dict)
+    # preset -> {claim id: why the preset cannot measure it}, said in advance
+    cannot_test: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for kind, names in (("metric", [m.name for m in self.metrics]), ("claim", [c.id for c in self.claims])):
             dupes = sorted({n for n in names if names.count(n) > 1})
             if dupes:
                 raise ValueError(f"task card {self.name!r}: duplicate {kind} {', '.join(dupes)}")
-        known = {c.id for c in self.claims}
         for preset, ids in self.targets.items():
-            unknown = [i for i in ids if i not in known]
-            if unknown:
-                raise ValueError(f"task card {self.name!r}: preset {preset!r} targets unknown claim(s) "
-                                 f"{', '.join(unknown)}; known: {', '.join(sorted(known))}")
+            self._known(ids, f"preset {preset!r} targets")
+        for preset, reasons in self.cannot_test.items():
+            self._known(reasons, f"preset {preset!r} cannot_test")
+            blank = [i for i, why in reasons.items() if not str(why).strip()]
+            both = sorted(set(reasons) & set(self.targets.get(preset, ())))
+            if blank or both:
+                raise ValueError(f"task card {self.name!r}: preset {preset!r}: " + (
+                    f"cannot_test needs a reason for {', '.join(blank)}" if blank else
+                    f"{', '.join(both)} both targeted and in cannot_test"))
+        for preset, seeds in self.seeds.items():
+            if not seeds or len(set(seeds)) != len(seeds) or not all(isinstance(x, int) and x >= 0 for x in seeds):
+                raise ValueError(f"task card {self.name!r}: preset {preset!r} seeds must be distinct integers "
+                                 f">= 0, not {seeds!r}")
+            undeclared = [c.id for c in self.claims if c.id not in self.targets.get(preset, ())
+                          and c.id not in self.cannot_test.get(preset, {})]
+            if undeclared:
+                raise ValueError(f"task card {self.name!r}: preset {preset!r} neither targets nor says why it "
+                                 f"cannot test {', '.join(undeclared)} (every claim a preset can measure is a "
+                                 "target; the others go in cannot_test with the reason)")
+        for preset, n in self.items.items():
+            if not isinstance(n, int) or n < 1:
+                raise ValueError(f"task card {self.name!r}: preset {preset!r} items must be a positive integer")
+
+    def _known(self, ids, what: str) -> None:
+        unknown = [i for i in ids if i not in {c.id for c in self.claims}]
+        if unknown:
+            raise ValueError(f"task card {self.name!r}: {what} unknown claim(s) {', '.join(unknown)}; "
+                             f"known: {', '.join(sorted(c.id for c in self.claims))}")
 
     def metric(self, name: str) -> Metric | None:
         """The display spec of metric ``name``, or None."""
@@ -122,3 +157,11 @@ class TaskCard:
     def targeted(self, preset: str | None) -> tuple[str, ...]:
         """The claim ids ``preset`` is meant to reproduce (none for an unknown or missing preset)."""
         return tuple(self.targets.get(preset, ())) if preset else ()
+
+    def seeds_for(self, preset: str) -> tuple[int, ...]:
+        """The seeds ``preset`` declares (empty: the config's own seed)."""
+        return tuple(self.seeds.get(preset, ()))
+
+    def min_items(self, preset: str | None) -> int | None:
+        """The units per item set ``preset`` declares its claims read (None: not declared)."""
+        return self.items.get(preset) if preset else None

@@ -127,6 +127,7 @@ def card_for(name: str) -> TaskCard | None:
 
 def record_claims(task: Task, run: Any) -> None:
     """Check the card's claims on the run's metrics and record the verdicts (run.json and W&B)."""
-    targeted = set(task.card.targeted(run.record["preset"]))
-    verdicts = evaluate(task.card.claims, run.metrics)
+    preset = run.record["preset"]
+    targeted = set(task.card.targeted(preset))
+    verdicts = evaluate(task.card.claims, run.metrics, task.card.min_items(preset))
     run.set_claims([v.as_record(targeted=v.claim in targeted) for v in verdicts])

@@ -1,9 +1,11 @@
 """`make run`: every task's embedded preset on this machine, then the leaderboard and its claims.
 
 The tasks are the ones bench finds (:func:`bench.tasks.tasks`), each run with its card's
-``preset`` as its own `bench experiment=<preset>` process (a crash in one does not lose the
-others' records); the script stops at the first failure with its exit code. It ends by printing
-each task's Paper claims table (`bench-report --claims`).
+``preset`` as its own process (a crash in one does not lose the others' records): one
+`bench -m experiment=<preset> seed=<s1>,<s2>,...` sweep over the seeds the card declares for the
+preset (``TaskCard.seeds``), or `bench experiment=<preset>` (the config's seed) when it declares none.
+The script stops at the first failure with its exit code. It ends by printing each task's Paper
+claims table (`bench-report --claims`).
 """
 from __future__ import annotations
 
@@ -31,11 +33,13 @@ def main() -> int:
     t0 = time.monotonic()
     for task in tasks().values():
         preset = task.card.preset
+        seeds = task.card.seeds_for(preset)
+        args = ["-m", f"experiment={preset}", "seed=" + ",".join(map(str, seeds))] if seeds else [f"experiment={preset}"]
         t = time.monotonic()
-        print(f"==> bench experiment={preset}", flush=True)
-        rc = subprocess.call([str(bindir / "bench"), f"experiment={preset}"], cwd=ROOT)
+        print(f"==> bench {' '.join(args)}", flush=True)
+        rc = subprocess.call([str(bindir / "bench"), *args], cwd=ROOT)
         if rc:
-            print(f"bench experiment={preset} failed with exit code {rc}", file=sys.stderr)
+            print(f"bench {' '.join(args)} failed with exit code {rc}", file=sys.stderr)
             return rc
         print(f"    done in {time.monotonic() - t:.0f} s", flush=True)
     report = subprocess.run([str(bindir / "bench-report"), "--claims"], cwd=ROOT, stdout=subprocess.PIPE, text=True)

@@ -42,17 +42,19 @@ class Claim:
             value = getattr(self, name)
             object.__setattr__(self, name, (value,) if isinstance(value, Gate) else tuple(value))
 
-    def evaluate(self, rows: Sequence[dict]) -> Verdict:
+    def evaluate(self, rows: Sequence[dict], min_items: int | None = None) -> Verdict:
         """The verdict on one run's rows."""
-        return self.evaluate_seeds([rows])
+        return self.evaluate_seeds([rows], min_items)
 
-    def evaluate_seeds(self, runs: Sequence[Sequence[dict]], n_boot: int = N_BOOT) -> Verdict:
+    def evaluate_seeds(self, runs: Sequence[Sequence[dict]], min_items: int | None = None,
+                       n_boot: int = N_BOOT) -> Verdict:
         """The verdict on the rows of several seeds of one config (one list of rows per seed).
 
-        A check that raises is recorded as not measured, with the error: a bug in one check must not
-        lose a finished run's record."""
+        ``min_items``: the units per seed and item set the preset declares (fewer read: invalid). A
+        check that raises is recorded as not measured, with the error: a bug in one check must not lose
+        a finished run's record."""
         try:
-            return self._evaluate(Resampler(runs, self.id, n_boot))
+            return self._evaluate(Resampler(runs, self.id, n_boot), min_items)
         except Unmeasured as e:
             return self._done(Verdict(self.id, NOT_MEASURED, note=str(e)))
         except Exception as e:
@@ -62,11 +64,13 @@ class Claim:
     def _done(self, verdict: Verdict, **changes: Any) -> Verdict:
         return dataclasses.replace(verdict, claim=self.id, kind=self.kind, paper_value=self.paper_value, **changes)
 
-    def _evaluate(self, sample: Resampler) -> Verdict:
+    def _evaluate(self, sample: Resampler, min_items: int | None) -> Verdict:
         read = self.check.rows(sample.rows)
         sample.prepare(read)  # one resampling pass per seed and item set for every row the check reads
-        n_items, n_deciding, seeds = sample.items_read(read)
-        verdict = self._done(self.check.judge(sample), n_items=n_items, n_deciding=n_deciding, seeds=seeds)
+        count = sample.items_read(read)
+        n_deciding = count.n_deciding
+        verdict = self._done(self.check.judge(sample), n_items=count.n_items, n_deciding=n_deciding,
+                             seeds=count.seeds)
         for status, gates in ((INVALID, self.gates), (NOT_APPLICABLE, self.applies)):
             failed = [why for why in (g.failure(sample) for g in gates) if why]
             if failed:
@@ -74,12 +78,15 @@ class Claim:
         if not all(x is None or math.isfinite(x) for x in (verdict.value, verdict.low, verdict.high)):
             return dataclasses.replace(verdict, status=INVALID, note="the statistic is not finite (overflow or "
                                                                      "division by zero): " + verdict.note)
+        if min_items is not None and count.smallest is not None and count.smallest < min_items:
+            return dataclasses.replace(verdict, status=INVALID, note=f"a seed read {count.smallest} item(s) of an "
+                                       f"item set, fewer than the {min_items} the preset declares; " + verdict.note)
         if self.min_deciding is not None and (n_deciding or 0) < self.min_deciding:
             return dataclasses.replace(verdict, status=INVALID, note=f"{n_deciding or 0} deciding item(s), fewer "
                                        f"than the {self.min_deciding} declared; " + verdict.note)
         return verdict
 
 
-def evaluate(claims: Iterable[Claim], rows: Sequence[dict]) -> list[Verdict]:
+def evaluate(claims: Iterable[Claim], rows: Sequence[dict], min_items: int | None = None) -> list[Verdict]:
     """Every claim's verdict on one run's ``rows``."""
-    return [c.evaluate(rows) for c in claims]
+    return [c.evaluate(rows, min_items) for c in claims]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -125,26 +126,38 @@ class Resampler:
         reps[count == 0] = np.nan
         return np.concatenate([[sum(p / len(points) for p in points)], reps])
 
-    def items_read(self, rows: Sequence[dict]) -> tuple[int | None, int | None, int]:
-        """``(n_items, n_deciding, seeds)`` of the rows a claim read.
+    def items_read(self, rows: Sequence[dict]) -> ItemCount:
+        """How many units the rows a claim read cover, and how many of them decide it.
 
         ``n_items``: the distinct units (item set, index) among rows with items. An item *decides*
         when its values differ between the rows of its item set that the claim compares, in any seed
-        (an item read by one row only counts as deciding). None when no row has items."""
+        (an item read by one row only counts as deciding)."""
         seeds = len({self.seed_of(r) for r in rows})
         sets: dict[str, dict[int, list[dict]]] = {}
         for r in rows:
             if r.get("items"):
                 sets.setdefault(r.get("item_set") or f"row {id(r)}", {}).setdefault(self.seed_of(r), []).append(r)
         if not sets:
-            return None, None, seeds
+            return ItemCount(None, None, seeds, None)
         n_items = n_deciding = 0
+        smallest = None
         for per_seed in sets.values():
             n = max(len(r["items"]) for same in per_seed.values() for r in same)
             deciding = np.zeros(n, bool)
             for same in per_seed.values():
                 values = np.array([r["items"] for r in same], dtype=float)
                 deciding |= (values != values[0]).any(axis=0) if len(same) > 1 else True
+                smallest = min(values.shape[1], smallest or values.shape[1])
             n_items += n
             n_deciding += int(deciding.sum())
-        return n_items, n_deciding, seeds
+        return ItemCount(n_items, n_deciding, seeds, smallest)
+
+
+@dataclass(frozen=True)
+class ItemCount:
+    """The units a claim read: ``n_items`` and ``n_deciding`` (None without items), the seeds that
+    contributed rows, and the fewest units one seed evaluated in any item set."""
+    n_items: int | None
+    n_deciding: int | None
+    seeds: int
+    smallest: int | None

@@ -76,9 +76,10 @@ def claim_lines(board: Leaderboard) -> list[ClaimLine]:
     lines = []
     for claim in card.claims:
         for row in board.rows:
-            values = [claim.evaluate(run.rows).value for run in row.runs]
             preset = _preset(row)
-            lines.append(ClaimLine(board.task, claim, row, claim.evaluate_seeds([run.rows for run in row.runs]),
+            values = [claim.evaluate(run.rows).value for run in row.runs]
+            verdict = claim.evaluate_seeds([run.rows for run in row.runs], card.min_items(preset))
+            lines.append(ClaimLine(board.task, claim, row, verdict,
                                    [v for v in values if v is not None and math.isfinite(v)],
                                    preset, claim.id in card.targeted(preset)))
     return lines

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections import Counter
 from pathlib import Path
 
 
@@ -65,13 +66,18 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _check_claims(claims: dict) -> int:
-    """1 (and one line per claim) when a targeted claim is not reproduced, else 0."""
-    failed = [line for lines in claims.values() for line in lines if line.failed_target]
-    targeted = sum(line.targeted for lines in claims.values() for line in lines)
+    """1 (and one line per claim) when a targeted claim is not reproduced, else 0.
+
+    Every other verdict of a target fails the check too, each named as what it is: inconclusive (the
+    interval straddles the threshold), invalid (a gate failed), not measured, not applicable."""
+    targeted = [line for lines in claims.values() for line in lines if line.targeted]
+    failed = [line for line in targeted if line.failed_target]
     for line in failed:
         print(f"bench-report: claim {line.task}/{line.claim.id} targeted by {line.preset} is "
               f"{line.verdict.status} for {line.row.label}: {line.evidence}", file=sys.stderr)
-    print(f"check-claims: {targeted - len(failed)} of {targeted} targeted claim(s) reproduced")
+    counts = Counter(line.verdict.status for line in failed)
+    others = "".join(f", {n} {status}" for status, n in sorted(counts.items()))
+    print(f"check-claims: {len(targeted) - len(failed)} of {len(targeted)} targeted claim(s) reproduced{others}")
     return 1 if failed else 0
 
 

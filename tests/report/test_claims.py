@@ -99,6 +99,37 @@ def test_card_validates_its_targets_and_names():
         TaskCard("t", "1", paper, ("task",), "t/p", metrics=(Metric("m", "m"), Metric("m", "m")))
 
 
+def test_a_preset_that_declares_seeds_declares_every_claim():
+    paper = Paper("T", "A", "V")
+    claims = tuple(Claim(i, "t", "p", AtLeast(Value("r"), 0.5)) for i in ("a", "b"))
+
+    def card(**kw):
+        return TaskCard("t", "1", paper, ("task",), "t/p", claims=claims, **kw)
+
+    with pytest.raises(ValueError, match="neither targets nor says why it cannot test b"):
+        card(targets={"t/p": ("a",)}, seeds={"t/p": (0, 1, 2)})
+    ok = card(targets={"t/p": ("a",)}, seeds={"t/p": (0, 1, 2)}, items={"t/p": 500},
+              cannot_test={"t/p": {"b": "one model size only"}})
+    assert ok.seeds_for("t/p") == (0, 1, 2) and ok.seeds_for("t/other") == () and ok.min_items("t/p") == 500
+    with pytest.raises(ValueError, match="cannot_test needs a reason for b"):
+        card(targets={"t/p": ("a",)}, cannot_test={"t/p": {"b": " "}})
+    with pytest.raises(ValueError, match="a both targeted and in cannot_test"):
+        card(targets={"t/p": ("a", "b")}, cannot_test={"t/p": {"a": "why"}})
+    with pytest.raises(ValueError, match="cannot_test unknown claim"):
+        card(cannot_test={"t/p": {"c": "why"}})
+    with pytest.raises(ValueError, match="seeds must be distinct"):
+        card(targets={"t/p": ("a", "b")}, seeds={"t/p": (0, 0)})
+
+
+def test_fewer_items_than_the_preset_declares_is_invalid():
+    rows = [{"metric": "acc", "value": 0.95, "params": {}, "stderr": None, "items": [1.0] * 19 + [0.0],
+             "item_set": "test"}]
+    claim = Claim("c", "t", "p", AtLeast(Value("acc"), 0.5))
+    assert claim.evaluate(rows, min_items=20).status == REPRODUCED
+    v = claim.evaluate(rows, min_items=500)
+    assert v.status == "invalid" and "read 20 item(s)" in v.note
+
+
 @pytest.mark.parametrize("name", task_names())
 def test_every_card_names_its_config_groups_and_known_presets(name):
     task = get_task(name)
@@ -106,7 +137,7 @@ def test_every_card_names_its_config_groups_and_known_presets(name):
     assert set(task.card.groups) == set(schemas)
     from pathlib import Path
     conf = Path(__file__).resolve().parents[2] / "conf" / "experiment"
-    for preset in [task.card.preset, *task.card.targets]:
+    for preset in {task.card.preset, *task.card.targets, *task.card.seeds, *task.card.items, *task.card.cannot_test}:
         assert (conf / f"{preset}.yaml").is_file(), preset
 
 

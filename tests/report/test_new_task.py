@@ -62,7 +62,7 @@ def test_bench_report_shows_the_claims_table_and_gates_on_targeted_claims(result
     assert report_main(["--results-dir", str(results), "--claims", "--check-claims"]) == 1
     out, err = capsys.readouterr()
     assert "### Paper claims: lsq_digits" in out
-    assert "check-claims: 1 of 2 targeted claim(s) reproduced" in out
+    assert "check-claims: 1 of 2 targeted claim(s) reproduced, 1 not reproduced" in out
     assert "claim lsq_digits/linearly_separable targeted by lsq_digits/tiny is not reproduced" in err
     md = (results / "leaderboard.md").read_text()
     table = md.split("### Paper claims: lsq_digits")[1]
@@ -108,8 +108,13 @@ def test_make_run_runs_every_task_found_and_ends_with_the_claims(monkeypatch, ca
     monkeypatch.setattr(script.subprocess, "run", lambda cmd, **kw: calls.append(cmd[1:]) or
                         subprocess.CompletedProcess(cmd, 0, stdout="### Paper claims: lsq_digits\n"))
     assert script.main() == 0
-    assert calls == [["experiment=lsq_digits/tiny"], ["experiment=modality_gap/embedded"],
-                     ["experiment=shift/embedded"], ["experiment=whitening/embedded"], ["--claims"]]
+    from bench.tasks import tasks
+
+    # one sweep over the seeds each card declares for its preset (the fixture: 0, 1, 2)
+    sweeps = [["-m", f"experiment={t.card.preset}", "seed=" + ",".join(map(str, t.card.seeds_for(t.card.preset)))]
+              if t.card.seeds_for(t.card.preset) else [f"experiment={t.card.preset}"] for t in tasks().values()]
+    assert calls == [*sweeps, ["--claims"]]
+    assert calls[0] == ["-m", "experiment=lsq_digits/tiny", "seed=0,1,2"]
     assert capsys.readouterr().out.rstrip().endswith("### Paper claims: lsq_digits")
 
 
