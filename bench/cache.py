@@ -2,9 +2,10 @@
 weights, generated shards): one key rule, one write rule, one integrity check.
 
 - **Key**: ``<cache_dir>/<kind>/[<name>-]<digest><suffix>``, where ``digest`` hashes the kind, the
-  cache format, the task's version (its card's) and the caller's ``key``: the canonical config
-  subset that determines the payload and the code versions that change it (a changed key is a
-  new entry, never a stale hit).
+  cache format, the task's version (its card's), the caller's ``key`` (the canonical config
+  subset that determines the payload and the code versions that change it) and the numerics
+  (threads, CPU kernels, torch version: :func:`numerics`); a changed key is a new entry, never a
+  stale hit.
 - **Write**: the payload is written atomically (:mod:`bench.atomic`), then ``<file>.sha256``
   beside it (``sha256sum`` format). A crash between the two leaves a payload without a sidecar,
   which is rebuilt, never trusted.
@@ -26,7 +27,7 @@ from bench.atomic import atomic_save, atomic_write_text
 from bench.errors import CacheError
 
 log = logging.getLogger("bench.cache")
-CACHE_FORMAT = 1  # bump when the key rule or the sidecar format changes
+CACHE_FORMAT = 2  # bump when the key rule or the sidecar format changes
 T = TypeVar("T")
 
 
@@ -39,10 +40,21 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def numerics() -> dict[str, Any]:
+    """What changes a computed artefact's bits beyond its inputs, on any machine: the CPU threads (the order
+    of float sums), the vector kernels torch picked for this CPU, and torch's version. Part of every key, so
+    a model trained on 2 threads is never reused by a run on 1, nor one trained with AVX2 kernels on AVX-512."""
+    import torch
+
+    return {"threads": torch.get_num_threads(), "cpu": torch.backends.cpu.get_cpu_capability(),
+            "torch": torch.__version__}
+
+
 def key_digest(kind: str, key: dict[str, Any], task_version: str | None = None) -> str:
-    """A short stable hash of ``kind``, the task's version and the canonical JSON of ``key`` (24 hex characters)."""
-    text = json.dumps({"format": CACHE_FORMAT, "kind": kind, "task_version": task_version, "key": key},
-                      sort_keys=True, separators=(",", ":"), default=str)
+    """A short stable hash of ``kind``, the task's version, the canonical JSON of ``key`` and this process's
+    :func:`numerics` (24 hex characters)."""
+    text = json.dumps({"format": CACHE_FORMAT, "kind": kind, "task_version": task_version, "key": key,
+                       "numerics": numerics()}, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 

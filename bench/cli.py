@@ -138,6 +138,7 @@ def execute(cfg: DictConfig, overrides: list[str] | None = None) -> Path | None:
     from bench.tracking import Tracker
 
     _one_line_per_log()
+    use_threads(cfg.threads)
     task_run = task.load()[0]
     config = OmegaConf.to_container(cfg, resolve=True)
     digest = config_hash(config, task_version=task.card.version)
@@ -173,6 +174,15 @@ def execute(cfg: DictConfig, overrides: list[str] | None = None) -> Path | None:
             record_claims(task, run)
         log.info("completed %s: %d metrics, artifacts in %s", run.run_id, len(run.metrics), run.artifacts_dir)
         return run.dir
+
+
+def use_threads(n: int) -> None:
+    """Compute on ``n`` CPU threads: torch's intra-op pool and every BLAS/OpenMP pool (numpy's, scipy's)."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(n)
+    threadpool_limits(n)
 
 
 def _check_names(cfg: DictConfig, schemas: dict[str, type]) -> None:
@@ -269,31 +279,15 @@ def _app(cfg: DictConfig) -> None:
             signal.signal(signum, handler)
 
 
-def thread_policy(environ: dict | os._Environ = os.environ) -> None:
-    """Threads that hold up on a busy machine, set before torch is imported (a user's setting wins).
-
-    OpenMP threads spin while they wait for each other: with another CPU-bound process on the
-    machine, two spinning threads on two cores ran 1.9x slower than one thread. ``OMP_WAIT_POLICY=
-    PASSIVE`` makes them sleep instead, and the thread count is the cores this process may use minus
-    the whole cores the 1-minute load average says are busy, at least one. See docs/performance.md.
-    """
-    environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    if "OMP_NUM_THREADS" not in environ:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-        # Whole busy cores only: a CPU-bound neighbour holds the 1-minute load at >= 1, while the
-        # fractional load that short-lived processes leave behind would cost a quiet machine half its threads.
-        busy = int(os.getloadavg()[0]) if hasattr(os, "getloadavg") else 0
-        environ["OMP_NUM_THREADS"] = str(max(1, min(cores, cores - busy)))
-
-
 def main() -> None:
     """Console-script entry point."""
-    thread_policy()
+    # Before torch is imported: OpenMP threads sleep while they wait for each other instead of spinning
+    # (with a CPU-bound neighbour, two spinning threads ran 1.9x slower than one). The thread count
+    # itself is config (``threads``), set in :func:`execute`.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    register_config_schemas()  # before Hydra composes conf/: each group's defaults come from its dataclass
     sys.argv = ddp_child_argv(sys.argv)
     _app()
-
-
-register_config_schemas()  # before Hydra composes conf/: each group's defaults come from its dataclass
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import types
 import typing
 from dataclasses import dataclass, field
@@ -20,6 +21,31 @@ from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationE
 from bench.errors import ConfigError
 
 log = logging.getLogger("bench")
+
+
+#: Lightning's and numpy's seeds are 32-bit: ``seed`` must lie in ``[0, SEED_LIMIT)``.
+SEED_LIMIT = 2**32
+
+
+@dataclass
+class RunConfig:
+    """The top-level settings beside the groups. ``threads`` is config, not the machine's load: the CPU
+    threads torch and BLAS compute with (their count changes the order of float sums, hence the bits of
+    every result); null resolves to :func:`default_threads` and the resolved number is what is recorded
+    and hashed."""
+    seed: int = 0
+    threads: Optional[int] = None
+    skip_existing: Optional[bool] = None  # null: skip a completed config inside a multirun only
+    run_name: Optional[str] = None
+
+
+def default_threads(environ: os._Environ | dict = os.environ) -> int:
+    """``OMP_NUM_THREADS`` when the user set it to a positive integer, else the cores this process may use
+    (its CPU affinity), never the load: the same machine and config give the same count at any load."""
+    value = str(environ.get("OMP_NUM_THREADS", "")).strip()
+    if value.isdigit() and int(value) > 0:
+        return int(value)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 @dataclass
@@ -150,7 +176,7 @@ def _explain(e: OmegaConfBaseException, node: DictConfig, schema: type, key: str
     for name in names:  # the dataclass holding the offending key (nested groups: task.optim.lr)
         parent = _field_types(parent).get(name, parent)
         parent = next((a for a in typing.get_args(parent) if dataclasses.is_dataclass(a)), parent)
-    full = ".".join([key, *parts])
+    full = ".".join([key, *parts] if key else parts)  # key "": a top-level setting (seed, threads)
     valid = ", ".join(f.name for f in dataclasses.fields(parent)) if dataclasses.is_dataclass(parent) else "?"
     if isinstance(e, ConfigKeyError):
         return f"{full} is not a key of {getattr(parent, '__name__', key)}; valid keys: {valid}"
@@ -219,6 +245,8 @@ def validate(cfg: DictConfig, schemas: dict[str, type]) -> DictConfig:
                     cfg.task.name, ", ".join(unread))
         out = {k: v for k, v in out.items() if k not in unread}
     checked = OmegaConf.create(out)
+    top = _check(OmegaConf.create({f.name: out.get(f.name) for f in dataclasses.fields(RunConfig)
+                                   if f.name in out}), RunConfig, "")
     for key, schema in all_schemas.items():
         if key not in cfg or cfg[key] is None:
             raise ConfigError(f"config is missing the '{key}' group; add '{key}=<option>' to the command")
@@ -227,4 +255,32 @@ def validate(cfg: DictConfig, schemas: dict[str, type]) -> DictConfig:
         OmegaConf.resolve(checked)
     except OmegaConfBaseException as e:
         raise ConfigError(f"config does not resolve: {str(e).splitlines()[0]}") from None
+    for name, value in OmegaConf.to_container(top).items():
+        checked[name] = value
+    if checked.threads is None:
+        checked.threads = default_threads()
+    _check_ranges(OmegaConf.to_container(checked))
     return checked
+
+
+def _check_ranges(config: dict) -> None:
+    """Values the types allow but nothing can run with: one :class:`ConfigError` naming the fix, before any work."""
+    if not 0 <= config["seed"] < SEED_LIMIT:
+        raise ConfigError(f"seed={config['seed']} is out of range; use an integer in [0, {SEED_LIMIT - 1}]")
+    if config["threads"] < 1:
+        raise ConfigError(f"threads={config['threads']}: use a positive number of CPU threads (or threads=null: "
+                          f"the cores this process may use, {default_threads({})})")
+    for key, value in _batch_sizes(config):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ConfigError(f"{key}={value}: a batch size is a positive integer (examples per batch, per "
+                              "process under DDP); set it to e.g. 64")
+
+
+def _batch_sizes(node: Any, key: str = "") -> list[tuple[str, Any]]:
+    """Every ``batch_size`` in a config (``data.batch_size``, a variant's, a training recipe's), with its key."""
+    if isinstance(node, dict):
+        return [pair for k, v in node.items() if k != "hydra"
+                for pair in ([(f"{key}{k}", v)] if k == "batch_size" else _batch_sizes(v, f"{key}{k}."))]
+    if isinstance(node, list):
+        return [pair for i, v in enumerate(node) for pair in _batch_sizes(v, f"{key[:-1]}[{i}].")]
+    return []

@@ -5,6 +5,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import socket
 import subprocess
 from importlib import metadata
@@ -53,14 +54,38 @@ def update_with_tensors(h: "hashlib._Hash", tensors: dict[str, Any]) -> None:
 
 
 def versions() -> dict[str, str | None]:
-    """Versions of python and of the libraries whose behaviour a result depends on."""
+    """Versions of python, of the libraries whose behaviour a result depends on, and of the BLAS each
+    numeric library computes with (torch's and numpy's: a BLAS change moves the last bits)."""
     out: dict[str, str | None] = {"python": platform.python_version()}
     for key, dist in _DISTRIBUTIONS.items():
         try:
             out[key] = metadata.version(dist)
         except metadata.PackageNotFoundError:
             out[key] = None
-    return out
+    return {**out, "torch_blas": _torch_blas(), "numpy_blas": _numpy_blas()}
+
+
+def _torch_blas() -> str | None:
+    """torch's BLAS as its build reports it, e.g. ``mkl (Intel(R) oneAPI Math Kernel Library Version 2024.2...)``."""
+    import torch
+
+    config = torch.__config__.show()
+    name = re.search(r"BLAS_INFO=([^,\s]+)", config)
+    library = re.search(r"^\s*- (.*(?:Math Kernel Library|OpenBLAS|BLIS|Accelerate).*)$", config, re.MULTILINE)
+    if name is None:
+        return None
+    return f"{name.group(1)} ({library.group(1).strip()})" if library else name.group(1)
+
+
+def _numpy_blas() -> str | None:
+    """numpy's BLAS and its version, e.g. ``scipy-openblas 0.3.31.188.0``."""
+    import numpy as np
+
+    try:
+        blas = np.__config__.CONFIG["Build Dependencies"]["blas"]
+    except (AttributeError, KeyError, TypeError):
+        return None
+    return f"{blas.get('name')} {blas.get('version')}"
 
 
 def git_state(repo: Path | None = None) -> dict[str, Any]:
@@ -80,7 +105,7 @@ def git_state(repo: Path | None = None) -> dict[str, Any]:
 
 
 def hardware(accelerator: str = "cpu", n_devices: int = 1) -> dict[str, Any]:
-    """Where the run executes: device name, device count, world size, host."""
+    """Where the run executes: device name, device count, world size, host, CPU threads and CPU capability."""
     import torch
 
     if accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available():
@@ -92,4 +117,8 @@ def hardware(accelerator: str = "cpu", n_devices: int = 1) -> dict[str, Any]:
         "n_devices": int(n_devices),
         "world_size": int(os.environ.get("WORLD_SIZE", n_devices or 1)),
         "hostname": socket.gethostname(),
+        # what else changes the bits on a CPU: the thread count (order of float sums) and the vector
+        # kernels torch picked for this CPU (AVX2, AVX512, ...)
+        "threads": torch.get_num_threads(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
     }

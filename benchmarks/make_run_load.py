@@ -3,8 +3,8 @@
 For each thread policy and each condition, every embedded preset runs as its own `bench` process
 (as `make run` runs them) in a fresh BENCH_ROOT, so nothing is reused from a cache:
 
-- policy ``bench``: bench's own thread policy (:func:`bench.cli.thread_policy`: OMP_WAIT_POLICY=
-  PASSIVE, threads = cores minus the whole busy cores of the 1-minute load);
+- policy ``bench``: bench's own thread policy (:func:`bench.cli.main`: OMP_WAIT_POLICY=PASSIVE; the
+  ``threads`` config, default the cores this process may use, whatever the load);
 - policy ``torch``: torch's defaults (one thread per core, OpenMP's spin-then-sleep waits), i.e. what
   `make run` did before; the baseline a user gets without bench's policy;
 - condition ``busy``: one ``python -c "while True: pass"`` runs for the whole measurement.
@@ -31,7 +31,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PRESETS = ["whitening/embedded", "modality_gap/embedded", "shift/embedded"]
 # torch's defaults: bench's entry point without its thread policy (the Hydra app itself).
-RUN_WITHOUT_POLICY = "import sys; from bench import cli; sys.argv[0] = 'bench'; cli._app()"
+RUN_WITHOUT_POLICY = ("import sys; from bench import cli; sys.argv[0] = 'bench'; cli.register_config_schemas(); "
+                      "cli._app()")
 
 
 def _bench(preset: str, policy: str, overrides: list[str]) -> float:

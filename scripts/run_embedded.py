@@ -22,12 +22,9 @@ def main() -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("WANDB_MODE", "offline")
     sys.path.insert(0, str(ROOT))
-    from bench.cli import thread_policy
     from bench.tasks import tasks
 
-    # Threads are chosen once, from the load before make run starts, and inherited by every task:
-    # chosen per task, the 1-minute load left by the previous task would halve the next one's threads.
-    thread_policy(os.environ)
+    # Threads: each task's `threads` config (default: the cores this process may use), never the load.
 
     bindir = Path(sys.executable).parent
     t0 = time.monotonic()

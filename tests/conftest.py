@@ -11,6 +11,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
+# One thread (before torch is imported): the `threads` default of every run a test starts, in this process
+# or in a `bench` subprocess.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 

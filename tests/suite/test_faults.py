@@ -128,6 +128,14 @@ def _fails(args: list[str], root: Path) -> tuple[str, float]:
     ("+task.optim.lrr=1", "task.optim.lrr is not a key of OptimConfig; valid keys: _target_, _partial_, lr"),
     ("model.name=resnet999", "unknown model 'resnet999' (model.name); choose one of: densenet"),
     ("data.name=mnistt", "unknown dataset 'mnistt' (data.name); choose one of:"),
+    ("seed=-1", "seed=-1 is out of range; use an integer in [0, 4294967295]"),
+    ("seed=4294967296", "seed=4294967296 is out of range"),
+    ("seed=abc", "seed=abc: expected int"),
+    ("seed=1e9", "seed=1000000000.0: expected int"),
+    ("threads=0", "threads=0: use a positive number of CPU threads"),
+    ("data.batch_size=0", "data.batch_size=0: a batch size is a positive integer"),
+    ("data.batch_size=-5", "data.batch_size=-5: a batch size is a positive integer"),
+    ("task.variants=[{batch_size: 0}]", "task.variants[0].batch_size=0: a batch size is a positive integer"),
 ])
 def test_config_errors_name_the_key_and_the_fix_before_any_work(tmp_path, override, message):
     line, seconds = _fails([*TINY, override], tmp_path)
@@ -221,13 +229,32 @@ def test_a_killed_training_resumes_at_the_next_epoch_with_the_same_metrics(tmp_p
     assert not list(ckpts.glob("*/last.ckpt")), "checkpoints are removed once the training is cached"
 
 
-@pytest.mark.parametrize("load, user, expected", [(0.0, None, "2"), (0.6, None, "2"), (1.1, None, "1"),
-                                                  (3.5, None, "1"), (1.1, "2", "2")])
-def test_thread_policy_counts_whole_busy_cores_and_a_user_setting_wins(monkeypatch, load, user, expected):
-    from bench.cli import thread_policy
+# -- the same numbers whatever the load -------------------------------------------------------
+def test_threads_default_to_the_cores_the_process_may_use_never_the_load(monkeypatch):
+    from bench.config import default_threads
 
-    monkeypatch.setattr("os.getloadavg", lambda: (load, load, load))
-    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1})
-    env = {} if user is None else {"OMP_NUM_THREADS": user}
-    thread_policy(env)
-    assert env["OMP_NUM_THREADS"] == expected and env["OMP_WAIT_POLICY"] == "PASSIVE"
+    monkeypatch.setattr("os.getloadavg", lambda: (3.5, 3.5, 3.5))
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1, 2})
+    assert default_threads({}) == 3 and default_threads({"OMP_NUM_THREADS": "2"}) == 2
+    assert default_threads({"OMP_NUM_THREADS": "0"}) == 3 and default_threads({"OMP_NUM_THREADS": "x"}) == 3
+
+
+def test_the_same_config_gives_bit_identical_metrics_with_a_busy_neighbour(tmp_path):
+    """One thread (OMP_NUM_THREADS=1) on a quiet machine and beside a CPU-bound process: the same bits, each
+    run in its own root (nothing shared through a cache); run.json says how many threads and which kernels."""
+    quiet = bench(*TINY, root=tmp_path / "quiet")
+    assert quiet.communicate(timeout=300)[0] is not None and quiet.returncode == 0
+    busy_neighbour = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        busy = bench(*TINY, root=tmp_path / "busy")
+        out = busy.communicate(timeout=300)[0]
+    finally:
+        busy_neighbour.kill()
+        busy_neighbour.wait()
+    assert busy.returncode == 0, out
+    records = [_runs(tmp_path / root)[0] for root in ("quiet", "busy")]
+    for record in records:
+        assert record["config"]["threads"] == 1 and record["hardware"]["threads"] == 1
+        assert record["hardware"]["cpu_capability"] and record["versions"]["torch_blas"]
+    assert records[0]["config_hash"] == records[1]["config_hash"]
+    assert _metrics(tmp_path / "quiet") == _metrics(tmp_path / "busy")
