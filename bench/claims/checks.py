@@ -88,6 +88,15 @@ def _verdict(status: str, iv: Interval, threshold: float | None, margin: float |
     return Verdict("", status, iv.value, iv.low, iv.high, threshold, margin, tuple(figures), note)
 
 
+def _figures(stat: Any, iv: Interval, sample: Resampler) -> list[str]:
+    """The statistic with its interval, then its inputs when they say more than its value."""
+    figures = [f"{stat!r} = {iv.text()}"]
+    detail = stat.figure(sample)
+    if detail != f"{stat!r} = {iv.value:.4g}":
+        figures.append(detail)
+    return figures
+
+
 class AtLeast:
     """The statistic is at least ``threshold``: its interval lies above it (``z`` sets the level)."""
     sign = +1
@@ -100,10 +109,7 @@ class AtLeast:
 
     def judge(self, sample: Resampler) -> Verdict:
         iv = Interval.of(self.stat.draws(sample), level_of(self.z))
-        figures = [f"{self.stat!r} = {iv.text()}"]
-        detail = self.stat.figure(sample)
-        if detail != f"{self.stat!r} = {iv.value:.4g}":  # the inputs, when they say more than the value
-            figures.append(detail)
+        figures = _figures(self.stat, iv, sample)
         note = f"needs {'≥' if self.sign > 0 else '≤'} {self.threshold:g}: the {iv.level:.0%} interval beyond it"
         return _verdict(iv.side(self.threshold, self.sign), iv, self.threshold, iv.margin(self.threshold, self.sign),
                         figures, note)
@@ -136,7 +142,7 @@ class Within:
         nearest = self.low if abs(iv.value - self.low) < abs(iv.value - self.high) else self.high
         se = iv.stderr
         margin = None if not se else min(iv.value - self.low, self.high - iv.value) / se
-        return _verdict(status, iv, nearest, margin, [f"{self.stat!r} = {iv.text()}"],
+        return _verdict(status, iv, nearest, margin, _figures(self.stat, iv, sample),
                         f"needs the {iv.level:.0%} interval inside [{self.low:g}, {self.high:g}]")
 
 
