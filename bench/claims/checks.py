@@ -90,11 +90,11 @@ def _verdict(status: str, iv: Interval, threshold: float | None, margin: float |
 
 def _figures(stat: Any, iv: Interval, sample: Resampler) -> list[str]:
     """The statistic with its interval, then its inputs when they say more than its value."""
-    figures = [f"{stat!r} = {iv.text()}"]
-    detail = stat.figure(sample)
-    if detail != f"{stat!r} = {iv.value:.4g}":
-        figures.append(detail)
-    return figures
+    head, detail = f"{stat!r} = {iv.text()}", stat.figure(sample)
+    own = f"{stat!r} = {iv.value:.4g}"
+    if detail.startswith(own):  # the statistic's own figure: one line, its value with the interval
+        return [head + detail[len(own):]]
+    return [head, detail]
 
 
 class AtLeast:
@@ -110,7 +110,8 @@ class AtLeast:
     def judge(self, sample: Resampler) -> Verdict:
         iv = Interval.of(self.stat.draws(sample), level_of(self.z))
         figures = _figures(self.stat, iv, sample)
-        note = f"needs {'≥' if self.sign > 0 else '≤'} {self.threshold:g}: the {iv.level:.0%} interval beyond it"
+        note = f"needs {'≥' if self.sign > 0 else '≤'} {self.threshold:g}" + (
+            " (an exact value)" if iv.exact else f": the {iv.level:.0%} interval beyond it")
         return _verdict(iv.side(self.threshold, self.sign), iv, self.threshold, iv.margin(self.threshold, self.sign),
                         figures, note)
 

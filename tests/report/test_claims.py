@@ -29,7 +29,7 @@ def test_threshold_checks_report_value_interval_and_figures():
     assert v.low == pytest.approx(0.94 - 1.96 * se, abs=0.25 * se) and v.high == pytest.approx(0.94 + 1.96 * se,
                                                                                            abs=0.25 * se)
     assert v.margin == pytest.approx(0.04 / se, rel=0.1)
-    assert any("r[kind='cnn'] = 0.94 (2 values, 0.93…0.95)" in f for f in v.figures)
+    assert v.figures[0].startswith("r[kind='cnn'] = 0.94 [95%: 0.92") and v.figures[0].endswith("(2 values, 0.93…0.95)")
     assert verdict(AtLeast(Value("r", kind="linear"), 0.9), rows).status == NOT_REPRODUCED
     # a pinned param must be present; nothing matching is "not measured", with the reason
     missing = verdict(AtLeast(Value("r", kind="cnn", labels="random"), 0.9), rows)
