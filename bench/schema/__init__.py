@@ -10,7 +10,9 @@ Versions: v2 adds ``preset`` (the ``experiment=`` preset the run was launched wi
 ``claims`` (the task card's claim verdicts on the run). Readers call :func:`upgrade_run`, which
 validates a v1 record against ``run.v1.schema.json`` (kept beside it) and migrates it: the
 preset is read from its overrides, ``claims`` is null (not checked when it ran; the report checks
-every run's metrics itself).
+every run's metrics itself). Within v2, optional fields were added without breaking older files: a
+metric row may carry ``items``, ``item_set`` and ``measured`` (:mod:`bench.claims`), and a claim
+record carries ``low``, ``high``, ``threshold``, ``n_items``, ... (older records: ``stderr``, ``margin_se``).
 """
 from __future__ import annotations
 
