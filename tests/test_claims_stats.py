@@ -212,3 +212,41 @@ def test_log_metric_records_items_item_set_and_measured(tmp_path):
     _, [logged] = read_run(run.dir)
     assert logged["items"] == [1.0, 0.5, 1.0, 0.5] and logged["item_set"] == "cifar10:test[0:4]"
     assert logged["measured"] == {"noise_ratio": 0.5} and "noise_ratio" not in logged["params"]
+
+
+def test_a_seed_sweep_is_one_group_with_an_interval_over_seeds_and_items(tmp_path, monkeypatch):
+    """What `make run` does with a card's declared seeds, on the fixture task: one `bench -m` sweep,
+    per-run verdicts in run.json, one claims line for the group in leaderboard_claims.csv."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import pandas as pd
+
+    from bench.report.cli import main as report_main
+
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "BENCH_ROOT": str(tmp_path), "BENCH_TASKS": "tests.fixture_task", "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([str(repo), os.environ.get("PYTHONPATH", "")])}
+    env.pop("BENCH_RUN_ID", None)
+    res = subprocess.run([str(Path(sys.executable).parent / "bench"), "--config-dir", str(repo / "tests/fixture_task/conf"),
+                          "-m", "experiment=lsq_digits/tiny", "seed=0,1,2", "logger=none"],
+                         cwd=repo, env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    results = tmp_path / "results"
+    records = [json.loads(p.read_text()) for p in results.glob("runs/lsq_digits/*/run.json")]
+    assert sorted(r["seed"] for r in records) == [0, 1, 2]
+    for record in records:
+        [claim] = record["claims"]
+        assert claim["seeds"] == 1 and claim["n_items"] == 797 and claim["low"] < claim["value"] < claim["high"]
+    monkeypatch.setenv("BENCH_TASKS", "tests.fixture_task")
+    assert report_main(["--results-dir", str(results), "--check-claims"]) == 0
+    [line] = pd.read_csv(results / "leaderboard_claims.csv").to_dict("records")
+    assert line["seeds"] == 3 and line["n_items"] == 797 and line["verdict"] == REPRODUCED
+    per_seed = [r["claims"][0]["value"] for r in records]
+    assert line["value"] == pytest.approx(np.mean(per_seed))
+    # three seeds' digits narrow one seed's item-level interval by at most sqrt(3); the seeds' spread only adds
+    one_seed = np.mean([r["claims"][0]["high"] - r["claims"][0]["low"] for r in records])
+    assert line["low"] < line["value"] < line["high"] and line["high"] - line["low"] >= 0.8 * one_seed / math.sqrt(3)
