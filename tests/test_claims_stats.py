@@ -250,3 +250,20 @@ def test_a_seed_sweep_is_one_group_with_an_interval_over_seeds_and_items(tmp_pat
     # three seeds' digits narrow one seed's item-level interval by at most sqrt(3); the seeds' spread only adds
     one_seed = np.mean([r["claims"][0]["high"] - r["claims"][0]["low"] for r in records])
     assert line["low"] < line["value"] < line["high"] and line["high"] - line["low"] >= 0.8 * one_seed / math.sqrt(3)
+
+
+def test_monotone_steps_are_tested_together_bonferroni():
+    se = 0.01
+    se_step = se * math.sqrt(2)
+    z_bonferroni = stats.norm.ppf(1 - 0.05 / 2 / 8)  # 8 steps: 2.73 stderr, against 1.96 for one step
+
+    def curve(dip):
+        values = [0.5 + 0.05 * i for i in range(9)]
+        values[4] = values[3] - dip * se_step  # one step against the rise
+        values[5] = values[4] + 0.1
+        return [row("rob", v, stderr=se, alpha=float(i)) for i, v in enumerate(values)]
+
+    dip_between = (1.96 + z_bonferroni) / 2  # beyond a single 95% interval, within the family's
+    assert judge(Monotone("rob", "alpha"), curve(dip_between)).status == REPRODUCED
+    v = judge(Monotone("rob", "alpha"), curve(z_bonferroni + 1.5))
+    assert v.status == NOT_REPRODUCED and "(8 steps)" in v.note and "alpha 3→4" in v.note

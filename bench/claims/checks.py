@@ -152,7 +152,9 @@ class Monotone:
 
     Reproduced: no step's interval lies against the direction, and the first-to-last change clears 0
     (``each=True``: the curve that moves least; ``each=False``: the curves' mean change). Not
-    reproduced: a step, or that change, lies wholly against it. Inconclusive otherwise."""
+    reproduced: a step, or that change, lies wholly against it. Inconclusive otherwise. The steps'
+    intervals are Bonferroni-widened (level 1 - (1 - level) / number of steps): with many steps, a flat
+    one would otherwise read "against" by chance."""
 
     def __init__(self, metric: str, along: str, rising: bool = True, z: float | None = None,
                  span: tuple[float, float] | None = None, each: bool = True, **where: Any) -> None:
@@ -167,11 +169,14 @@ class Monotone:
         if not found:
             raise Unmeasured(f"no {describe(self.metric, self.where)} rows at two or more values of {self.along}")
         level, labels = level_of(self.z), curve_labels(found, self.along)
+        # every step is tested: Bonferroni keeps the chance that any flat step reads "against" at 1 - level
+        n_steps = sum(len(c) - 1 for c in found.values())
+        step_level = 1 - (1 - level) / n_steps
         changes, against, figures = [], [], []
         for key, points in found.items():
             values = [(x, sample.pooled(rows)) for x, rows in points]
             for (xa, a), (xb, b) in zip(values, values[1:]):
-                step = Interval.of(b - a, level)
+                step = Interval.of(b - a, step_level)
                 if step.side(0.0, self.sign) == NOT_REPRODUCED:
                     against.append((step, f"{labels[key]}: {self.along} {xa:g}→{xb:g} moves "
                                           f"{a[0]:.4g}→{b[0]:.4g} ({step.text()})"))
@@ -185,12 +190,12 @@ class Monotone:
         margin = iv.margin(0.0, self.sign)
         if against:  # the deciding criterion is the step most clearly against the direction
             status = NOT_REPRODUCED
-            worst = min(against, key=lambda s: self.sign * s[0].high)[0]
+            worst = min(against, key=lambda s: self.sign * s[0].value)[0]
             margin = worst.margin(0.0, self.sign)
         direction = "rises" if self.sign > 0 else "falls"
         note = (f"{len(found)} curve(s) of {describe(self.metric, self.where)}; "
                 f"{'the least-moving curve' if self.each else 'their mean'} {direction} first→last "
-                f"(change {iv.text()}), no step's {level:.0%} interval against it")
+                f"(change {iv.text()}), no step's {step_level:.2%} interval against it ({n_steps} steps)")
         if against:
             more = f" (+{len(against) - 3} more)" if len(against) > 3 else ""
             note += "; against: " + "; ".join(text for _, text in against[:3]) + more
