@@ -58,10 +58,6 @@ class Interval:
         return self.high - self.low <= 1e-10 * max(1.0, abs(self.low), abs(self.high))
 
     @property
-    def finite(self) -> bool:
-        return all(math.isfinite(x) for x in (self.value, self.low, self.high))
-
-    @property
     def stderr(self) -> float | None:
         """The normal-equivalent stderr of the interval (its half-width over z), None when exact."""
         return None if self.exact else (self.high - self.low) / 2 / NormalDist().inv_cdf((1 + self.level) / 2)
