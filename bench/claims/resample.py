@@ -122,7 +122,7 @@ class Resampler:
             drawn = table[self.slots, np.arange(self.slots.shape[1])[None, :], np.arange(self.n_boot)[:, None]]
             present = ~np.isnan(drawn)
             count = present.sum(axis=1)
-            reps = np.where(present, drawn, 0.0).sum(axis=1) / np.where(count, count, 1)
+            reps = (np.where(present, drawn, 0.0) / np.where(count, count, 1)[:, None]).sum(axis=1)  # v/n: no overflow
         reps[count == 0] = np.nan
         return np.concatenate([[sum(p / len(points) for p in points)], reps])
 
