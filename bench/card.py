@@ -109,6 +109,10 @@ class TaskCard:
     items: Mapping[str, int] = field(default_factory=dict)
     # preset -> {claim id: why the preset cannot measure it}, said in advance
     cannot_test: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    # The unit a leaderboard row ranks, the model under test: metric-row params (e.g. ``arch``: one run
+    # trains several classifiers) or dotted config keys (e.g. ``clip.name``: one model per run), each
+    # looked up in a row's params first, then in its run's config. Empty: one row per config group.
+    ranking_unit: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for kind, names in (("metric", [m.name for m in self.metrics]), ("claim", [c.id for c in self.claims])):
