@@ -12,6 +12,7 @@ CARD = TaskCard(
                 "Chowers, Naparstek, Barzelay & Weiss", "CVPR 2026", "2603.29080"),
     groups=("task", "clip", "zeroshot"),
     preset="modality_gap/embedded",
+    ranking_unit=("clip.name", "clip.pretrained"),  # one leaderboard row per CLIP evaluated
     metrics=(
         # Headline: the paper's post-processing (mode=paper); mode=symmetric ("Mind the Gap") and
         # every other alpha stay in the per-condition table.

@@ -14,6 +14,7 @@ CARD = TaskCard(
                 "ECCV 2024 workshop", "2409.07940"),
     groups=("task", "generator", "model"),
     preset="shift/embedded",
+    ranking_unit=("arch", "width"),  # one leaderboard row per classifier the run trains
     metrics=(
         # A shift run trains several classifiers: each architecture keeps its own columns.
         # Augmentation on and off are separate columns, never averaged together.

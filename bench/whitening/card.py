@@ -12,6 +12,7 @@ CARD = TaskCard(
                 "Chowers & Weiss", "ICML 2023", "2206.02454"),
     groups=("task", "data", "model"),
     preset="whitening/embedded",
+    ranking_unit=("arch", "width"),  # one leaderboard row per architecture and width the run trains
     metrics=(
         # Pearson r between profiles. The headline fit is of trained filters (weights=init, the
         # random-init control, stays in the per-condition table). The linear CNN (kind=linear) is
