@@ -1,9 +1,11 @@
 """Aggregate completed runs into one leaderboard per task.
 
-Runs that differ only by seed form a *group*: their config hash computed without ``seed`` is
-equal. Every metric is aggregated per group and per params combination (mean, sample std, number
+Runs that differ only by seed form a *seed group*: their config hash computed without ``seed`` is
+equal. A leaderboard row is one model under test (the card's ``ranking_unit``, see
+:mod:`bench.report.units`) in one seed group: a group whose run trains two classifiers is two
+rows. Every metric is aggregated per group and per params combination (mean, sample std, number
 of seeds); the headline columns of a task come from its card's metrics, and the rows of each
-table are ranked by its first headline column.
+table are ranked by its first headline column. Claims are checked per seed group.
 """
 from __future__ import annotations
 
@@ -17,6 +19,8 @@ from bench.provenance import HASH_EXCLUDED_KEYS, config_hash
 from bench.report.collect import RunData
 from bench.card import Metric
 from bench.report.metrics import GENERIC_FMT, headline_specs, spec_for
+from bench.report.units import belongs, row_unit, run_units, unit_label
+from bench.tasks import card_for
 
 SEEDLESS_EXCLUDED = (*HASH_EXCLUDED_KEYS, "seed")
 
@@ -51,15 +55,13 @@ class Cell:
 
 
 @dataclass
-class Row:
-    """One leaderboard row: a config group and its aggregated headline cells."""
-    group: str
-    model: str
+class SeedGroup:
+    """The runs of one config that differ only by seed; claims are checked on it."""
+    group: str  # its seedless config hash
+    model: str  # the model name the runs recorded (e.g. ``resnet20+mlp_mixer`` for a run training both)
     dataset: str
     overrides: list[str]
     runs: list[RunData]
-    cells: dict[str, Cell] = field(default_factory=dict)
-    rank: int | None = None
 
     @property
     def n_seeds(self) -> int:
@@ -68,6 +70,11 @@ class Row:
     @property
     def seeds(self) -> list:
         return sorted((r.record["seed"] for r in self.runs), key=lambda s: (s is None, s))
+
+    @property
+    def preset(self) -> str | None:
+        """The preset (``experiment=...``) the runs were launched with, if any."""
+        return self.representative.record.get("preset")
 
     @property
     def shared_weights(self) -> str | None:
@@ -87,7 +94,7 @@ class Row:
         return max(self.runs, key=lambda r: (r.record["finished_at"] or "", r.record["run_id"]))
 
     def provenance(self) -> str:
-        """Git sha(s), date(s) and hardware of the runs behind this row."""
+        """Git sha(s), date(s) and hardware of the runs behind this group."""
         shas = sorted({(r.record["git"]["sha"] or "unknown")[:8] + ("-dirty" if r.record["git"]["dirty"] else "")
                        for r in self.runs})
         dates = sorted({(r.record["finished_at"] or r.record["started_at"])[:10] for r in self.runs})
@@ -97,17 +104,51 @@ class Row:
 
 
 @dataclass
+class Row:
+    """One leaderboard row: a model under test (``unit``) in one seed group, its headline cells."""
+    seed_group: SeedGroup
+    unit: dict  # the card's ranking-unit keys and their values ({} when the card declares none)
+    cells: dict[str, Cell] = field(default_factory=dict)
+    rank: int | None = None
+
+    @property
+    def model(self) -> str:
+        """The model under test (``resnet20, width=0.5``), else the model name the runs recorded."""
+        return unit_label(self.unit) or self.seed_group.model
+
+    @property
+    def n_seeds(self) -> int:
+        return self.seed_group.n_seeds
+
+    @property
+    def seeds(self) -> list:
+        return self.seed_group.seeds
+
+    @property
+    def shared_weights(self) -> str | None:
+        return self.seed_group.shared_weights
+
+    @property
+    def key(self) -> str:
+        """Group hash and unit: unique within a task (an HTML anchor, a sort tiebreak)."""
+        return f"{self.seed_group.group[:12]}:{json.dumps(self.unit, sort_keys=True, default=str)}"
+
+
+@dataclass
 class Leaderboard:
     """The ranked table of one task, plus its full per-condition aggregate."""
     task: str
     columns: list[Column]
     rows: list[Row]
+    groups: list[SeedGroup]  # in the order of their best-ranked row
     conditions: pd.DataFrame  # one line per (group, metric, params): mean, std, n_seeds
     fallback: bool  # True when no card headline metric was found (generic columns)
+    ranking_unit: tuple[str, ...] = ()  # the card's keys naming a model under test
 
 
-def _values_frame(runs: list[RunData]) -> pd.DataFrame:
-    """One line per metric row of every run, with its group and canonical params key."""
+def _values_frame(runs: list[RunData], unit_keys: tuple[str, ...]) -> pd.DataFrame:
+    """One line per metric row of every run, with its group, canonical params key and the unit keys it
+    names (JSON)."""
     records = []
     for run in runs:
         group = group_hash(run.record)
@@ -117,9 +158,26 @@ def _values_frame(runs: list[RunData]) -> pd.DataFrame:
                 "metric": row["metric"], "params": json.dumps(row["params"], sort_keys=True),
                 "value": math.nan if row["value"] is None else row["value"],
                 "higher_is_better": row["higher_is_better"],
+                "named": json.dumps(row_unit(unit_keys, row["params"], run.record["config"]), default=str),
             })
-    columns = ["task", "group", "run_id", "metric", "params", "value", "higher_is_better"]
+    columns = ["task", "group", "run_id", "metric", "params", "value", "higher_is_better", "named"]
     return pd.DataFrame.from_records(records, columns=columns)
+
+
+def _by_unit(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, list[dict]]]:
+    """``frame`` with a ``unit`` column: each line repeated for every model under test of its run it
+    belongs to; and the models of each group, in first-seen order."""
+    units: dict[str, list[dict]] = {}
+    parts = []
+    for (group, _), lines in frame.groupby(["group", "run_id"], sort=False):
+        named = {n: json.loads(n) for n in lines["named"].unique()}
+        found = run_units(named.values())
+        known = units.setdefault(group, [])
+        known.extend(u for u in found if u not in known)
+        for unit in found:
+            keep = [n for n, u in named.items() if belongs(u, unit)]
+            parts.append(lines[lines["named"].isin(keep)].assign(unit=json.dumps(unit, default=str)))
+    return (pd.concat(parts, ignore_index=True) if parts else frame.assign(unit=[])), units
 
 
 def _across_seeds(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
@@ -131,10 +189,13 @@ def _across_seeds(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
         higher_is_better=("higher_is_better", "first")).reset_index()
 
 
-def _column(spec: Metric | None, metric: str, params: dict, higher_is_better: bool) -> Column:
+def _column(spec: Metric | None, metric: str, params: dict, higher_is_better: bool,
+            unit_keys: tuple[str, ...]) -> Column:
     """The headline column a metric row falls in; all params split unregistered metrics. A column
-    param the row does not have is left out of its label (older records lack newer params)."""
+    param the row does not have is left out of its label (older records lack newer params), and so
+    is a ranking-unit key (the model under test is the row, not a column)."""
     shown = {k: params[k] for k in spec.columns if k in params} if spec else params
+    shown = {k: v for k, v in shown.items() if k not in unit_keys}
     display = spec.display if spec else metric
     label = f"{display} [{params_label(shown)}]" if shown else display
     direction = higher_is_better if spec is None or spec.higher_is_better is None else spec.higher_is_better
@@ -142,7 +203,8 @@ def _column(spec: Metric | None, metric: str, params: dict, higher_is_better: bo
                   spec.fmt if spec else GENERIC_FMT, bool(direction))
 
 
-def _headline(frame: pd.DataFrame, task: str) -> tuple[pd.DataFrame, dict[str, Column], bool]:
+def _headline(frame: pd.DataFrame, task: str, unit_keys: tuple[str, ...]
+              ) -> tuple[pd.DataFrame, dict[str, Column], bool]:
     """The rows of ``frame`` that head the table, each tagged with its column key."""
     specs = {s.name: s for s in headline_specs(task)}
     registered = frame[frame["metric"].isin(specs)]
@@ -156,7 +218,7 @@ def _headline(frame: pd.DataFrame, task: str) -> tuple[pd.DataFrame, dict[str, C
         if spec is not None and not spec.selects(params):
             keys.append(None)
             continue
-        column = _column(spec, metric, params, hib)
+        column = _column(spec, metric, params, hib, unit_keys)
         keys.append(column.key)
         columns.setdefault(column.key, column)
     chosen = chosen.assign(column=keys).dropna(subset=["column"])
@@ -172,13 +234,15 @@ def _headline(frame: pd.DataFrame, task: str) -> tuple[pd.DataFrame, dict[str, C
 
 
 def _distinguishing_overrides(runs_by_group: dict[str, list[RunData]]) -> dict[str, list[str]]:
-    """Each group's overrides without seed/path/logging keys and, when there are several groups,
-    without the overrides that every group shares."""
-    def relevant(override: str) -> bool:
+    """Each group's overrides without seed/path/logging keys (and its preset) and, when there are
+    several groups, without the overrides that every group shares."""
+    def relevant(override: str, record: dict) -> bool:
         key = override.lstrip("+~").split("=", 1)[0].split(".", 1)[0]
-        return key not in SEEDLESS_EXCLUDED
+        # experiment=<preset> is the group's preset, shown on its own when the run recorded it
+        return key not in SEEDLESS_EXCLUDED and not (key == "experiment" and record.get("preset"))
 
-    own = {g: [o for o in runs[0].record["overrides"] if relevant(o)] for g, runs in runs_by_group.items()}
+    own = {g: [o for o in runs[0].record["overrides"] if relevant(o, runs[0].record)]
+           for g, runs in runs_by_group.items()}
     if len(own) < 2:
         return own
     shared = set.intersection(*(set(v) for v in own.values()))
@@ -201,33 +265,40 @@ def _rank(rows: list[Row], column: Column | None) -> None:
     ranks = means.rank(method="min", ascending=not column.higher_is_better)
     for row, rank in zip(rows, ranks, strict=True):
         row.rank = None if math.isnan(rank) else int(rank)
-    rows.sort(key=lambda r: (r.rank is None, r.rank or 0, r.model, r.dataset))
+    rows.sort(key=lambda r: (r.rank is None, r.rank or 0, r.model, r.seed_group.dataset, r.key))
 
 
 def _leaderboard(task: str, runs: list[RunData]) -> Leaderboard:
-    frame = _values_frame(runs)
+    card = card_for(task)
+    unit_keys = tuple(card.ranking_unit) if card else ()
+    frame = _values_frame(runs, unit_keys)
     runs_by_group: dict[str, list[RunData]] = {}
     for run in runs:
         runs_by_group.setdefault(group_hash(run.record), []).append(run)
     overrides = _distinguishing_overrides(runs_by_group)
-    rows = {g: Row(g, _named(rs[0].record, "model"), _named(rs[0].record, "dataset", "data"), overrides[g], rs)
-            for g, rs in runs_by_group.items()}
+    groups = {g: SeedGroup(g, _named(rs[0].record, "model"), _named(rs[0].record, "dataset", "data"), overrides[g], rs)
+              for g, rs in runs_by_group.items()}
 
-    chosen, columns, fallback = _headline(frame, task)
-    for line in _across_seeds(chosen, ["group", "column"]).itertuples():
+    by_unit, units = _by_unit(frame)
+    chosen, columns, fallback = _headline(by_unit, task, unit_keys)
+    rows = {(g, json.dumps(u, default=str)): Row(groups[g], u) for g in groups for u in units.get(g, [{}])}
+    for line in _across_seeds(chosen, ["group", "unit", "column"]).itertuples():
         # A non-finite aggregate (e.g. the std of values near the float limit overflows) is shown
         # as missing and never ranked.
         std = float(line.std) if math.isfinite(line.std) else None
         mean = float(line.mean) if math.isfinite(line.mean) else None
-        if rows[line.group].shared_weights:
+        row = rows[(line.group, line.unit)]
+        if row.seed_group.shared_weights:
             std = None  # not a spread over trainings: every seed evaluated the same weights
-        rows[line.group].cells[line.column] = Cell(mean, std, int(line.n_seeds))
+        row.cells[line.column] = Cell(mean, std, int(line.n_seeds))
     ordered = list(rows.values())
     _rank(ordered, next(iter(columns.values()), None))
+    ranked_groups = list(dict.fromkeys(r.seed_group.group for r in ordered))
 
     conditions = _across_seeds(frame, ["group", "metric", "params"])
     conditions.insert(0, "task", task)
-    return Leaderboard(task, list(columns.values()), ordered, conditions, fallback)
+    return Leaderboard(task, list(columns.values()), ordered, [groups[g] for g in ranked_groups], conditions,
+                       fallback, unit_keys)
 
 
 def build_leaderboards(runs: list[RunData]) -> list[Leaderboard]:
@@ -242,13 +313,16 @@ def conditions_table(boards: list[Leaderboard]) -> pd.DataFrame:
     """The full per-condition aggregate of every task, with row identity and provenance (for CSV)."""
     lines = []
     for board in boards:
-        rows = {r.group: r for r in board.rows}
+        groups = {g.group: g for g in board.groups}
+        best = {}  # each group's best rank (its rows are its models under test)
+        for r in board.rows:
+            best.setdefault(r.seed_group.group, r.rank)
         for c in board.conditions.itertuples():
-            row = rows[c.group]
+            row = groups[c.group]
             spec = spec_for(board.task, c.metric)
             hib = c.higher_is_better if spec is None or spec.higher_is_better is None else spec.higher_is_better
             lines.append({
-                "task": board.task, "rank": row.rank, "model": row.model, "dataset": row.dataset,
+                "task": board.task, "rank": best[c.group], "model": row.model, "dataset": row.dataset,
                 "overrides": " ".join(row.overrides), "group": row.group[:12], "metric": c.metric,
                 "display": spec.display if spec else c.metric, "params": params_label(json.loads(c.params)),
                 "mean": c.mean, "std": c.std, "n_seeds": int(c.n_seeds), "higher_is_better": bool(hib),

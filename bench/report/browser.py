@@ -59,9 +59,11 @@ def page_url(html_path: Path, query: str = "") -> str:
     return f"{url}?{query}" if query else url
 
 
-def dump_dom(url: str, timeout: float = 120) -> str:
-    """The DOM of ``url`` after its scripts ran (``--dump-dom``)."""
-    return _chromium(["--dump-dom", url], timeout)
+def dump_dom(url: str, timeout: float = 120, size: tuple[int, int] = (1400, 900), settle_ms: int = 0) -> str:
+    """The DOM of ``url`` after its scripts ran (``--dump-dom``) in a ``size`` window; ``settle_ms`` of
+    virtual time lets asynchronous work (image decoding, promises) finish first."""
+    settle = [f"--virtual-time-budget={settle_ms}"] if settle_ms else []
+    return _chromium([f"--window-size={size[0]},{size[1]}", *settle, "--dump-dom", url], timeout)
 
 
 def screenshot(url: str, out: Path, size: tuple[int, int] = (1400, 2000), timeout: float = 120) -> Path:

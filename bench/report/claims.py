@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from bench.claims import REPRODUCED, Claim, Verdict
-from bench.report.aggregate import Leaderboard, Row
+from bench.report.aggregate import Leaderboard, SeedGroup
 from bench.report.metrics import format_mean_std
 from bench.tasks import card_for
 
@@ -30,7 +30,7 @@ class ClaimLine:
     """One claim checked on one seed group."""
     task: str
     claim: Claim
-    row: Row
+    row: SeedGroup  # claims compare a card's models under test: checked per seed group
     verdict: Verdict  # on the group's seeds together
     per_seed: list[float]  # the claim's value on each seed that measured it
     preset: str | None
@@ -64,7 +64,7 @@ class ClaimLine:
         return "; ".join([*self.verdict.figures, *([self.verdict.note] if self.verdict.note else [])])
 
 
-def _preset(row: Row) -> str | None:
+def _preset(row: SeedGroup) -> str | None:
     return row.representative.record.get("preset")
 
 
@@ -75,7 +75,7 @@ def claim_lines(board: Leaderboard) -> list[ClaimLine]:
         return []
     lines = []
     for claim in card.claims:
-        for row in board.rows:
+        for row in board.groups:
             preset = _preset(row)
             values = [claim.evaluate(run.rows).value for run in row.runs]
             verdict = claim.evaluate_seeds([run.rows for run in row.runs], card.min_items(preset))

@@ -1,12 +1,16 @@
 """Render the leaderboards as one static, offline ``results/leaderboard.html``.
 
-Everything is inline (CSS, a small sorting script, plots as base64 PNG data URIs), so the page
-works from ``file://`` with no network. Clicking a header sorts its table; ``?sort=<key>&dir=desc``
-applies the same sort on load (a bookmarkable view, and how the browser test drives it).
+The page leads with the answer: the scorecard (per paper, per preset and seed group, its claims'
+verdicts, each linked to its line in the claims table), then per task the forest plot of its
+claims, its leaderboard (one row per model under test) and its claims table. It fits a 1,400 px
+screen: tables take the page's width and wrap (long evidence and paper figures fold into a
+``<details>`` cell), and plots are PNG files beside the page, linked and lazy-loaded, so the page
+stays small. Everything else is inline (CSS, a small sorting script): it works from ``file://``
+with no network. Clicking a header sorts its table; ``?sort=<key>&dir=desc`` applies the same
+sort on load (a bookmarkable view, and how the browser test drives it).
 """
 from __future__ import annotations
 
-import base64
 import html
 import json
 import re
@@ -15,29 +19,45 @@ from pathlib import Path
 from bench.report.aggregate import Column, Leaderboard, Row
 from bench.report.claims import ClaimLine
 from bench.report.collect import Collection
+from bench.report.forest import caption
 from bench.report.metrics import format_mean_std, spec_for
 from bench.report.render_md import (
     CLAIMS_HEADER, IDENTITY_HEADER, arrow, cell_text, error_summary, relative, row_identity)
+from bench.report.scorecard import Block, PaperScore, claim_anchor, slug
 from bench.schema import SCHEMA_VERSION
 from bench.tasks import card_for
 
-# Plots larger than this are linked instead of embedded, so the page stays quick to open.
-MAX_EMBEDDED_PNG_BYTES = 4 * 2**20
+# Longer cell texts (evidence, the paper's figures) fold into a <details> showing their start.
+FOLD_CHARS = 90
 
 STYLE = """
-body{font:14px/1.45 system-ui,sans-serif;margin:1.5em auto;max-width:1500px;padding:0 1em;color:#1b1b1b}
-table{border-collapse:collapse;margin:.6em 0 1em;font-variant-numeric:tabular-nums}
-th,td{border:1px solid #ccd;padding:.25em .55em;text-align:left;vertical-align:top}
-th{background:#eef1f7;cursor:pointer;user-select:none;min-width:4em}
-.scroll{overflow-x:auto}
+body{font:14px/1.45 system-ui,sans-serif;margin:1em auto;max-width:1360px;padding:0 1em;color:#1b1b1b}
+h1{font-size:1.5em;margin:.2em 0} h2{margin:1.2em 0 .4em} p.meta{margin:.2em 0 .6em;color:#444}
+table{border-collapse:collapse;margin:.6em 0 1em;font-variant-numeric:tabular-nums;width:100%}
+th,td{border:1px solid #ccd;padding:.25em .45em;text-align:left;vertical-align:top;overflow-wrap:anywhere}
+th{background:#eef1f7;cursor:pointer;user-select:none;font-size:13px}
 th[aria-sort=ascending]::after{content:" ▲"} th[aria-sort=descending]::after{content:" ▼"}
-td.num{text-align:right;white-space:nowrap} td.prov{font-size:12px;color:#555}
-tr:nth-child(even) td{background:#fafbfd}
-figure{display:inline-block;margin:.5em;vertical-align:top;max-width:560px}
-figure img{max-width:100%;border:1px solid #ddd} figcaption{font-size:12px;color:#444}
+td.num{text-align:right} td.prov{font-size:12px;color:#555} td.id{min-width:6.5em} td.verdict{min-width:7em}
+tr:nth-child(even) td{background:#fafbfd} tr:target td{background:#fff6d6}
+details summary{cursor:pointer} td details summary{color:#333}
+figure{margin:.5em 0} figure img{max-width:100%;height:auto;border:1px solid #ddd}
+figcaption{font-size:12px;color:#444;max-width:1000px}
+.plots figure{display:inline-block;vertical-align:top;max-width:440px;margin:.4em}
 .note{color:#555;font-style:italic}
-td.verdict{font-weight:600;white-space:nowrap} td.reproduced{color:#11632a;background:#e8f6ec}
-td.not-reproduced{color:#8a1c1c;background:#fbeaea} td.not-measured{color:#666}
+.badge{display:inline-block;border-radius:3px;padding:0 .4em;font-size:12px;font-weight:600;white-space:nowrap}
+.v-reproduced{color:#11632a;background:#dcf3e3} .v-not-reproduced{color:#8a1c1c;background:#fbe0e0}
+.v-inconclusive{color:#7a5200;background:#fdf0cf} .v-invalid{color:#5b1a77;background:#efe0f7}
+.v-not-measured,.v-not-applicable{color:#555;background:#ececec}
+td.verdict{font-weight:600}
+#scorecard .papers{display:grid;grid-template-columns:repeat(auto-fit,minmax(400px,1fr));gap:.8em}
+.paper{border:1px solid #ccd;border-radius:6px;padding:.5em .7em;min-width:0;background:#fcfdff}
+.paper h3{font-size:15px;margin:0 0 .1em} .paper .cite{font-size:12px;color:#555;margin:0 0 .3em}
+.block{border-top:1px solid #e3e6ee;padding-top:.3em;margin-top:.3em}
+.block .head{font-size:12.5px;margin:0} .block .counts{margin:.15em 0}
+.block ul{list-style:none;margin:.1em 0 .2em;padding:0;font-size:12.5px}
+.block li.targeted a{font-weight:600}
+.block li a{display:block;overflow:hidden;text-overflow:ellipsis;white-space:nowrap;color:inherit;
+ text-decoration:none;line-height:1.6} .block li a:hover{text-decoration:underline}
 """
 
 SCRIPT = """
@@ -85,41 +105,81 @@ def _th(label: str, key: str, title: str = "") -> str:
     return f'<th data-key="{_e(key)}" title="{_e(title or "click to sort")}">{_e(label)}</th>'
 
 
-def _td(text: object, sort: object = None, cls: str = "") -> str:
+def _td(text: object, sort: object = None, cls: str = "", fold: bool = False) -> str:
+    """A cell; with ``fold``, a text longer than FOLD_CHARS shows its start and opens to the rest."""
     sort_attr = "" if sort is None else f' data-sort="{_e(sort)}"'
     cls_attr = f' class="{cls}"' if cls else ""
-    return f"<td{cls_attr}{sort_attr}>{_e(text)}</td>"
+    text = str(text)
+    if fold and len(text) > FOLD_CHARS:
+        cut = text.rfind(" ", 0, FOLD_CHARS)
+        body = (f"<details><summary>{_e(text[:cut if cut > 20 else FOLD_CHARS])} …</summary>"
+                f"{_e(text)}</details>")
+    else:
+        body = _e(text)
+    return f"<td{cls_attr}{sort_attr}>{body}</td>"
 
 
 def _table(table_id: str, head: list[str], body: list[str]) -> str:
-    return (f'<div class="scroll"><table class="sortable" id="{_e(table_id)}"><thead><tr>{"".join(head)}</tr>'
-            f'</thead><tbody>{"".join(body)}</tbody></table></div>')
+    return (f'<table class="sortable" id="{_e(table_id)}"><thead><tr>{"".join(head)}</tr>'
+            f'</thead><tbody>{"".join(body)}</tbody></table>')
+
+
+def _badge(status: str) -> str:
+    return f'<span class="badge v-{slug(status)}">{_e(status)}</span>'
+
+
+def _block(block: Block) -> str:
+    hit, targeted = block.targeted
+    target = f" · targeted: {hit} of {targeted} reproduced" if targeted else ""
+    counts = " ".join(f'<span class="badge v-{slug(status)}">{n} {_e(status)}</span>' for status, n in block.counts)
+    lines = "".join(f'<li{" class=targeted" if line.targeted else ""}><a href="#{claim_anchor(line)}" '
+                    f'title="{_e(line.claim.text)} ({_e(line.claim.id)}): {_e(line.verdict_text)}'
+                    f'{" · targeted" if line.targeted else ""}">{_badge(line.verdict.status)} {_e(line.claim.text)}'
+                    "</a></li>" for line in block.lines)
+    return (f'<div class="block"><p class="head"><b>{_e(block.title)}</b> — {_e("; ".join(block.models))}</p>'
+            f'<p class="counts">{counts}<span class="note">{_e(target)}</span></p><ul>{lines}</ul></div>')
+
+
+def _scorecard(papers: list[PaperScore]) -> str:
+    """The scorecard: one card per paper, a block per seed group, a linked line per claim."""
+    if not papers:
+        return ""
+    cards = []
+    for paper in papers:
+        arxiv = f" · arXiv:{_e(paper.paper.arxiv)}" if paper.paper.arxiv else ""
+        cards.append(f'<article class="paper" id="paper-{slug(paper.task)}"><h3>{_e(paper.paper.title)}</h3>'
+                     f'<p class="cite">{_e(paper.paper.authors)}, {_e(paper.paper.venue)}{arxiv} · task '
+                     f'<a href="#task-{_e(paper.task)}">{_e(paper.task)}</a></p>'
+                     + "".join(_block(b) for b in paper.blocks) + "</article>")
+    return ('<section id="scorecard"><h2>Scorecard</h2><div class="papers">' + "".join(cards) + "</div>"
+            '<p class="note">Per paper, per preset and config: the models under test, the count of each verdict, '
+            "and every claim (bold: a claim the preset targets); click a claim for its evidence.</p></section>")
 
 
 def _board_row(row: Row, columns: list[Column]) -> str:
     identity = row_identity(row)
     cells = [_td(identity[0], "" if row.rank is None else row.rank, "num")]
-    cells += [_td(text) for text in identity[1:4]] + [_td(identity[4], row.n_seeds, "num")]
+    cells += [_td(text, cls="id") for text in identity[1:5]] + [_td(identity[5], row.n_seeds, "num")]
     for c in columns:
         cell = row.cells.get(c.key)
         mean = "" if cell is None or cell.mean is None else repr(cell.mean)
         cells.append(_td(cell_text(cell, c, row.n_seeds), mean, "num"))
-    cells.append(_td(row.provenance(), cls="prov"))
+    cells.append(_td(row.seed_group.provenance(), cls="prov"))
     return f"<tr>{''.join(cells)}</tr>"
 
 
 def _conditions(board: Leaderboard) -> str:
     """The per-condition aggregate (every metric and params combination) in a collapsed block."""
-    rows = {r.group: r for r in board.rows}
+    groups = {g.group: g for g in board.groups}
     body = []
     for c in board.conditions.itertuples():
-        row, spec = rows[c.group], spec_for(board.task, c.metric)
+        group, spec = groups[c.group], spec_for(board.task, c.metric)
         fmt = spec.fmt if spec else ".4g"
         params = ", ".join(f"{k}={v}" for k, v in sorted(json.loads(c.params).items()))
         mean = "" if c.mean != c.mean else repr(float(c.mean))  # NaN != NaN
         std = None if c.std != c.std else float(c.std)
-        body.append("<tr>" + _td(row.model) + _td(row.dataset) + _td(" ".join(row.overrides) or "—")
-                    + _td(spec.display if spec else c.metric) + _td(params)
+        body.append("<tr>" + _td(group.model) + _td(group.dataset) + _td(" ".join(group.overrides) or "—")
+                    + _td(spec.display if spec else c.metric) + _td(params, fold=True)
                     + _td(format_mean_std(None if mean == "" else float(c.mean), std, fmt), mean, "num")
                     + _td(int(c.n_seeds), int(c.n_seeds), "num") + "</tr>")
     head = [_th(h, h) for h in ("model", "dataset", "overrides", "metric", "params", "mean ± std", "seeds")]
@@ -127,54 +187,56 @@ def _conditions(board: Leaderboard) -> str:
             f"{_table(f'conditions-{board.task}', head, body)}</details>")
 
 
-def _figure(path: Path, caption: str, results_dir: Path) -> str:
-    size = path.stat().st_size
-    if size > MAX_EMBEDDED_PNG_BYTES:
-        return (f'<p class="note">{_e(caption)}: {size / 2**20:.1f} MiB, not embedded — '
-                f'<a href="{_e(relative(path, results_dir))}">open it</a></p>')
-    data = base64.b64encode(path.read_bytes()).decode("ascii")
-    return (f'<figure><img alt="{_e(caption)}" src="data:image/png;base64,{data}">'
-            f"<figcaption>{_e(caption)}</figcaption></figure>")
+def _figure(src: str, caption_text: str, alt: str) -> str:
+    return (f'<figure><a href="{_e(src)}"><img loading="lazy" alt="{_e(alt)}" src="{_e(src)}"></a>'
+            f"<figcaption>{_e(caption_text)}</figcaption></figure>")
 
 
 def _claims(task: str, lines: list[ClaimLine]) -> str:
-    """The "Paper claims" table of one task; the verdict cell carries its status as a class."""
+    """The "Paper claims" table of one task; each line has the id the scorecard links to."""
     if not lines:
         return ""
     card = card_for(task)
     head = [_th(h, h.split(" ")[0]) for h in CLAIMS_HEADER]
     body = []
     for line in lines:
-        status = line.verdict.status.replace(" ", "-")
-        body.append("<tr>" + _td(f"{line.claim.text} ({line.claim.id})") + _td(line.claim.paper)
-                    + _td(line.row.label) + _td(line.suite_text, cls="num")
-                    + _td(line.verdict_text, status, f"verdict {status}")
-                    + _td(f"yes ({line.preset})" if line.targeted else "") + _td(line.evidence, cls="prov") + "</tr>")
+        status = slug(line.verdict.status)
+        body.append(f'<tr id="{claim_anchor(line)}">' + _td(f"{line.claim.text} ({line.claim.id})")
+                    + _td(line.claim.paper, fold=True) + _td(line.row.label, cls="id") + _td(line.suite_text, cls="num")
+                    + _td(line.verdict_text, status, f"verdict v-{status}")
+                    + _td("yes" if line.targeted else "")
+                    + _td(line.evidence, cls="prov", fold=True) + "</tr>")
     return (f'<h3>Paper claims</h3><p class="note">{_e(card.paper.title)} — {_e(card.paper.cite)}. '
-            "Verdict on the seed group's metrics pooled over seeds (stderr = std/√n); "
+            "Verdict on the seed group's metrics pooled over seeds; "
             "this suite = the claim's value per seed, mean ± std.</p>"
             + _table(f"claims-{task}", head, body))
 
 
-def _board(board: Leaderboard, claims: list[ClaimLine], results_dir: Path) -> str:
+def _board(board: Leaderboard, claims: list[ClaimLine], forest: Path | None, results_dir: Path) -> str:
+    parts = [f'<section id="task-{_e(board.task)}"><h2>{_e(board.task)}</h2>']
+    if forest is not None:
+        parts.append(_figure(relative(forest, results_dir), caption(claims),
+                             f"claims of {board.task}: effect, 95% interval and threshold per claim"))
     head = [_th(h, h) for h in IDENTITY_HEADER]
     head += [_th(f"{c.label} {arrow(c)}", column_slug(c),
                  f"{'higher' if c.higher_is_better else 'lower'} is better; click to sort") for c in board.columns]
     head.append(_th("provenance", "provenance"))
     body = [_board_row(r, board.columns) for r in board.rows]
-    parts = [f'<section id="task-{_e(board.task)}"><h2>{_e(board.task)}</h2>']
     if board.fallback:
         parts.append('<p class="note">No headline metric declared for this task: showing every metric '
                      "(declare metrics in the task's card.py).</p>")
     parts.append(_table(f"board-{board.task}", head, body))
     if board.columns:
         c = board.columns[0]
-        parts.append(f'<p class="note">Ranked by {_e(c.label)} ({"higher" if c.higher_is_better else "lower"} '
-                     "is better); mean ± std over seeds.</p>")
+        unit = f"one row per model under test ({', '.join(board.ranking_unit)}) per config; " \
+            if board.ranking_unit else ""
+        parts.append(f'<p class="note">{_e(unit)}ranked by {_e(c.label)} '
+                     f'({"higher" if c.higher_is_better else "lower"} is better); mean ± std over seeds.</p>')
     parts.append(_claims(board.task, claims))
     parts.append(_conditions(board))
-    figures = [_figure(p, f"{r.label} — {p.stem} (run {r.representative.record['run_id']})", results_dir)
-               for r in board.rows for p in r.representative.plots]
+    figures = [_figure(relative(p, results_dir), f"{g.label} — {p.stem} (run {g.representative.record['run_id']})",
+                       f"{g.label} — {p.stem}")
+               for g in board.groups for p in g.representative.plots]
     if figures:
         parts.append(f'<h3>Plots</h3><div class="plots">{"".join(figures)}</div>')
     parts.append("</section>")
@@ -186,7 +248,7 @@ def _unfinished(collection: Collection, results_dir: Path) -> str:
         return ""
     head = [_th(h, h) for h in ("task", "run", "status", "started", "error")]
     body = ["<tr>" + _td(r.record["task"]) + _td(relative(r.dir, results_dir)) + _td(r.status)
-            + _td(r.record["started_at"]) + _td(error_summary(r.record.get("error"))) + "</tr>"
+            + _td(r.record["started_at"]) + _td(error_summary(r.record.get("error")), fold=True) + "</tr>"
             for r in collection.unfinished]
     return ('<section id="unfinished"><h2>Not ranked: failed or still running</h2>'
             f'{_table("unfinished-runs", head, body)}</section>')
@@ -196,24 +258,25 @@ def _problems(collection: Collection, results_dir: Path) -> str:
     if not collection.problems:
         return ""
     head = [_th("path", "path"), _th("reason", "reason")]
-    body = ["<tr>" + _td(relative(p.path, results_dir)) + _td(p.reason) + "</tr>" for p in collection.problems]
+    body = ["<tr>" + _td(relative(p.path, results_dir)) + _td(p.reason, fold=True) + "</tr>"
+            for p in collection.problems]
     return f'<section id="problems"><h2>Skipped files</h2>{_table("skipped-files", head, body)}</section>'
 
 
-def render_html(boards: list[Leaderboard], claims: dict[str, list[ClaimLine]], collection: Collection,
-                results_dir: Path, generated_at: str) -> str:
-    """The whole leaderboard as one self-contained HTML page."""
+def render_html(boards: list[Leaderboard], claims: dict[str, list[ClaimLine]], papers: list[PaperScore],
+                forests: dict[str, Path], collection: Collection, results_dir: Path, generated_at: str) -> str:
+    """The whole leaderboard as one HTML page (plots linked beside it)."""
     nav = " · ".join(f'<a href="#task-{_e(b.task)}">{_e(b.task)}</a>' for b in boards)
-    sections = "".join(_board(b, claims.get(b.task, []), results_dir) for b in boards) or \
+    sections = "".join(_board(b, claims.get(b.task, []), forests.get(b.task), results_dir) for b in boards) or \
         '<p class="note">No completed runs yet: run bench experiment=&lt;task&gt;/embedded first.</p>'
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>bench leaderboard</title><style>{STYLE}</style></head><body>"
-        f"<h1>bench leaderboard</h1><p>Generated {_e(generated_at)} from {len(collection.completed)} completed "
-        f"run(s) (results schema v{SCHEMA_VERSION}). Runs that differ only by seed are one row: "
-        "mean ± std over seeds. "
-        f"Click a column header to sort.</p><nav>{nav}</nav>"
-        f"{sections}{_unfinished(collection, results_dir)}{_problems(collection, results_dir)}"
+        f'<h1>bench leaderboard</h1><p class="meta">Generated {_e(generated_at)} from '
+        f"{len(collection.completed)} completed run(s) (results schema v{SCHEMA_VERSION}). A row is one model "
+        "under test in one config; runs that differ only by seed are pooled (mean ± std over seeds). "
+        f"Tasks: {nav}</p>"
+        f"{_scorecard(papers)}{sections}{_unfinished(collection, results_dir)}{_problems(collection, results_dir)}"
         f"<script>{SCRIPT}</script></body></html>\n"
     )

@@ -1,14 +1,21 @@
-"""Render the leaderboards as ``results/leaderboard.md``."""
+"""Render the leaderboards as ``results/leaderboard.md``: the scorecard, then per task its forest
+plot, leaderboard and claims tables (the same order as the html page, so a README can embed it)."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from bench.report.aggregate import Cell, Column, Leaderboard, Row
 from bench.report.claims import ClaimLine
 from bench.report.collect import Collection
+from bench.report.forest import caption
+from bench.report.metrics import format_mean_std
+from bench.report.scorecard import PaperScore
 from bench.schema import SCHEMA_VERSION
 from bench.tasks import card_for
-from bench.report.metrics import format_mean_std
+
+BADGES = {"reproduced": "🟢", "not reproduced": "🔴", "inconclusive": "🟡", "invalid": "🟣",
+          "not measured": "⚪", "not applicable": "⚫"}
 
 
 def cell_text(cell: Cell | None, column: Column, n_seeds: int) -> str:
@@ -46,14 +53,50 @@ def _table(header: list[str], lines: list[list[object]]) -> list[str]:
 
 
 def row_identity(row: Row) -> list[str]:
-    """Rank, model, dataset, distinguishing overrides, seeds: what a row is (seeds that all evaluated
-    the same weights are marked, and their cells carry no ± std)."""
+    """Rank, model under test, preset, dataset, distinguishing overrides, seeds: what a row is (seeds
+    that all evaluated the same weights are marked, and their cells carry no ± std)."""
+    group = row.seed_group
     seeds = str(row.n_seeds) + (f" (identical weights {row.shared_weights})" if row.shared_weights else "")
-    return ["—" if row.rank is None else str(row.rank), row.model, row.dataset,
-            " ".join(row.overrides) or "—", seeds]
+    return ["—" if row.rank is None else str(row.rank), row.model, group.preset or "—", group.dataset,
+            " ".join(group.overrides) or "—", seeds]
 
 
-IDENTITY_HEADER = ["rank", "model", "dataset", "overrides", "seeds"]
+IDENTITY_HEADER = ["rank", "model", "preset", "dataset", "overrides", "seeds"]
+
+
+def claims_heading(task: str) -> str:
+    return f"Paper claims: {task}"
+
+
+def heading_anchor(heading: str) -> str:
+    """The anchor GitHub and most renderers give a heading (lower case, punctuation dropped, spaces → -)."""
+    return re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-")
+
+
+def badge(status: str) -> str:
+    """A verdict as a coloured mark and its word."""
+    return f"{BADGES.get(status, '▪')} {status}"
+
+
+def scorecard_section(papers: list[PaperScore]) -> list[str]:
+    """The scorecard: per paper, per preset and seed group, the verdict counts and every claim's line."""
+    if not papers:
+        return []
+    out = ["## Scorecard", ""]
+    for paper in papers:
+        arxiv = f" — arXiv:{paper.paper.arxiv}" if paper.paper.arxiv else ""
+        detail = heading_anchor(claims_heading(paper.task))
+        out += [f"### {paper.paper.title}{arxiv}", "", f"{paper.paper.authors}, {paper.paper.venue} · task "
+                f"`{paper.task}` · [every claim's evidence](#{detail})", ""]
+        for block in paper.blocks:
+            counts = " · ".join(f"{n} {status}" for status, n in block.counts)
+            hit, targeted = block.targeted
+            target = f" (targeted: {hit} of {targeted} reproduced)" if targeted else ""
+            out += [f"**{block.title}** — models under test: {'; '.join(block.models)} — {counts}{target}", ""]
+            out += [f"- {badge(line.verdict.status)} — {line.claim.text} ([`{line.claim.id}`](#{detail}))"
+                    + (" · targeted" if line.targeted else "") for line in block.lines]
+            out.append("")
+    return out
 
 
 CLAIMS_HEADER = ["claim", "paper", "config", "this suite (mean ± std over seeds)", "verdict", "targeted", "evidence"]
@@ -64,29 +107,32 @@ def claims_section(task: str, lines: list[ClaimLine]) -> list[str]:
     if not lines:
         return []
     card = card_for(task)
-    out = [f"### Paper claims: {task}", "", f"{card.paper.title} — {card.paper.cite}.", ""]
+    out = [f"### {claims_heading(task)}", "", f"{card.paper.title} — {card.paper.cite}.", ""]
     rows = [[f"{line.claim.text} (`{line.claim.id}`)", line.claim.paper, line.row.label, line.suite_text,
              line.verdict_text, f"yes ({line.preset})" if line.targeted else "", line.evidence] for line in lines]
     return out + _table(CLAIMS_HEADER, rows) + [""]
 
 
-def _board(board: Leaderboard, claims: list[ClaimLine], results_dir: Path) -> list[str]:
+def _board(board: Leaderboard, claims: list[ClaimLine], forest: Path | None, results_dir: Path) -> list[str]:
     out = [f"## {board.task}", ""]
+    if forest is not None:
+        out += [f"![claims of {board.task}: effect, 95% interval and threshold per claim]"
+                f"({relative(forest, results_dir)})", "", f"_{caption(claims)}_", ""]
     if board.fallback:
         out += ["_No headline metric declared for this task: showing every metric "
                 "(declare `metrics` in the task's card.py)._", ""]
     header = IDENTITY_HEADER + [f"{c.label} {arrow(c)}" for c in board.columns] + ["provenance"]
     lines = [row_identity(r) + [cell_text(r.cells.get(c.key), c, r.n_seeds) for c in board.columns]
-             + [r.provenance()] for r in board.rows]
+             + [r.seed_group.provenance()] for r in board.rows]
     out += _table(header, lines) + [""]
     if board.columns:
         out += [f"Ranked by {board.columns[0].label} ({'higher' if board.columns[0].higher_is_better else 'lower'}"
                 " is better); mean ± std over seeds.", ""]
     out += claims_section(board.task, claims)
-    plots = [(r, p) for r in board.rows for p in r.representative.plots]
+    plots = [(g, p) for g in board.groups for p in g.representative.plots]
     if plots:
-        out += ["Plots (one run per row):", ""]
-        out += [f"- {r.label}: [{p.stem}]({relative(p, results_dir)})" for r, p in plots]
+        out += ["Plots (the latest run of each seed group):", ""]
+        out += [f"- {g.label}: [{p.stem}]({relative(p, results_dir)})" for g, p in plots]
         out.append("")
     return out
 
@@ -107,16 +153,17 @@ def _problems(collection: Collection, results_dir: Path) -> list[str]:
     return ["## Skipped files", ""] + _table(["path", "reason"], lines) + [""]
 
 
-def render_markdown(boards: list[Leaderboard], claims: dict[str, list[ClaimLine]], collection: Collection,
-                    results_dir: Path, generated_at: str) -> str:
+def render_markdown(boards: list[Leaderboard], claims: dict[str, list[ClaimLine]], papers: list[PaperScore],
+                    forests: dict[str, Path], collection: Collection, results_dir: Path, generated_at: str) -> str:
     """The whole leaderboard page as markdown."""
     out = ["# bench leaderboard", "",
            f"Generated {generated_at} from {len(collection.completed)} completed run(s) under `runs/` "
-           f"(results schema v{SCHEMA_VERSION}). Runs that differ only by seed are one row: "
-           "mean ± std over seeds.", ""]
+           f"(results schema v{SCHEMA_VERSION}). A row is one model under test in one config; the runs that "
+           "differ only by seed are pooled: mean ± std over seeds.", ""]
     if not boards:
         out += ["_No completed runs yet: run `bench experiment=<task>/embedded` first._", ""]
+    out += scorecard_section(papers)
     for board in boards:
-        out += _board(board, claims.get(board.task, []), results_dir)
+        out += _board(board, claims.get(board.task, []), forests.get(board.task), results_dir)
     out += _unfinished(collection, results_dir) + _problems(collection, results_dir)
     return "\n".join(out)

@@ -26,13 +26,14 @@ PROVENANCE = {
 
 
 def new_run(results_dir: Path, task: str, model: str, dataset: str, seed: int,
-            extra_overrides: tuple[str, ...] = ()) -> Run:
-    """A Run with a config like ``bench`` composes (paths and logger excluded from the hash)."""
+            extra_overrides: tuple[str, ...] = (), groups: dict | None = None) -> Run:
+    """A Run with a config like ``bench`` composes (paths and logger excluded from the hash); ``groups``
+    adds config groups (e.g. ``clip``)."""
     os.environ.pop(RUN_ID_ENV, None)  # each Run in one process must get its own id
     config = {
         "task": {"name": task}, "model": {"name": model}, "data": {"name": dataset},
         "extra": sorted(extra_overrides), "seed": seed, "skip_existing": False,
-        "paths": {"results_dir": str(results_dir)}, "logger": {"mode": "disabled"},
+        "paths": {"results_dir": str(results_dir)}, "logger": {"mode": "disabled"}, **(groups or {}),
     }
     overrides = [f"experiment={task}/embedded", *extra_overrides, f"seed={seed}"]
     run = Run(results_dir, task, config, config_hash=config_hash(config), overrides=overrides,
@@ -93,8 +94,10 @@ def _whitening(res: Results) -> None:
 
 
 def _modality_gap(res: Results) -> None:
+    # A sweep over two CLIP configs: the card's ranking unit (clip.name, clip.pretrained) names each row.
     for model, acc, rob in (("ViT-B-16", 0.88, 0.70), ("ViT-L-14", 0.92, 0.75)):
-        with new_run(res.dir, "modality_gap", model, "cifar10", 0, (f"model={model}",)) as run:
+        with new_run(res.dir, "modality_gap", model, "cifar10", 0, (f"model={model}",),
+                     {"clip": {"name": model, "pretrained": "openai"}}) as run:
             run.set_model(model, "openai", 150_000_000)
             run.set_dataset("cifar10", "test", 10000)
             rows = [{"metric": "gap_norm", "value": 0.82, "higher_is_better": False}]
@@ -112,17 +115,24 @@ def _modality_gap(res: Results) -> None:
 
 
 def _shift(res: Results) -> None:
-    with new_run(res.dir, "shift", "resnet20", "edm_cifar10", 0) as run:
-        run.set_model("resnet20", "trained", 270_000)
+    # One run trains two classifiers (the card's ranking unit: arch, width): two leaderboard rows.
+    with new_run(res.dir, "shift", "resnet20+mlp_mixer", "edm_cifar10", 0) as run:
+        run.set_model("resnet20+mlp_mixer", "trained", 270_000)
         run.set_dataset("edm_cifar10", "test", 500)
-        rows = [{"metric": "accuracy", "value": 0.9 - t, "params": {"family": "overlap", "intensity": t}}
-                for t in (0.0, 0.1, 0.2, 0.3, 0.4)]
-        rows += [{"metric": "auc", "value": 0.32, "params": {"family": "overlap"}},
-                 {"metric": "accuracy_drop", "value": 0.4, "higher_is_better": False,
-                  "params": {"family": "overlap"}}]
+        rows = []
+        for arch, width, slope in (("resnet20", 0.5, 1.0), ("mlp_mixer", 0.25, 2.0)):
+            clf = {"arch": arch, "width": width, "aug": False}
+            rows += [{"metric": "accuracy", "value": 0.9 - slope * t,
+                      "params": {**clf, "family": "overlap", "intensity": t}} for t in (0.0, 0.1, 0.2, 0.3, 0.4)]
+            rows += [{"metric": "auc", "value": 0.36 - 0.04 * slope, "params": {**clf, "family": "overlap"}},
+                     {"metric": "accuracy_drop", "value": 0.4 * slope, "higher_is_better": False,
+                      "params": {**clf, "family": "overlap"}}]
+        # A generator metric names no classifier: it stays in the per-condition table.
+        rows.append({"metric": "latent_mmd2", "value": 0.1, "higher_is_better": False,
+                     "params": {"family": "overlap", "intensity": 0.4}})
         run.log_metrics(rows)
         run.save_figure("accuracy_vs_intensity", line_plot([0, 0.1, 0.2, 0.3, 0.4], [0.9, 0.8, 0.7, 0.6, 0.5], "acc"))
-        res.ids["shift/resnet20"] = run.run_id
+        res.ids["shift/resnet20+mlp_mixer"] = run.run_id
 
 
 def _unregistered(res: Results) -> None:

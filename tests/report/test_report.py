@@ -58,7 +58,23 @@ def test_rank_follows_each_columns_direction(results):
     assert [(r.model, r.rank) for r in toy.rows] == [("cnn", 1), ("mlp", 2)]  # lower loss ranks first
     gap = board(boards, "modality_gap")
     assert [c.label for c in gap.columns][:2] == ["acc@1 [alpha=0.0, mode=paper]", "acc@1 [alpha=1.0, mode=paper]"]
-    assert [r.model for r in gap.rows] == ["ViT-L-14", "ViT-B-16"]
+    assert [r.model for r in gap.rows] == ["ViT-L-14, pretrained=openai", "ViT-B-16, pretrained=openai"]
+
+
+def test_rows_are_models_under_test_and_claims_are_per_seed_group(results, report):
+    """One shift run trains two classifiers: two rows (the card's ranking unit), one set of claim lines."""
+    shift = board(build_leaderboards(collect(results.dir).completed), "shift")
+    assert [(r.model, r.rank) for r in shift.rows] == [("resnet20, width=0.5", 1), ("mlp_mixer, width=0.25", 2)]
+    assert len(shift.groups) == 1 and all(r.seed_group is shift.groups[0] for r in shift.rows)
+    assert [c.label for c in shift.columns] == ["AUC acc-vs-intensity [aug=False, family=overlap]",
+                                              "accuracy drop [aug=False, family=overlap]"]
+    auc, drop = shift.columns
+    assert [round(r.cells[auc.key].mean, 3) for r in shift.rows] == [0.32, 0.28]
+    assert [round(r.cells[drop.key].mean, 3) for r in shift.rows] == [0.4, 0.8]
+    lines = report.claims["shift"]
+    assert len(lines) == 4 and {line.row.group for line in lines} == {shift.groups[0].group}
+    # The generator metric names no classifier: it is in the per-condition table once, never a column.
+    assert len(shift.conditions.query("metric == 'latent_mmd2'")) == 1
 
 
 def test_registry_where_keeps_the_headline_small_and_conditions_complete(results):
@@ -67,10 +83,10 @@ def test_registry_where_keeps_the_headline_small_and_conditions_complete(results
         {"alpha": 0.0, "mode": "paper", "perturbation": "gaussian"},
         {"alpha": 1.0, "mode": "paper", "perturbation": "gaussian"}]
     assert not [c for c in gap.columns if c.params.get("mode") == "symmetric" or c.params.get("alpha") == 0.5]
-    vit_b = next(r for r in gap.rows if r.model == "ViT-B-16")
+    vit_b = next(r for r in gap.rows if r.model.startswith("ViT-B-16"))
     rob_alpha1 = next(c for c in gap.columns if c.metric == "robustness" and c.params["alpha"] == 1.0)
     assert vit_b.cells[rob_alpha1.key].mean == pytest.approx(0.85)  # mean of levels 0.005 (0.9), 0.04 (0.8)
-    acc = gap.conditions.query("metric == 'acc1' and group == @vit_b.group")
+    acc = gap.conditions.query("metric == 'acc1' and group == @vit_b.seed_group.group")
     assert len(acc) == 6  # every alpha x mode kept apart in the per-condition table
 
 
@@ -120,7 +136,7 @@ def test_cli_defaults_to_bench_root(results, monkeypatch, capsys):
 def test_csv_is_the_per_condition_table(report):
     table = pd.read_csv(report.outputs["csv"])
     shift_acc = table.query("task == 'shift' and metric == 'accuracy'")
-    assert len(shift_acc) == 5  # one line per intensity (not a headline column, still reported)
+    assert len(shift_acc) == 10  # one line per classifier and intensity (not a headline column, still reported)
     fit = table.query("task == 'whitening' and model == 'resnet20' and metric == 'formula_fit_r'")
     # tau (fitted per seed) is a param: per-combination lines keep seeds apart where it differs.
     assert sorted(fit["n_seeds"]) == [1, 1, 1, 3]
@@ -130,19 +146,23 @@ def test_csv_is_the_per_condition_table(report):
 
 def test_markdown_has_one_table_per_task_with_provenance(report):
     md = report.outputs["markdown"].read_text()
-    assert [line[3:] for line in md.splitlines() if line.startswith("## ")][:4] == [
-        "modality_gap", "shift", "toy", "whitening"]
-    row = next(line for line in md.splitlines() if line.startswith("| 2 | resnet20 | embedded_photos"))
+    assert [line[3:] for line in md.splitlines() if line.startswith("## ")][:5] == [
+        "Scorecard", "modality_gap", "shift", "toy", "whitening"]
+    row = next(line for line in md.splitlines() if line.startswith("| 2 | resnet20 | whitening/embedded | embedded_photos"))
     assert "| 3 | 0.920 ± 0.020 |" in row and "x86_64 ×1" in row and re.search(r"git [0-9a-f]{8}|git unknown", row)
     assert "runs/whitening/" in md and "energy_profiles.png" in md  # plots linked relatively
 
 
-def test_html_is_self_contained(report):
+def test_html_is_offline_small_and_links_its_plots(results, report):
     page = report.outputs["html"].read_text()
     assert not re.search(r"https?://", page), "the page must work offline: no external references"
     assert page.count('<table class="sortable" id="board-') == 4
-    images = re.findall(r'<img alt="[^"]*" src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
-    assert len(images) == 4  # energy profile, 2× robustness vs alpha, accuracy vs intensity
+    assert "base64" not in page and len(page.encode()) < 2**20  # plots are files beside the page
+    images = re.findall(r'<img loading="lazy" alt="[^"]*" src="([^"]+)"', page)
+    # a forest plot per task with claims; energy profile, 2× robustness vs alpha, accuracy vs intensity
+    assert sorted(i for i in images if i.startswith("forest/")) == [
+        "forest/modality_gap.png", "forest/shift.png", "forest/whitening.png"]
+    assert len(images) == 7 and all((results.dir / i).is_file() for i in images)
     assert "CUDA out of memory" in page and "old_leaderboard.csv" in page
 
 
@@ -164,4 +184,8 @@ def test_whitening_fits_of_the_linear_cnn_head_their_own_columns(tmp_path):
     whitening = board(build_leaderboards(collect(tmp_path).completed), "whitening")
     labels = [c.label for c in whitening.columns]
     assert labels == ["formula fit r [kind=cnn, labels=true]", "formula fit r [kind=linear, labels=true]"]
-    assert [round(whitening.rows[0].cells[c.key].mean, 3) for c in whitening.columns] == [0.93, 0.6]
+    # One row per architecture (the card's ranking unit); the linear CNN has no CNN fit: unranked, last.
+    cnn, linear = whitening.columns
+    assert [(r.model, r.rank) for r in whitening.rows] == [("resnet20", 1), ("vgg11_bn", 2), ("linear_cnn", None)]
+    assert [r.cells[cnn.key].mean for r in whitening.rows[:2]] == [0.96, 0.9]
+    assert cnn.key not in whitening.rows[2].cells and whitening.rows[2].cells[linear.key].mean == 0.6
