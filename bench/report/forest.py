@@ -2,10 +2,10 @@
 
 Claims measure different things (a correlation, an accuracy change, a count), so each claim is
 a panel with its own x axis, in the statistic's own units; a panel has one row per seed group.
-A row shows the effect (dot, coloured by verdict) and its 95% interval (bar), the threshold
-(dashed line) with the side the claim needs shaded, and the paper's figure (open diamond) where
-the card gives one as a number. The interval is the verdict's ``low``/``high`` when it has them,
-else value ± 1.96 stderr, else the point alone (:func:`claim_point` says which).
+A row shows the effect (dot, coloured by verdict) and its interval (bar: the verdict's
+``low``/``high``), the threshold (dashed line) with the side the claim needs shaded (a magnitude
+claim's band is shaded between its edges), and the paper's figure (open diamond) where the card
+gives one as a number.
 """
 from __future__ import annotations
 
@@ -14,17 +14,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.atomic import atomic_save
+from bench.claims import Within
 from bench.report.claims import ClaimLine
 
 COLORS = {"reproduced": "#1a7f37", "not reproduced": "#c62828", "inconclusive": "#b7791f",
           "invalid": "#6a1b9a", "not measured": "#8a8a8a", "not applicable": "#8a8a8a"}
 FALLBACK_COLOR = "#444444"
-Z95 = 1.959964
 
+# The plot's caption, the same words in md and html.
 CAPTION = ("One panel per claim, each on its own x axis (the claim's statistic in its own units); one row per "
-           "seed group. Dot: the effect, coloured by verdict; bar: its 95% interval ({source}); dashed line: "
-           "the threshold, the shaded side is the side the claim needs; open diamond: the paper's figure where "
-           "the card gives one as a number.")
+           "seed group. Dot: the effect, coloured by verdict; bar: its interval (95% bootstrap over the units "
+           "sampled, nested in seeds, unless the claim sets another level; no bar: an exact value); dashed "
+           "line: the threshold, the shaded side is the side the claim needs (a magnitude claim: the band it "
+           "must fall in); open diamond: the paper's figure where the card gives one as a number.")
 
 
 def _num(x: object) -> float | None:
@@ -37,61 +39,28 @@ class Point:
     value: float | None
     low: float | None
     high: float | None
-    interval: str  # "interval" (the verdict's own), "±1.96 se" or "point"
     threshold: float | None
-    side: int | None  # +1: the claim needs value >= threshold; -1: <=; None: unknown
+    side: int | None  # +1: the claim needs value >= threshold; -1: <=; None: a band or unknown
+    band: tuple[float, float] | None  # a magnitude claim's [low, high]
     paper_value: float | None
     status: str
 
 
-def _side(line: ClaimLine, value: float | None, threshold: float | None) -> int | None:
-    """The side of the threshold the claim needs: from the signed margin when it has one, else the check."""
-    margin = _num(line.verdict.margin)
-    if margin and value is not None and threshold is not None and value != threshold:
-        return 1 if (margin > 0) == (value > threshold) else -1
-    check = line.claim.check
-    sign = getattr(check, "sign", None)  # a Monotone check: +1 rising, -1 falling
-    if sign in (1, -1):
-        return sign
-    name = type(check).__name__
-    return {"AtLeast": 1, "AtMost": -1}.get(name)
-
-
 def claim_point(line: ClaimLine) -> Point:
-    """The effect, interval, threshold and paper figure of a claim line, from whichever verdict fields exist."""
+    """The effect, interval, threshold and paper figure of a claim line (from its verdict and check)."""
     v, check = line.verdict, line.claim.check
-    value = _num(v.value)
-    low, high = _num(getattr(v, "low", None)), _num(getattr(v, "high", None))
-    stderr = _num(getattr(v, "stderr", None))
-    if low is not None and high is not None:
-        interval = "interval"
-    elif value is not None and stderr:
-        low, high, interval = value - Z95 * stderr, value + Z95 * stderr, "±1.96 se"
-    else:
-        low = high = None
-        interval = "point"
-    threshold = _num(getattr(v, "threshold", None))
-    if threshold is None:
-        threshold = _num(getattr(check, "threshold", None))
-    if threshold is None and hasattr(check, "along"):
-        threshold = 0.0  # a monotone check's effect is the first-to-last change: it must clear 0
-    paper = _num(getattr(v, "paper_value", None))
-    if paper is None:
-        paper = _num(getattr(line.claim, "paper_value", None))
-    return Point(value, low, high, interval, threshold, _side(line, value, threshold), paper, v.status)
-
-
-def caption(lines: list[ClaimLine]) -> str:
-    """The plot's caption, naming where its intervals came from."""
-    sources = sorted({claim_point(line).interval for line in lines} - {"point"})
-    named = {"interval": "the verdict's bootstrap interval", "±1.96 se": "value ± 1.96 stderr where the verdict "
-             "gives no interval"}
-    text = "; ".join(named[s] for s in sources) or "no claim here carries one"
-    return CAPTION.format(source=text) + " No bar: a point value."
+    low, high = _num(v.low), _num(v.high)
+    if low is None or high is None or low == high:
+        low = high = None  # an exact value: no interval to draw
+    band = (check.low, check.high) if isinstance(check, Within) else None
+    side = getattr(check, "sign", None)
+    return Point(_num(v.value), low, high, _num(v.threshold), side if side in (1, -1) and band is None else None,
+                 band, _num(v.paper_value), v.status)
 
 
 def _limits(points: list[Point]) -> tuple[float, float]:
-    xs = [x for p in points for x in (p.value, p.low, p.high, p.threshold, p.paper_value) if x is not None]
+    xs = [x for p in points for x in (p.value, p.low, p.high, p.threshold, p.paper_value, *(p.band or ()))
+          if x is not None]
     if not xs:
         return -1.0, 1.0
     lo, hi = min(xs), max(xs)
@@ -130,12 +99,15 @@ def _panel(ax, lines: list[ClaimLine], group_label) -> None:
     if all(p.value is None for p in points):  # nothing measured: no axis to read
         ax.set_xticks([])
         return
-    threshold = points[0].threshold
-    side = points[0].side
-    if threshold is not None:
-        ax.axvline(threshold, color="#555555", ls="--", lw=1)
-        if side is not None:
-            ax.axvspan(threshold, hi if side > 0 else lo, color="#1a7f37", alpha=0.08, lw=0)
+    first = points[0]
+    if first.band is not None:
+        for edge in first.band:
+            ax.axvline(edge, color="#555555", ls="--", lw=1)
+        ax.axvspan(*first.band, color="#1a7f37", alpha=0.08, lw=0)
+    elif first.threshold is not None:
+        ax.axvline(first.threshold, color="#555555", ls="--", lw=1)
+        if first.side is not None:
+            ax.axvspan(first.threshold, hi if first.side > 0 else lo, color="#1a7f37", alpha=0.08, lw=0)
     ax.tick_params(axis="x", labelsize=7)
     ax.grid(axis="x", color="#e4e4e4", lw=0.6)
 

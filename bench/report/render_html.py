@@ -19,7 +19,7 @@ from pathlib import Path
 from bench.report.aggregate import Column, Leaderboard, Row
 from bench.report.claims import ClaimLine
 from bench.report.collect import Collection
-from bench.report.forest import caption
+from bench.report.forest import CAPTION
 from bench.report.metrics import format_mean_std, spec_for
 from bench.report.render_md import (
     CLAIMS_HEADER, IDENTITY_HEADER, arrow, cell_text, error_summary, relative, row_identity)
@@ -215,7 +215,7 @@ def _claims(task: str, lines: list[ClaimLine]) -> str:
 def _board(board: Leaderboard, claims: list[ClaimLine], forest: Path | None, results_dir: Path) -> str:
     parts = [f'<section id="task-{_e(board.task)}"><h2>{_e(board.task)}</h2>']
     if forest is not None:
-        parts.append(_figure(relative(forest, results_dir), caption(claims),
+        parts.append(_figure(relative(forest, results_dir), CAPTION,
                              f"claims of {board.task}: effect, 95% interval and threshold per claim"))
     head = [_th(h, h) for h in IDENTITY_HEADER]
     head += [_th(f"{c.label} {arrow(c)}", column_slug(c),

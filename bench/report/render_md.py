@@ -8,7 +8,7 @@ from pathlib import Path
 from bench.report.aggregate import Cell, Column, Leaderboard, Row
 from bench.report.claims import ClaimLine
 from bench.report.collect import Collection
-from bench.report.forest import caption
+from bench.report.forest import CAPTION
 from bench.report.metrics import format_mean_std
 from bench.report.scorecard import PaperScore
 from bench.schema import SCHEMA_VERSION
@@ -117,7 +117,7 @@ def _board(board: Leaderboard, claims: list[ClaimLine], forest: Path | None, res
     out = [f"## {board.task}", ""]
     if forest is not None:
         out += [f"![claims of {board.task}: effect, 95% interval and threshold per claim]"
-                f"({relative(forest, results_dir)})", "", f"_{caption(claims)}_", ""]
+                f"({relative(forest, results_dir)})", "", f"_{CAPTION}_", ""]
     if board.fallback:
         out += ["_No headline metric declared for this task: showing every metric "
                 "(declare `metrics` in the task's card.py)._", ""]

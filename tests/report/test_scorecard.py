@@ -1,14 +1,12 @@
 """The scorecard and the forest plot: verdict counts per seed group, and what each claim's row draws."""
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-
 import pytest
 
-from bench.claims import AtLeast, AtMost, Claim, Monotone, Value, Verdict
+from bench.claims import AtLeast, AtMost, Claim, Monotone, Value, Verdict, Within
 from bench.report import write_report
 from bench.report.claims import ClaimLine
-from bench.report.forest import Z95, caption, claim_point
+from bench.report.forest import claim_point
 
 
 @pytest.fixture
@@ -43,33 +41,20 @@ def test_make_run_writes_one_forest_plot_per_task_with_claims(report):
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5_000
 
 
-@dataclass(frozen=True)
-class WithInterval(Verdict):
-    """A verdict carrying the interval fields the statistics engine adds (low, high, threshold)."""
-    low: float | None = None
-    high: float | None = None
-    threshold: float | None = None
-    paper_value: float | None = None
-
-
 def _line(check, verdict: Verdict) -> ClaimLine:
     return ClaimLine("t", Claim("c", "a claim", "paper", check), None, verdict, [], None, False)
 
 
-def test_a_claims_interval_comes_from_the_verdict_else_its_stderr_else_it_is_a_point():
+def test_each_claim_row_draws_its_verdicts_interval_threshold_side_and_paper_figure():
     at_least = AtLeast(Value("m"), 0.9)
-    own = claim_point(_line(at_least, WithInterval("c", "reproduced", 0.95, 0.01, 5.0, low=0.93, high=0.96,
-                                                   threshold=0.92, paper_value=0.94)))
-    assert (own.low, own.high, own.interval, own.threshold, own.side, own.paper_value) == \
-        (0.93, 0.96, "interval", 0.92, 1, 0.94)
-    se = claim_point(_line(at_least, Verdict("c", "reproduced", 0.95, 0.01, 5.0)))
-    assert se.interval == "±1.96 se" and se.low == pytest.approx(0.95 - Z95 * 0.01) and se.threshold == 0.9
-    point = claim_point(_line(AtMost(Value("m"), 0.0), Verdict("c", "not reproduced", 0.2)))
-    assert (point.low, point.high, point.interval, point.side) == (None, None, "point", -1)
-    falls = claim_point(_line(Monotone("acc", along="t", rising=False), Verdict("c", "reproduced", -0.4, None, 3.0)))
+    own = claim_point(_line(at_least, Verdict("c", "reproduced", 0.95, 0.93, 0.96, 0.9, 5.0, paper_value=0.94)))
+    assert (own.low, own.high, own.threshold, own.side, own.band, own.paper_value) == (0.93, 0.96, 0.9, 1, None, 0.94)
+    exact = claim_point(_line(AtMost(Value("m"), 0.0), Verdict("c", "not reproduced", 0.2, 0.2, 0.2, 0.0)))
+    assert (exact.low, exact.high, exact.side) == (None, None, -1)  # an exact value: no bar
+    falls = claim_point(_line(Monotone("acc", along="t", rising=False), Verdict("c", "reproduced", -0.4, -0.5, -0.3,
+                                                                                 0.0)))
     assert (falls.threshold, falls.side) == (0.0, -1)  # a monotone check's change must clear 0 downwards
+    band = claim_point(_line(Within(Value("m"), 0.05, 0.2), Verdict("c", "inconclusive", 0.1, 0.0, 0.3, 0.05)))
+    assert (band.band, band.side) == ((0.05, 0.2), None)
     missing = claim_point(_line(at_least, Verdict("c", "not measured", note="no m rows")))
-    assert missing.value is None and missing.status == "not measured"
-    assert "value ± 1.96 stderr" in caption([_line(at_least, Verdict("c", "reproduced", 0.95, 0.01))])
-    assert "bootstrap interval" in caption([_line(at_least, replace(WithInterval("c", "reproduced", 0.9),
-                                                                     low=0.8, high=1.0))])
+    assert missing.value is None and missing.low is None and missing.status == "not measured"
