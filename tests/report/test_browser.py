@@ -133,7 +133,7 @@ def test_rendered_tables_images_and_click_sorting(results, page):
     assert claims["headers"] == ["claim", "paper", "config", "this", "verdict", "targeted", "evidence"]
     clean = [r for r in claims["rows"] if "(clean_accuracy_unchanged)" in r[0]]
     assert [r[4] for r in clean] == ["reproduced", "reproduced"]
-    assert all(r[5] == "yes" and "= 0 (1 curve(s), 3 points)" in r[6] for r in clean)
+    assert all(r[5] == "yes" and "= 0 (exact) (1 curve(s), 3 points)" in r[6] for r in clean)
     rises = next(r for r in claims["rows"] if "(robustness_rises)" in r[0] and "ViT-B-16" in r[2])
     assert rises[3] == "0.200" and rises[4] == "reproduced" and "level=0.005: 0.7 → 0.9 (alpha 0→1)" in rises[6]
     fits = next(r for r in seen["tables"]["claims-whitening"]["rows"] if "(fits_formula)" in r[0])
