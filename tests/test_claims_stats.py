@@ -267,3 +267,20 @@ def test_monotone_steps_are_tested_together_bonferroni():
     assert judge(Monotone("rob", "alpha"), curve(dip_between)).status == REPRODUCED
     v = judge(Monotone("rob", "alpha"), curve(z_bonferroni + 1.5))
     assert v.status == NOT_REPRODUCED and "(8 steps)" in v.note and "alpha 3→4" in v.note
+
+
+def test_deciding_items_are_counted_within_what_the_claim_compares():
+    rng = np.random.default_rng(6)
+    n = 400
+    rows = []
+    for level in (1, 2):  # the two noise levels differ image by image; along alpha only two images change
+        base = (rng.random(n) < 0.9).astype(float)
+        for alpha in (0.0, 0.5, 1.0):
+            items = base.copy()
+            if level == 1 and alpha == 1.0:
+                items[:2] = 1 - items[:2]
+            rows.append(items_row("rob", items, alpha=alpha, level=level))
+    assert judge(Monotone("rob", "alpha"), rows).n_deciding == 2
+    # a difference compares its two conditions; a single condition's items all count
+    assert judge(GAIN, _gain(*_paired_correctness(n, fixed=3, broken=2))).n_deciding == 5
+    assert judge(AtLeast(Value("rob", alpha=0.0, level=1), 0.5), rows).n_deciding == n

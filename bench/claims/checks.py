@@ -93,15 +93,23 @@ def _figures(stat: Any, iv: Interval, sample: Resampler) -> list[str]:
     return [head, detail]
 
 
-class AtLeast:
+class _OnStatistic:
+    """A check of one statistic: it reads and compares the statistic's rows."""
+    stat: Any
+
+    def rows(self, rows: Iterable[dict]) -> list[dict]:
+        return self.stat.rows(rows)
+
+    def compared(self, rows: Iterable[dict]) -> list[list[dict]]:
+        return self.stat.compared(rows)
+
+
+class AtLeast(_OnStatistic):
     """The statistic is at least ``threshold``: its interval lies above it (``z`` sets the level)."""
     sign = +1
 
     def __init__(self, stat: Any, threshold: float, z: float | None = None) -> None:
         self.stat, self.threshold, self.z = stat, threshold, z
-
-    def rows(self, rows: Iterable[dict]) -> list[dict]:
-        return self.stat.rows(rows)
 
     def judge(self, sample: Resampler) -> Verdict:
         iv = Interval.of(self.stat.draws(sample), level_of(self.z))
@@ -117,7 +125,7 @@ class AtMost(AtLeast):
     sign = -1
 
 
-class Within:
+class Within(_OnStatistic):
     """The statistic's size agrees with a figure: its interval lies inside ``[low, high]`` (a magnitude
     claim: the paper's value ± the tolerance the card declares)."""
 
@@ -125,9 +133,6 @@ class Within:
         if not low < high:
             raise ValueError(f"Within: low {low} must be below high {high}")
         self.stat, self.low, self.high, self.z = stat, low, high, z
-
-    def rows(self, rows: Iterable[dict]) -> list[dict]:
-        return self.stat.rows(rows)
 
     def judge(self, sample: Resampler) -> Verdict:
         iv = Interval.of(self.stat.draws(sample), level_of(self.z))
@@ -159,6 +164,11 @@ class Monotone:
 
     def rows(self, rows: Iterable[dict]) -> list[dict]:
         return select(rows, self.metric, self.where)
+
+    def compared(self, rows: Iterable[dict]) -> list[list[dict]]:
+        """Each curve's rows (within the span)."""
+        return [[r for _, at_x in points for r in at_x]
+                for points in curves(self.rows(rows), self.along, self.span).values() if len(points) > 1]
 
     def judge(self, sample: Resampler) -> Verdict:
         found = {k: c for k, c in curves(self.rows(sample.rows), self.along, self.span).items() if len(c) > 1}

@@ -27,7 +27,7 @@ class Claim:
     id: str
     text: str
     paper: str  # the paper's own figure(s), or what it states when it gives none
-    check: Any  # AtLeast / AtMost / Within / Monotone (anything with rows(all_rows) and judge(sample))
+    check: Any  # AtLeast / AtMost / Within / Monotone (anything with rows, compared and judge)
     fmt: str = ".3f"  # how the measured value is shown
     kind: str = "direction"
     paper_value: float | None = None
@@ -65,9 +65,8 @@ class Claim:
         return dataclasses.replace(verdict, claim=self.id, kind=self.kind, paper_value=self.paper_value, **changes)
 
     def _evaluate(self, sample: Resampler, min_items: int | None) -> Verdict:
-        read = self.check.rows(sample.rows)
-        sample.prepare(read)  # one resampling pass per seed and item set for every row the check reads
-        count = sample.items_read(read)
+        sample.prepare(self.check.rows(sample.rows))  # one resampling pass per seed and item set
+        count = sample.items_read(self.check.compared(sample.rows))
         n_deciding = count.n_deciding
         verdict = self._done(self.check.judge(sample), n_items=count.n_items, n_deciding=n_deciding,
                              seeds=count.seeds)

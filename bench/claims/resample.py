@@ -126,31 +126,31 @@ class Resampler:
         reps[count == 0] = np.nan
         return np.concatenate([[sum(p / len(points) for p in points)], reps])
 
-    def items_read(self, rows: Sequence[dict]) -> ItemCount:
-        """How many units the rows a claim read cover, and how many of them decide it.
+    def items_read(self, compared: Sequence[Sequence[dict]]) -> ItemCount:
+        """How many units a claim read, and how many of them decide it.
 
-        ``n_items``: the distinct units (item set, index) among rows with items. An item *decides*
-        when its values differ between the rows of its item set that the claim compares, in any seed
-        (an item read by one row only counts as deciding)."""
+        ``compared``: the groups of rows the claim compares (a difference's two conditions, one curve
+        of a monotone trend; a single condition alone). ``n_items``: the distinct units (item set,
+        index) among rows with items. An item *decides* when its values differ between the rows of
+        one group, item set and seed (an item a group reads through one row only decides too)."""
+        rows = [r for group in compared for r in group]
         seeds = len({self.seed_of(r) for r in rows})
-        sets: dict[str, dict[int, list[dict]]] = {}
-        for r in rows:
-            if r.get("items"):
-                sets.setdefault(r.get("item_set") or f"row {id(r)}", {}).setdefault(self.seed_of(r), []).append(r)
-        if not sets:
+        sizes: dict[str, int] = {}
+        deciding: dict[str, np.ndarray] = {}
+        for group in compared:
+            same: dict[tuple[str, int], list[dict]] = {}
+            for r in group:
+                if r.get("items"):
+                    same.setdefault((r.get("item_set") or f"row {id(r)}", self.seed_of(r)), []).append(r)
+            for (name, _), rs in same.items():
+                values = np.array([r["items"] for r in rs], dtype=float)
+                differ = (values != values[0]).any(axis=0) if len(rs) > 1 else np.ones(values.shape[1], bool)
+                sizes[name] = min(values.shape[1], sizes.get(name, values.shape[1]))
+                deciding[name] = differ if name not in deciding else deciding[name] | differ
+        if not sizes:
             return ItemCount(None, None, seeds, None)
-        n_items = n_deciding = 0
-        smallest = None
-        for per_seed in sets.values():
-            n = max(len(r["items"]) for same in per_seed.values() for r in same)
-            deciding = np.zeros(n, bool)
-            for same in per_seed.values():
-                values = np.array([r["items"] for r in same], dtype=float)
-                deciding |= (values != values[0]).any(axis=0) if len(same) > 1 else True
-                smallest = min(values.shape[1], smallest or values.shape[1])
-            n_items += n
-            n_deciding += int(deciding.sum())
-        return ItemCount(n_items, n_deciding, seeds, smallest)
+        return ItemCount(sum(len(d) for d in deciding.values()), sum(int(d.sum()) for d in deciding.values()),
+                         seeds, min(sizes.values()))
 
 
 @dataclass(frozen=True)

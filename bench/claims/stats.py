@@ -40,6 +40,10 @@ class Value:
     def rows(self, rows: Iterable[dict]) -> list[dict]:
         return select(rows, self.metric, self.where)
 
+    def compared(self, rows: Iterable[dict]) -> list[list[dict]]:
+        """The groups of rows whose items are compared: each condition on its own."""
+        return list(cells(self.rows(rows)).values())
+
     def draws(self, sample: Resampler) -> np.ndarray:
         found = cells(self.rows(sample.rows))
         if not found:
@@ -77,6 +81,10 @@ class Expr:
         rows = list(rows)
         return [r for s in self.stats for r in s.rows(rows)]
 
+    def compared(self, rows: Iterable[dict]) -> list[list[dict]]:
+        """Its inputs' rows, compared with each other."""
+        return [self.rows(rows)]
+
     def draws(self, sample: Resampler) -> np.ndarray:
         args = [s.draws(sample) for s in self.stats]
         with np.errstate(all="ignore"):
@@ -112,6 +120,10 @@ class Deviation:
 
     def rows(self, rows: Iterable[dict]) -> list[dict]:
         return select(rows, self.metric, self.where)
+
+    def compared(self, rows: Iterable[dict]) -> list[list[dict]]:
+        """Each curve's rows."""
+        return [[r for _, at_x in points for r in at_x] for points in curves(self.rows(rows), self.along).values()]
 
     def draws(self, sample: Resampler) -> np.ndarray:
         devs = []
