@@ -3,7 +3,8 @@
 Runs that differ only by seed form a *seed group*: their config hash computed without ``seed`` is
 equal. A leaderboard row is one model under test (the card's ``ranking_unit``, see
 :mod:`bench.report.units`) in one seed group: a group whose run trains two classifiers is two
-rows. Every metric is aggregated per group and per params combination (mean, sample std, number
+rows; the figures of such a run that name none of its models (a comparison between them, a
+property of its data) are the group's own row in a second table, never ranked. Every metric is aggregated per group and per params combination (mean, sample std, number
 of seeds); the headline columns of a task come from its card's metrics, and the rows of each
 table are ranked by its first headline column. Claims are checked per seed group.
 """
@@ -19,7 +20,8 @@ from bench.provenance import HASH_EXCLUDED_KEYS, config_hash
 from bench.report.collect import RunData
 from bench.card import Metric
 from bench.report.metrics import GENERIC_FMT, headline_specs, spec_for
-from bench.report.units import belongs, row_unit, run_units, unit_label
+from bench.report.rows import Cell, Row, SeedGroup
+from bench.report.units import belongs, row_unit, run_units
 from bench.tasks import card_for
 
 SEEDLESS_EXCLUDED = (*HASH_EXCLUDED_KEYS, "seed")
@@ -47,94 +49,6 @@ class Column:
 
 
 @dataclass
-class Cell:
-    """A metric aggregated over the seeds of a group."""
-    mean: float | None
-    std: float | None
-    n: int
-
-
-@dataclass
-class SeedGroup:
-    """The runs of one config that differ only by seed; claims are checked on it."""
-    group: str  # its seedless config hash
-    model: str  # the model name the runs recorded (e.g. ``resnet20+mlp_mixer`` for a run training both)
-    dataset: str
-    overrides: list[str]
-    runs: list[RunData]
-
-    @property
-    def n_seeds(self) -> int:
-        return len(self.runs)
-
-    @property
-    def seeds(self) -> list:
-        return sorted((r.record["seed"] for r in self.runs), key=lambda s: (s is None, s))
-
-    @property
-    def preset(self) -> str | None:
-        """The preset (``experiment=...``) the runs were launched with, if any."""
-        return self.representative.record.get("preset")
-
-    @property
-    def shared_weights(self) -> str | None:
-        """The weights identity every seed of the group evaluated, when they all share one (a seed
-        sweep that never retrained the model: its spread says nothing about training), else None."""
-        ids = {(r.record.get("model") or {}).get("weights") for r in self.runs}
-        return ids.pop() if self.n_seeds > 1 and len(ids) == 1 and None not in ids else None
-
-    @property
-    def label(self) -> str:
-        """``model / dataset overrides`` for captions and links."""
-        return " ".join([f"{self.model} / {self.dataset}", *self.overrides])
-
-    @property
-    def representative(self) -> RunData:
-        """The most recently finished run of the group (its plots stand for the group)."""
-        return max(self.runs, key=lambda r: (r.record["finished_at"] or "", r.record["run_id"]))
-
-    def provenance(self) -> str:
-        """Git sha(s), date(s) and hardware of the runs behind this group."""
-        shas = sorted({(r.record["git"]["sha"] or "unknown")[:8] + ("-dirty" if r.record["git"]["dirty"] else "")
-                       for r in self.runs})
-        dates = sorted({(r.record["finished_at"] or r.record["started_at"])[:10] for r in self.runs})
-        hw = sorted({f"{r.record['hardware']['device']} ×{r.record['hardware']['n_devices']}" for r in self.runs})
-        date = dates[0] if len(dates) == 1 else f"{dates[0]}…{dates[-1]}"
-        return f"git {', '.join(shas)} · {date} · {'; '.join(hw)}"
-
-
-@dataclass
-class Row:
-    """One leaderboard row: a model under test (``unit``) in one seed group, its headline cells."""
-    seed_group: SeedGroup
-    unit: dict  # the card's ranking-unit keys and their values ({} when the card declares none)
-    cells: dict[str, Cell] = field(default_factory=dict)
-    rank: int | None = None
-
-    @property
-    def model(self) -> str:
-        """The model under test (``resnet20, width=0.5``), else the model name the runs recorded."""
-        return unit_label(self.unit) or self.seed_group.model
-
-    @property
-    def n_seeds(self) -> int:
-        return self.seed_group.n_seeds
-
-    @property
-    def seeds(self) -> list:
-        return self.seed_group.seeds
-
-    @property
-    def shared_weights(self) -> str | None:
-        return self.seed_group.shared_weights
-
-    @property
-    def key(self) -> str:
-        """Group hash and unit: unique within a task (an HTML anchor, a sort tiebreak)."""
-        return f"{self.seed_group.group[:12]}:{json.dumps(self.unit, sort_keys=True, default=str)}"
-
-
-@dataclass
 class Leaderboard:
     """The ranked table of one task, plus its full per-condition aggregate."""
     task: str
@@ -144,6 +58,9 @@ class Leaderboard:
     conditions: pd.DataFrame  # one line per (group, metric, params): mean, std, n_seeds
     fallback: bool  # True when no card headline metric was found (generic columns)
     ranking_unit: tuple[str, ...] = ()  # the card's keys naming a model under test
+    # Figures of a whole config that runs several models (they name none of them): one row per group.
+    config_columns: list[Column] = field(default_factory=list)
+    config_rows: list[Row] = field(default_factory=list)
 
 
 def _values_frame(runs: list[RunData], unit_keys: tuple[str, ...]) -> pd.DataFrame:
@@ -165,8 +82,10 @@ def _values_frame(runs: list[RunData], unit_keys: tuple[str, ...]) -> pd.DataFra
 
 
 def _by_unit(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, list[dict]]]:
-    """``frame`` with a ``unit`` column: each line repeated for every model under test of its run it
-    belongs to; and the models of each group, in first-seen order."""
+    """``frame`` with a ``unit`` column (JSON): each line repeated for every model under test of its
+    run it belongs to; in a run with several models, a line naming none of them is the whole
+    config's (``null``: a comparison between its models, a figure of its data). Also the models of
+    each group, in first-seen order."""
     units: dict[str, list[dict]] = {}
     parts = []
     for (group, _), lines in frame.groupby(["group", "run_id"], sort=False):
@@ -175,8 +94,10 @@ def _by_unit(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, list[dict]]]:
         known = units.setdefault(group, [])
         known.extend(u for u in found if u not in known)
         for unit in found:
-            keep = [n for n, u in named.items() if belongs(u, unit)]
+            keep = [n for n, u in named.items() if belongs(u, unit) and (u or len(found) == 1)]
             parts.append(lines[lines["named"].isin(keep)].assign(unit=json.dumps(unit, default=str)))
+        if len(found) > 1:
+            parts.append(lines[lines["named"] == "{}"].assign(unit="null"))
     return (pd.concat(parts, ignore_index=True) if parts else frame.assign(unit=[])), units
 
 
@@ -282,6 +203,7 @@ def _leaderboard(task: str, runs: list[RunData]) -> Leaderboard:
     by_unit, units = _by_unit(frame)
     chosen, columns, fallback = _headline(by_unit, task, unit_keys)
     rows = {(g, json.dumps(u, default=str)): Row(groups[g], u) for g in groups for u in units.get(g, [{}])}
+    rows.update({(g, "null"): Row(groups[g], None) for g in set(by_unit.loc[by_unit["unit"] == "null", "group"])})
     for line in _across_seeds(chosen, ["group", "unit", "column"]).itertuples():
         # A non-finite aggregate (e.g. the std of values near the float limit overflows) is shown
         # as missing and never ranked.
@@ -291,14 +213,17 @@ def _leaderboard(task: str, runs: list[RunData]) -> Leaderboard:
         if row.seed_group.shared_weights:
             std = None  # not a spread over trainings: every seed evaluated the same weights
         row.cells[line.column] = Cell(mean, std, int(line.n_seeds))
-    ordered = list(rows.values())
-    _rank(ordered, next(iter(columns.values()), None))
-    ranked_groups = list(dict.fromkeys(r.seed_group.group for r in ordered))
+    models = [r for r in rows.values() if r.unit is not None]
+    configs = [r for r in rows.values() if r.unit is None and r.cells]
+    model_columns = [c for c in columns.values() if any(c.key in r.cells for r in models)]
+    _rank(models, next(iter(model_columns), None))
+    ranked_groups = list(dict.fromkeys(r.seed_group.group for r in models))
+    configs.sort(key=lambda r: ranked_groups.index(r.seed_group.group))
 
     conditions = _across_seeds(frame, ["group", "metric", "params"])
     conditions.insert(0, "task", task)
-    return Leaderboard(task, list(columns.values()), ordered, [groups[g] for g in ranked_groups], conditions,
-                       fallback, unit_keys)
+    return Leaderboard(task, model_columns, models, [groups[g] for g in ranked_groups], conditions, fallback,
+                       unit_keys, [c for c in columns.values() if any(c.key in r.cells for r in configs)], configs)
 
 
 def build_leaderboards(runs: list[RunData]) -> list[Leaderboard]:

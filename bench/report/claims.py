@@ -20,7 +20,8 @@ from dataclasses import dataclass
 import pandas as pd
 
 from bench.claims import REPRODUCED, Claim, Verdict
-from bench.report.aggregate import Leaderboard, SeedGroup
+from bench.report.aggregate import Leaderboard
+from bench.report.rows import SeedGroup
 from bench.report.metrics import format_mean_std
 from bench.tasks import card_for
 

@@ -16,13 +16,15 @@ import json
 import re
 from pathlib import Path
 
-from bench.report.aggregate import Column, Leaderboard, Row
+from bench.report.aggregate import Column, Leaderboard
+from bench.report.rows import Row
 from bench.report.claims import ClaimLine
 from bench.report.collect import Collection
 from bench.report.forest import CAPTION
 from bench.report.metrics import format_mean_std, spec_for
 from bench.report.render_md import (
-    CLAIMS_HEADER, IDENTITY_HEADER, arrow, cell_text, error_summary, relative, row_identity)
+    CLAIMS_HEADER, CONFIG_HEADER, CONFIG_NOTE, IDENTITY_HEADER, arrow, cell_text, config_identity, error_summary,
+    relative, row_identity)
 from bench.report.scorecard import Block, PaperScore, claim_anchor, slug
 from bench.schema import SCHEMA_VERSION
 from bench.tasks import card_for
@@ -160,12 +162,16 @@ def _board_row(row: Row, columns: list[Column]) -> str:
     identity = row_identity(row)
     cells = [_td(identity[0], "" if row.rank is None else row.rank, "num")]
     cells += [_td(text, cls="id") for text in identity[1:5]] + [_td(identity[5], row.n_seeds, "num")]
-    for c in columns:
-        cell = row.cells.get(c.key)
-        mean = "" if cell is None or cell.mean is None else repr(cell.mean)
-        cells.append(_td(cell_text(cell, c, row.n_seeds), mean, "num"))
+    cells += [_cell(row, c) for c in columns]
     cells.append(_td(row.seed_group.provenance(), cls="prov"))
     return f"<tr>{''.join(cells)}</tr>"
+
+
+def _cell(row: Row, column: Column) -> str:
+    """A headline cell: ``mean ± std`` shown, the mean to sort by."""
+    cell = row.cells.get(column.key)
+    mean = "" if cell is None or cell.mean is None else repr(cell.mean)
+    return _td(cell_text(cell, column, row.n_seeds), mean, "num")
 
 
 def _conditions(board: Leaderboard) -> str:
@@ -232,6 +238,12 @@ def _board(board: Leaderboard, claims: list[ClaimLine], forest: Path | None, res
             if board.ranking_unit else ""
         parts.append(f'<p class="note">{_e(unit)}ranked by {_e(c.label)} '
                      f'({"higher" if c.higher_is_better else "lower"} is better); mean ± std over seeds.</p>')
+    if board.config_rows:
+        head = [_th(h, h) for h in CONFIG_HEADER] + [_th(f"{c.label} {arrow(c)}", column_slug(c))
+                                                     for c in board.config_columns]
+        body = ["<tr>" + "".join(_td(text, cls="id") for text in config_identity(r, board))
+                + "".join(_cell(r, c) for c in board.config_columns) + "</tr>" for r in board.config_rows]
+        parts.append(f'<p class="note">{_e(CONFIG_NOTE)}</p>' + _table(f"configs-{board.task}", head, body))
     parts.append(_claims(board.task, claims))
     parts.append(_conditions(board))
     figures = [_figure(relative(p, results_dir), f"{g.label} — {p.stem} (run {g.representative.record['run_id']})",

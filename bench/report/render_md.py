@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from bench.report.aggregate import Cell, Column, Leaderboard, Row
+from bench.report.aggregate import Column, Leaderboard
+from bench.report.rows import Cell, Row
 from bench.report.claims import ClaimLine
 from bench.report.collect import Collection
 from bench.report.forest import CAPTION
@@ -62,6 +63,16 @@ def row_identity(row: Row) -> list[str]:
 
 
 IDENTITY_HEADER = ["rank", "model", "preset", "dataset", "overrides", "seeds"]
+CONFIG_HEADER = ["config", "models under test", "seeds"]
+CONFIG_NOTE = ("Figures of each config as a whole: they name none of the models its runs train (a comparison "
+               "between them, a property of the data), so they rank none.")
+
+
+def config_identity(row: Row, board: Leaderboard) -> list[str]:
+    """A whole config's row: its preset and overrides, the models its runs hold, its seeds."""
+    group = row.seed_group
+    models = [r.model for r in board.rows if r.seed_group is group]
+    return [" ".join([group.preset or group.label, *group.overrides]), "; ".join(models), str(row.n_seeds)]
 
 
 def claims_heading(task: str) -> str:
@@ -128,6 +139,11 @@ def _board(board: Leaderboard, claims: list[ClaimLine], forest: Path | None, res
     if board.columns:
         out += [f"Ranked by {board.columns[0].label} ({'higher' if board.columns[0].higher_is_better else 'lower'}"
                 " is better); mean ± std over seeds.", ""]
+    if board.config_rows:
+        header = CONFIG_HEADER + [f"{c.label} {arrow(c)}" for c in board.config_columns]
+        lines = [config_identity(r, board) + [cell_text(r.cells.get(c.key), c, r.n_seeds) for c in board.config_columns]
+                 for r in board.config_rows]
+        out += [CONFIG_NOTE, ""] + _table(header, lines) + [""]
     out += claims_section(board.task, claims)
     plots = [(g, p) for g in board.groups for p in g.representative.plots]
     if plots:

@@ -11,7 +11,8 @@ from collections import Counter
 from dataclasses import dataclass
 
 from bench.card import Paper
-from bench.report.aggregate import Leaderboard, SeedGroup
+from bench.report.aggregate import Leaderboard
+from bench.report.rows import SeedGroup
 from bench.report.claims import ClaimLine
 from bench.tasks import card_for
 

@@ -180,7 +180,10 @@ def test_whitening_fits_of_the_linear_cnn_head_their_own_columns(tmp_path):
     with new_run(tmp_path, "whitening", "vgg11_bn", "embedded_photos", 0) as run:
         run.log_metrics([{"metric": "formula_fit_r", "value": v, "params": {"arch": a, "kind": k, "labels": "true",
                                                                              "weights": "trained", "tau": 1.0}}
-                         for a, k, v in (("vgg11_bn", "cnn", 0.9), ("resnet20", "cnn", 0.96), ("linear_cnn", "linear", 0.6))])
+                         for a, k, v in (("vgg11_bn", "cnn", 0.9), ("resnet20", "cnn", 0.96), ("linear_cnn", "linear", 0.6))]
+                        # a comparison between the run's models names none of them: the config's own row
+                        + [{"metric": "consistency_r", "value": 0.8, "params": {"axis": "arch", "kind": "cnn",
+                                                                                "a": "vgg11_bn", "b": "resnet20"}}])
     whitening = board(build_leaderboards(collect(tmp_path).completed), "whitening")
     labels = [c.label for c in whitening.columns]
     assert labels == ["formula fit r [kind=cnn, labels=true]", "formula fit r [kind=linear, labels=true]"]
@@ -189,3 +192,6 @@ def test_whitening_fits_of_the_linear_cnn_head_their_own_columns(tmp_path):
     assert [(r.model, r.rank) for r in whitening.rows] == [("resnet20", 1), ("vgg11_bn", 2), ("linear_cnn", None)]
     assert [r.cells[cnn.key].mean for r in whitening.rows[:2]] == [0.96, 0.9]
     assert cnn.key not in whitening.rows[2].cells and whitening.rows[2].cells[linear.key].mean == 0.6
+    assert [c.label for c in whitening.config_columns] == ["consistency r [axis=arch]"]
+    (config,) = whitening.config_rows
+    assert config.unit is None and config.cells[whitening.config_columns[0].key].mean == 0.8
