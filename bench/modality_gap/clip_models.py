@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import tempfile
 from dataclasses import dataclass
@@ -29,10 +30,16 @@ import torch
 
 from bench.atomic import atomic_save, atomic_write_json
 from bench.errors import ModelError
-from bench.modality_gap.config import SMALL_CLIP, SMALL_CLIP_MINILM  # noqa: F401  (re-exported)
+from bench.modality_gap.config import FASHION_CLIP, SMALL_CLIP, SMALL_CLIP_MINILM  # noqa: F401  (re-exported)
 
 _VISION = {"image_size": 28, "patch_size": 7, "layers": 2, "width": 64, "head_width": 32, "mlp_ratio": 2.0}
-_MNIST_PREPROCESS = {"image_mean": (0.1307,) * 3, "image_std": (0.3081,) * 3}
+# open_clip's ModifiedResNet (the RN50 family) at width 8, one block per stage: 0.34M parameters; its
+# five 2x downsamplings need a multiple of 32, so the 28x28 images are resized to 32
+_RESNET = {"image_size": 32, "layers": [1, 1, 1, 1], "width": 8}
+# per architecture: the channel mean/std of its training images (MNIST; Fashion-MNIST's 60,000 train images)
+_PREPROCESS = {SMALL_CLIP: {"image_mean": (0.1307,) * 3, "image_std": (0.3081,) * 3},
+               SMALL_CLIP_MINILM: {"image_mean": (0.1307,) * 3, "image_std": (0.3081,) * 3},
+               FASHION_CLIP: {"image_mean": (0.2860,) * 3, "image_std": (0.3530,) * 3}}
 LOCAL_DIR = "local-dir:"
 WEIGHTS_FILE = "open_clip_model.safetensors"  # the first name open_clip looks for in a local-dir folder
 
@@ -56,11 +63,10 @@ def _small_configs() -> dict[str, dict]:
         path = str(minilm_dir())
     except ModelError:
         return configs  # the scratch model still works without the MiniLM package
-    configs[SMALL_CLIP_MINILM] = {
-        "embed_dim": 64, "vision_cfg": _VISION,
-        "text_cfg": {"hf_model_name": path, "hf_tokenizer_name": path, "hf_proj_type": "linear",
-                     "hf_pooler_type": "mean_pooler", "context_length": 16},
-    }
+    minilm = {"hf_model_name": path, "hf_tokenizer_name": path, "hf_proj_type": "linear",
+              "hf_pooler_type": "mean_pooler", "context_length": 16}
+    configs[SMALL_CLIP_MINILM] = {"embed_dim": 64, "vision_cfg": _VISION, "text_cfg": minilm}
+    configs[FASHION_CLIP] = {"embed_dim": 64, "vision_cfg": _RESNET, "text_cfg": minilm}
     return configs
 
 
@@ -87,10 +93,16 @@ def export_open_clip_dir(model: torch.nn.Module, name: str, folder: str | Path,
     if name not in configs:
         raise ModelError(f"{name} is not one of bench's architectures ({', '.join(configs)}); nothing to export")
     folder = Path(folder)
-    preprocess = {"size": _VISION["image_size"], "mode": "RGB", "mean": list(_MNIST_PREPROCESS["image_mean"]),
-                  "std": list(_MNIST_PREPROCESS["image_std"]), "interpolation": "bicubic", "resize_mode": "shortest"}
+    stats = _PREPROCESS[name]
+    preprocess = {"size": configs[name]["vision_cfg"]["image_size"], "mode": "RGB", "mean": list(stats["image_mean"]),
+                  "std": list(stats["image_std"]), "interpolation": "bicubic", "resize_mode": "shortest"}
     atomic_write_json(folder / "open_clip_config.json", {"model_cfg": configs[name], "preprocess_cfg": preprocess,
                                                          "bench_architecture": name})
+    tokenizer = configs[name]["text_cfg"].get("hf_tokenizer_name")
+    if tokenizer:  # open_clip reads a local-dir model's Hugging Face tokenizer from the folder itself
+        for f in Path(tokenizer).iterdir():
+            if f.name.startswith(("tokenizer", "special_tokens", "vocab")):
+                atomic_save(folder / f.name, lambda tmp, src=f: shutil.copyfile(src, tmp))
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     atomic_save(folder / WEIGHTS_FILE, lambda tmp: save_file(state, tmp, metadata=metadata or {}))
     return folder
@@ -181,7 +193,7 @@ def load_clip(name: str, pretrained: str | None, *, device: str | torch.device =
         model, _, preprocess = open_clip.create_model_and_transforms(pretrained, device=device, **kwargs)
         return ClipBundle(model.eval(), preprocess, open_clip.get_tokenizer(pretrained), name, pretrained)
     weights = resolve_weights(name, pretrained, cache_dir)
-    extra = _MNIST_PREPROCESS if name.startswith("bench-mnist-clip") else {}
+    extra = _PREPROCESS.get(name, {})
     try:
         model, _, preprocess = open_clip.create_model_and_transforms(
             name, pretrained=weights, device=device, cache_dir=cache_dir, **extra, **kwargs)

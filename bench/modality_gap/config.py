@@ -12,6 +12,7 @@ from bench.config import OptimConfig, SchedulerNode
 
 SMALL_CLIP = "bench-mnist-clip"  # bench's small CLIP architectures (registered in clip_models)
 SMALL_CLIP_MINILM = "bench-mnist-clip-minilm"
+FASHION_CLIP = "bench-fashion-clip"  # small ResNet image tower (from scratch) + locked MiniLM text tower
 
 
 @dataclass
@@ -29,6 +30,11 @@ class ClipTrainConfig:
         "_target_": "torch.optim.lr_scheduler.OneCycleLR", "_partial_": True, "max_lr": None, "total_steps": None,
         "pct_start": 0.15})
     n_train: int = 4000
+    # random: the contrastive softmax runs over the whole batch (same-class pairs are negatives of each other);
+    # class_unique: over groups of one image per class, so every row and column has one positive, as in
+    # CLIP's web-scale batches (a batch holds batch_size // n_classes groups)
+    batching: str = "random"
+    init_temperature: float = 0.07  # the learnable temperature's start (CLIP: 0.07; it ends at its 0.01 clamp)
     dynamics_every: int = 10  # the training seed is derive(seed, "clip", variant): a seed sweep trains one CLIP per seed
 
 

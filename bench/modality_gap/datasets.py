@@ -1,4 +1,4 @@
-"""Evaluation data: image classification sets (embedded MNIST, CIFAR-10/100, ImageFolder),
+"""Evaluation data: image classification sets (embedded MNIST, Fashion-MNIST, CIFAR-10/100, ImageFolder),
 image-caption retrieval sets (a Karpathy-split JSON for COCO/Flickr, or embedded MNIST captions)
 and multiple-choice VQA (A-OKVQA's JSON + COCO images).
 
@@ -17,7 +17,7 @@ from PIL import Image
 from bench.errors import DataError
 from bench.modality_gap.zeroshot import ClassSet, load_class_set
 
-CLASSIFICATION = ("mnist", "cifar10", "cifar100", "imagefolder")
+CLASSIFICATION = ("mnist", "fashion_mnist", "cifar10", "cifar100", "imagefolder")
 RETRIEVAL = ("mnist_pairs", "karpathy")
 MULTIPLE_CHOICE = ("aokvqa",)
 
@@ -107,6 +107,12 @@ def load_eval_data(name: str, *, split: str = "test", n: int | None = None, root
         idx = _take(n, len(labels))
         data = EvalData(name, split, _MnistImages(pixels[idx]), labels[idx], load_class_set(classes or "mnist"))
         return _mnist_pairs(data) if name == "mnist_pairs" else data
+    if name == "fashion_mnist":
+        from bench.data.fashion_mnist import load_fashion_mnist
+
+        pixels, labels = load_fashion_mnist(split, root)
+        idx = _take(n, len(labels))
+        return EvalData(name, split, _MnistImages(pixels[idx]), labels[idx], load_class_set(classes or name))
     if name in ("cifar10", "cifar100"):
         import torchvision
 

@@ -6,6 +6,7 @@ Conventions: ``Y`` (N x d) is the query modality (images), ``X`` (M x d) the ret
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -159,3 +160,20 @@ def permutation_null_gap(query: torch.Tensor, retrieval: torch.Tensor, n_perm: i
         a, b = pooled[perm[:len(query)]], pooled[perm[len(query):]]
         norms.append(float(gap_vector(a, b).norm()))
     return sum(norms) / len(norms), max(norms)
+
+
+def gap_geometry(query: torch.Tensor, retrieval: torch.Tensor, direction: torch.Tensor) -> float:
+    """kappa = ||g'||^2 over the mean squared distance from a query to its two nearest retrieval items:
+    the share of the distances that shape a flip which the gap direction ``g'`` carries (float64)."""
+    q, r = _rows(query).double(), _rows(retrieval).double()
+    two = torch.cdist(q, r).topk(2, dim=1, largest=False).values
+    return float(direction.double().square().sum() / two.square().mean())
+
+
+def predicted_flip_reduction(kappa: float) -> float:
+    """F predicted from kappa, F = 1 - sqrt(1 - kappa), for small noise on the retrieval set: a prediction
+    flips when the noise along the normal of its two nearest items' boundary beats its margin; that noise's
+    scale is ~ sqrt(D1 + D2) (the squared distances to them), and the margin is unchanged by the paper's
+    shift, so near the boundary the flip rate scales with sqrt(D1 + D2). Closing the gap (alpha = 1) takes
+    ||g'||^2 off each distance on average, i.e. a share kappa of their mean."""
+    return 1.0 - math.sqrt(max(0.0, 1.0 - kappa))
