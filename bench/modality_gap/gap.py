@@ -177,3 +177,12 @@ def predicted_flip_reduction(kappa: float) -> float:
     shift, so near the boundary the flip rate scales with sqrt(D1 + D2). Closing the gap (alpha = 1) takes
     ||g'||^2 off each distance on average, i.e. a share kappa of their mean."""
     return 1.0 - math.sqrt(max(0.0, 1.0 - kappa))
+
+
+def random_orthogonality(points: torch.Tensor, k: int, n_dirs: int = 2000, seed: int = 0) -> float:
+    """The null of :func:`gap_orthogonality`: the mean share of a random direction's squared norm outside
+    the top-``k`` PCs of ``points`` (isotropic Gaussian directions in the same dimension: 1 - k/d on average)."""
+    basis = pca_basis(points, k)
+    dirs = torch.randn(n_dirs, basis.shape[0], generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    inside = (dirs @ basis).square().sum(1) / dirs.square().sum(1)
+    return float(1 - inside.mean())

@@ -264,10 +264,11 @@ def _additive_predictions(query: torch.Tensor, retrieval: torch.Tensor, shift: G
     return [(p[0][0], p[1:], ratios) for p, (_, _, ratios) in zip(preds, columns)]
 
 
-def _mean_stderr(per_trial: torch.Tensor) -> tuple[float, float]:
-    t = len(per_trial)
-    mean = float(per_trial.mean())
-    return mean, (float(per_trial.std(unbiased=True)) / math.sqrt(t) if t > 1 else 0.0)
+def _mean_stderr(per_item: torch.Tensor) -> tuple[float, float]:
+    """Mean and stderr over the items (queries): the units sampled, never the noise trials."""
+    n = len(per_item)
+    mean = float(per_item.mean())
+    return mean, (float(per_item.std(unbiased=True)) / math.sqrt(n) if n > 1 else 0.0)
 
 
 def sweep_predictions(query: torch.Tensor, retrieval: torch.Tensor, *, alphas: list[float], shift: GapShift,
@@ -299,10 +300,12 @@ def robustness_sweep(query: torch.Tensor, retrieval: torch.Tensor, targets: torc
                      device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> list[dict]:
     """Robustness and accuracy under perturbation for every (level, alpha).
 
-    Each row: level, alpha, robustness (+ stderr over trials), robustness_gain over ``alphas[0]``
-    (+ its paired stderr: both alphas see the same draws, so the per-trial differences give the
-    difference's stderr, far below the two stderrs in quadrature), accuracy (+ stderr),
-    clean_accuracy, trials, and for gaussian noise the convention and the measured mean ||eps||/||x||.
+    Each row: level, alpha, per-query values averaged over the trials (``robustness_items``: the
+    share of trials whose prediction equals the clean one; ``accuracy_items``), robustness and
+    accuracy (their means) with stderrs over the queries (the units sampled: more trials make each
+    query's value more precise, never the sample larger), robustness_gain over ``alphas[0]`` (+ its
+    stderr over the per-query differences: both alphas see the same draws), clean_accuracy, trials,
+    and for gaussian noise the convention and the measured mean ||eps||/||x||.
     ``targets`` are class labels (N) or a positives mask (N x M). ``retrieval`` is one set (M x d)
     searched by every query, or per-query candidates (N x C x d, multiple choice; every trial's noise
     is then N x C x d: mind the memory at large N x trials). Pass the task's ``direction``
@@ -313,19 +316,21 @@ def robustness_sweep(query: torch.Tensor, retrieval: torch.Tensor, targets: torc
                                   convention=convention, direction=direction, device=device, dtype=dtype)
     targets = targets.to(device)
     perts = [Perturbation(perturbation, level, convention) for level in levels]
-    first_alpha: dict[int, torch.Tensor] = {}  # per level: per-trial robustness at alphas[0]
+    first_alpha: dict[int, torch.Tensor] = {}  # per level: per-query robustness at alphas[0]
     rows = []
     for alpha, (clean, preds, ratios) in zip(alphas, per_alpha):
         clean_acc = float(is_correct(clean, targets).double().mean())
         for i, (pert, pred, ratio) in enumerate(zip(perts, preds, ratios)):
-            agree = (pred == clean).double().mean(-1)  # per trial
+            agree = (pred == clean).double().mean(0).cpu()  # per query, over the trials
+            correct = is_correct(pred, targets).double().mean(0).cpu()
             base = first_alpha.setdefault(i, agree)
             rob, rob_se = _mean_stderr(agree)
-            gain, gain_se = _mean_stderr(agree - base)  # paired over the shared draws
-            acc, acc_se = _mean_stderr(is_correct(pred, targets).double().mean(-1))
+            gain, gain_se = _mean_stderr(agree - base)
+            acc, acc_se = _mean_stderr(correct)
             row = {"level": pert.level, "alpha": alpha, "robustness": rob, "robustness_stderr": rob_se,
                    "robustness_gain": gain, "robustness_gain_stderr": gain_se,
-                   "accuracy": acc, "accuracy_stderr": acc_se, "trials": len(pred), "clean_accuracy": clean_acc}
+                   "accuracy": acc, "accuracy_stderr": acc_se, "trials": len(pred), "clean_accuracy": clean_acc,
+                   "robustness_items": agree, "accuracy_items": correct}
             if pert.kind == "gaussian":
                 row.update(convention=pert.convention, noise_ratio=ratio)
             rows.append(row)

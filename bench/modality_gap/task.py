@@ -22,12 +22,15 @@ from bench.cache import Cache
 from bench.errors import ConfigError
 from bench.seeding import derive, torch_generator
 from bench.modality_gap import plots
-from bench.modality_gap.clip_models import LOCAL_DIR, SMALL_CLIP, SMALL_CLIP_MINILM, WEIGHTS_FILE, ClipBundle, load_clip
+from bench.modality_gap.clip_models import (FASHION_CLIP, LOCAL_DIR, SMALL_CLIP, SMALL_CLIP_MINILM, WEIGHTS_FILE, ClipBundle,
+                                            load_clip)
 from bench.modality_gap.config import SCHEMAS  # noqa: F401  (the task API)
 from bench.modality_gap.contrastive import TrainSpec, train_embedded_clip
 from bench.modality_gap.datasets import EvalData, load_eval_data
 from bench.modality_gap.embeddings import cached, extract, file_fingerprint, trainer_kwargs
-from bench.modality_gap.gap import GapShift, gap_orthogonality, gap_vector, permutation_null_gap
+from bench.modality_gap.gap import (GapShift, gap_geometry, gap_orthogonality, gap_vector, permutation_null_gap,
+                                    predicted_flip_reduction, random_orthogonality)
+from bench.modality_gap.paraphrase import paraphrase_rows
 from bench.modality_gap.metrics import choice_scores, classification_metrics, nn_scores, recall_at_k, topk_accuracy
 from bench.modality_gap.robustness import Perturbation, robustness_sweep
 from bench.modality_gap.zeroshot import prototypes
@@ -38,7 +41,7 @@ log = logging.getLogger(__name__)
 def _model(cfg: DictConfig, run: Any) -> tuple[ClipBundle, str, list[dict] | None]:
     """The model, its weights' identity for cache keys, and the gap dynamics if it was trained here."""
     c = cfg.clip
-    if c.pretrained is None and c.name in (SMALL_CLIP, SMALL_CLIP_MINILM):
+    if c.pretrained is None and c.name in (SMALL_CLIP, SMALL_CLIP_MINILM, FASHION_CLIP):
         train = OmegaConf.to_container(c.train)
         spec = TrainSpec(**train, seed=derive(cfg.seed, "clip", train["variant"]))
         try:
@@ -116,7 +119,10 @@ class View:
     retrieval: torch.Tensor
     targets: torch.Tensor  # labels (N) or positives mask (N x M)
     params: dict
+    item_set: str  # the queries' name: rows with the same item set are paired query by query
     paraphrased: Optional[torch.Tensor] = None
+    templates: Optional[torch.Tensor] = None  # T x C x d per-template class embeddings and their paraphrases
+    paraphrases: Optional[torch.Tensor] = None
 
 
 def _views(emb: dict[str, torch.Tensor], data: EvalData) -> list[View]:
@@ -124,14 +130,18 @@ def _views(emb: dict[str, torch.Tensor], data: EvalData) -> list[View]:
     (i2t: images search captions; t2i: captions search images). Multiple choice: each image searches
     its own question+choice texts (N x C x d)."""
     images = emb["images"].double()
+    units = f"{data.name}:{data.split}[{len(images)}]"
     if data.is_multiple_choice:
-        return [View(images, emb["choices"].double(), data.labels, {})]
+        return [View(images, emb["choices"].double(), data.labels, {}, units)]
     if data.is_retrieval:
         captions = emb["captions"].double()
-        return [View(images, captions, data.positives, {"direction": "i2t"}),
-                View(captions, images, data.positives.T.contiguous(), {"direction": "t2i"})]
-    para = prototypes(emb["paraphrases"].double()) if "paraphrases" in emb else None
-    return [View(images, prototypes(emb["templates"].double()), data.labels, {}, para)]
+        return [View(images, captions, data.positives, {"direction": "i2t"}, units),
+                View(captions, images, data.positives.T.contiguous(), {"direction": "t2i"},
+                     f"{data.name}:{data.split}:captions[{len(captions)}]")]
+    templates, paraphrases = emb["templates"].double(), emb.get("paraphrases")
+    para = prototypes(paraphrases.double()) if paraphrases is not None else None
+    return [View(images, prototypes(templates), data.labels, {}, units, para, templates,
+                 None if paraphrases is None else paraphrases.double())]
 
 
 def _scores(query: torch.Tensor, retrieval: torch.Tensor) -> torch.Tensor:
@@ -171,6 +181,8 @@ def run(cfg: DictConfig, run: Any) -> None:
         raise ConfigError(f"{data.name} has no paraphrase table; set task.perturbations.paraphrase=[] "
                           "or give zeroshot.classes a class set with 'paraphrases'")
     _log_gap(run, views[0].query, views[0].retrieval, list(t.orthogonality_k), seed=derive(cfg.seed, "gap_null"))
+    if hasattr(bundle.model, "logit_scale"):  # the learned temperature's inverse (CLIP: 100 at its clamp)
+        run.log_metric("logit_scale", float(bundle.model.logit_scale.exp()), higher_is_better=False)
     device = _device(t.device)
     for mode, shift in shifts.items():
         for view in views:
@@ -186,6 +198,11 @@ def _evaluate(run: Any, cfg: DictConfig, shift: GapShift, view: View, device: st
         log.warning("paper mode %s: the retrieval set's %s subspace spans the whole gap (g' = 0), so no alpha moves "
                     "anything; choose task.subspace=k=<int> below its rank", view.params or "", shift.subspace)
     clean_rows, before = [], None
+    if shift.mode == "paper" and view.retrieval.dim() == 2:
+        kappa = gap_geometry(view.query, view.retrieval, direction)
+        clean_rows += [{"metric": "gap_geometry", "value": kappa, "params": base, "n": len(view.query)},
+                       {"metric": "flip_reduction_predicted", "value": predicted_flip_reduction(kappa),
+                        "params": base, "n": len(view.query)}]
     for alpha in t.alphas:
         q, r = shift.apply(view.query, view.retrieval, alpha, direction)
         pred = _scores(q, r).argmax(-1)
@@ -207,10 +224,14 @@ def _evaluate(run: Any, cfg: DictConfig, shift: GapShift, view: View, device: st
                                 seed=derive(cfg.seed, "robustness", kind),
                                 paraphrased=view.paraphrased, convention=t.gaussian_convention,
                                 direction=direction, device=device)
-        run.log_metrics(_robustness_rows(rows, base, kind, len(view.query)))
+        run.log_metrics(_robustness_rows(rows, base, kind, view.item_set, with_items=shift.mode == "paper"))
         suffix = "".join(f"_{v}" for v in view.params.values())
         run.save_figure(f"alpha_sweep_{shift.mode}{suffix}_{kind}",
                         plots.alpha_sweep(rows, f"{title}: {kind}, {shift.mode} shift {suffix.strip('_')}"))
+    if shift.mode == "paper" and view.templates is not None and view.paraphrases is not None:
+        run.log_metrics(_paraphrase_rows(paraphrase_rows(view.query, view.templates, view.paraphrases, view.targets,
+                                                         list(t.alphas), str(t.subspace), derive(cfg.seed, "paraphrase")),
+                                         base, view.item_set))
     if not view.params and view.retrieval.dim() == 2:  # the 2-D picture of the classification view
         q1, r1 = shift.apply(view.query, view.retrieval, 1.0, direction)
         sub = torch.randperm(len(view.query), generator=torch_generator(cfg.seed, "scatter"))[:t.n_scatter]
@@ -219,6 +240,8 @@ def _evaluate(run: Any, cfg: DictConfig, shift: GapShift, view: View, device: st
 
 
 def _log_gap(run: Any, query: torch.Tensor, retrieval: torch.Tensor, ks: list[int], seed: int) -> None:
+    """||g|| and its random-halves reference; per modality and k, the share of ||g||^2 outside the top-k PCs
+    beside the same share for random directions of the same dimension (the null: 1 - k/d on average)."""
     g = gap_vector(query, retrieval)
     null_mean, _ = permutation_null_gap(query, retrieval, seed=seed)
     rows = [{"metric": "gap_norm", "value": float(g.norm()), "n": len(query), "higher_is_better": False},
@@ -226,30 +249,72 @@ def _log_gap(run: Any, query: torch.Tensor, retrieval: torch.Tensor, ks: list[in
     for modality, points in (("query", query), ("retrieval", retrieval.reshape(-1, retrieval.shape[-1]))):
         for k in ks:
             if k <= min(points.shape) - 1:  # at most rank(centred points) components are meaningful
+                params = {"modality": modality, "k": k}
                 rows.append({"metric": "gap_orthogonality", "value": gap_orthogonality(g, points, k),
-                             "params": {"modality": modality, "k": k}, "n": len(points)})
+                             "params": params, "n": len(points)})
+                rows.append({"metric": "gap_orthogonality_null", "value": random_orthogonality(points, k, seed=seed),
+                             "params": params, "n": len(points)})
     run.log_metrics(rows)
 
 
-def _robustness_rows(rows: list[dict], base: dict, kind: str, n: int) -> list[dict]:
-    """Metric rows of one sweep. Gaussian rows carry the noise convention and the measured mean
-    ||eps||/||x||; robustness_gain is robustness minus that at the first alpha, with the paired
-    stderr over the shared draws; paraphrase rows add the accuracy drop (clean minus paraphrased)."""
-    out = []
+def _robustness_rows(rows: list[dict], base: dict, kind: str, item_set: str, with_items: bool) -> list[dict]:
+    """Metric rows of one sweep. Robustness and accuracy rows carry their per-query values (averaged over
+    the trials) as ``items`` when ``with_items`` (the rows claims read); gaussian rows carry the convention
+    as a param and the measured mean ||eps||/||x|| as ``measured`` (it differs per seed: seeds pool by
+    config). Per level: the queries that flip at the first alpha (``flipping_queries``) and, at alpha 1,
+    the measured fraction of flips removed F = 1 - (1 - Rob_1)/(1 - Rob_0) (``flip_reduction``, a point
+    value: claims compute it with intervals from the robustness items); robustness_gain is robustness
+    minus that at the first alpha; paraphrase rows add the accuracy drop (clean minus paraphrased)."""
+    out, first = [], {}
     for r in rows:
         params = {**base, "alpha": r["alpha"], "perturbation": kind, "level": r["level"], "trials": r["trials"]}
+        extra: dict = {}
         if kind == "gaussian":
-            params.update(convention=r["convention"], noise_ratio=round(r["noise_ratio"], 6))
-        out.append({"metric": "robustness", "value": r["robustness"], "stderr": r["robustness_stderr"],
-                    "params": params, "n": n})
-        out.append({"metric": "accuracy", "value": r["accuracy"], "stderr": r["accuracy_stderr"],
-                    "params": params, "n": n})
-        if r["alpha"] != rows[0]["alpha"]:
+            params["convention"] = r["convention"]
+            extra["measured"] = {"noise_ratio": round(r["noise_ratio"], 6)}
+        n = len(r["robustness_items"])
+        for metric, key in (("robustness", "robustness_items"), ("accuracy", "accuracy_items")):
+            items = {"items": r[key], "item_set": item_set} if with_items else {}
+            out.append({"metric": metric, "value": float(r[key].mean()), "stderr": r[f"{metric}_stderr"],
+                        "params": params, "n": n, **items, **extra})
+        level_params = {k: v for k, v in params.items() if k != "alpha"}
+        rob0 = first.setdefault(r["level"], r)
+        if rob0 is r:
+            out.append({"metric": "flipping_queries", "value": int((r["robustness_items"] < 1).sum()),
+                        "params": params, "n": n, "higher_is_better": False, **extra})
+        else:
             out.append({"metric": "robustness_gain", "value": r["robustness_gain"], "stderr": r["robustness_gain_stderr"],
-                        "params": {**params, "reference_alpha": rows[0]["alpha"]}, "n": n})
+                        "params": {**params, "reference_alpha": rob0["alpha"]}, "n": n, **extra})
+        if r["alpha"] == 1.0 and rob0["robustness"] < 1:
+            f = 1 - (1 - r["robustness"]) / (1 - rob0["robustness"])
+            out.append({"metric": "flip_reduction", "value": f, "params": {**level_params, "alpha": 1.0,
+                                                                           "reference_alpha": rob0["alpha"]},
+                        "n": n, **extra})
         if kind == "paraphrase":
             out.append({"metric": "accuracy_drop", "value": r["clean_accuracy"] - r["accuracy"],
                         "stderr": r["accuracy_stderr"], "params": params, "n": n, "higher_is_better": False})
+    return out
+
+
+def _paraphrase_rows(rows: list[dict], base: dict, item_set: str) -> list[dict]:
+    """Per template (and the ensemble) and alpha: the accuracy drop under paraphrase (items: per-query
+    clean minus paraphrased correctness) and robustness to it (items: prediction unchanged); per
+    template: the paraphrase shift's share along g' (``paraphrase_shift_along_gap``) and the 95th
+    percentile of that share over random directions (``paraphrase_shift_along_gap_null``)."""
+    out = []
+    for r in rows:
+        params = {**base, "perturbation": "paraphrase", "template": r["template"]}
+        if "share_along_gap" in r:
+            out.append({"metric": "paraphrase_shift_along_gap", "value": r["share_along_gap"], "params": params})
+            out.append({"metric": "paraphrase_shift_along_gap_null", "value": r["share_random_95"], "params": params})
+            continue
+        params["alpha"] = r["alpha"]
+        drop = r["clean"] - r["paraphrased"]
+        n = len(drop)
+        out.append({"metric": "accuracy_drop", "value": float(drop.mean()), "params": params, "n": n,
+                    "items": drop, "item_set": item_set, "higher_is_better": False})
+        out.append({"metric": "robustness", "value": float(r["unchanged"].mean()), "params": params, "n": n,
+                    "items": r["unchanged"], "item_set": item_set})
     return out
 
 
