@@ -42,7 +42,7 @@ def test_a_run_records_its_verdicts_and_mirrors_them_to_wandb(tmp_path):
     by_id = {c["id"]: c for c in record["claims"]}
     assert by_id["clean_accuracy_unchanged"]["verdict"] == "reproduced" and by_id["clean_accuracy_unchanged"]["targeted"]
     assert by_id["robustness_rises"]["verdict"] == "not measured" and by_id["robustness_rises"]["targeted"]
-    assert by_id["flips_removed_as_predicted_0.005"]["targeted"] is False
+    assert by_id["gap_forms_from_isotropic_init"]["targeted"] is False
     assert tracker.claims == record["claims"]
 
 
