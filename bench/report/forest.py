@@ -5,7 +5,7 @@ a panel with its own x axis, in the statistic's own units; a panel has one row p
 A row shows the effect (dot, coloured by verdict) and its interval (bar: the verdict's
 ``low``/``high``), the threshold (dashed line) with the side the claim needs shaded (a magnitude
 claim's band is shaded between its edges), and the paper's figure (open diamond) where the card
-gives one as a number.
+gives one as a number. Claims no group measured are listed under the panels by verdict.
 """
 from __future__ import annotations
 
@@ -26,7 +26,8 @@ CAPTION = ("One panel per claim, each on its own x axis (the claim's statistic i
            "seed group. Dot: the effect, coloured by verdict; bar: its interval (95% bootstrap over the units "
            "sampled, nested in seeds, unless the claim sets another level; no bar: an exact value); dashed "
            "line: the threshold, the shaded side is the side the claim needs (a magnitude claim: the band it "
-           "must fall in); open diamond: the paper's figure where the card gives one as a number.")
+           "must fall in); open diamond: the paper's figure where the card gives one as a number. Claims "
+           "with no value in any group are listed under the panels.")
 
 
 def _num(x: object) -> float | None:
@@ -96,9 +97,6 @@ def _panel(ax, lines: list[ClaimLine], group_label) -> None:
         ax.text(1.02, y, text, transform=label_space, va="center", fontsize=8, color=color)
     ax.set_yticks(range(len(points)), [group_label(line) for line in lines], fontsize=8)
     ax.tick_params(axis="y", length=0)
-    if all(p.value is None for p in points):  # nothing measured: no axis to read
-        ax.set_xticks([])
-        return
     first = points[0]
     if first.band is not None:
         for edge in first.band:
@@ -114,14 +112,19 @@ def _panel(ax, lines: list[ClaimLine], group_label) -> None:
 
 def forest_plot(lines: list[ClaimLine], path: Path) -> Path:
     """Draw every claim line of one task (claims in card order, one row per seed group) to ``path`` (PNG)."""
-    import matplotlib
+    from matplotlib.figure import Figure  # no pyplot: no global figure state, no GUI backend
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    panels: dict[str, list[ClaimLine]] = {}
+    by_claim: dict[str, list[ClaimLine]] = {}
     for line in lines:
-        panels.setdefault(line.claim.id, []).append(line)
+        by_claim.setdefault(line.claim.id, []).append(line)
+    # A claim no group measured has nothing to draw: it is one line of text under the panels.
+    panels = {c: ls for c, ls in by_claim.items() if any(claim_point(line).value is not None for line in ls)}
+    unmeasured: dict[str, list[str]] = {}
+    for claim_id, claim_lines in by_claim.items():
+        if claim_id not in panels:
+            status = " / ".join(sorted({line.verdict.status for line in claim_lines}))
+            unmeasured.setdefault(status, []).append(claim_id)
+    footer = "; ".join(f"{status}: {', '.join(ids)}" for status, ids in unmeasured.items())
     several = len({line.row.group for line in lines}) > 1
 
     def group_label(line: ClaimLine) -> str:
@@ -130,14 +133,17 @@ def forest_plot(lines: list[ClaimLine], path: Path) -> Path:
         return " ".join(line.row.overrides) or line.preset or line.row.label
 
     heights = [len(ls) for ls in panels.values()]
-    fig, axes = plt.subplots(len(panels), 1, figsize=(10, 0.55 + sum(0.42 * h + 0.38 for h in heights)),
-                             gridspec_kw={"height_ratios": heights, "hspace": 0.9 if several else 1.1},
-                             squeeze=False)
-    for ax, (claim_id, claim_lines) in zip(axes[:, 0], panels.items(), strict=True):
-        _panel(ax, claim_lines, group_label)
-        ax.set_title(claim_id, loc="left", fontsize=9, fontweight="bold", pad=3)
+    extra = 0.35 if footer else 0.0
+    fig = Figure(figsize=(10, 0.55 + extra + sum(0.42 * h + 0.38 for h in heights)))
+    if panels:
+        axes = fig.subplots(len(panels), 1, squeeze=False,
+                            gridspec_kw={"height_ratios": heights, "hspace": 0.9 if several else 1.1})
+        for ax, (claim_id, claim_lines) in zip(axes[:, 0], panels.items(), strict=True):
+            _panel(ax, claim_lines, group_label)
+            ax.set_title(claim_id, loc="left", fontsize=9, fontweight="bold", pad=3)
+    if footer:
+        fig.text(0.01, 0.12 / fig.get_figheight(), footer, fontsize=8, color=COLORS["not measured"], wrap=True)
     fig.subplots_adjust(left=0.2 if several else 0.06, right=0.66, top=1 - 0.25 / fig.get_figheight(),
-                        bottom=0.3 / fig.get_figheight())
+                        bottom=(0.3 + extra) / fig.get_figheight())
     atomic_save(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
-    plt.close(fig)
     return path
