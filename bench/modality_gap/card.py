@@ -29,6 +29,9 @@ class Beside:
         rows = list(rows)
         return self.stat.rows(rows) + [r for s in self.shown for r in s.rows(rows)]
 
+    def compared(self, rows):
+        return self.stat.compared(rows)  # the shown values decide nothing
+
     def draws(self, sample):
         return self.stat.draws(sample)
 

@@ -169,7 +169,12 @@ def test_fashion_task_rows_carry_items_and_pool_over_seeds(compose, monkeypatch)
             "gap_orthogonality_null", "paraphrase_shift_along_gap", "paraphrase_shift_along_gap_null"} <= names
     templates = {r["params"].get("template") for r in rows if r["metric"] == "accuracy_drop"}
     assert templates == {"0", "1", "2", "3", "4", "5", "ensemble"}
-    assert {c["id"]: c for c in record["claims"]}["flips_removed_0.005"]["verdict"]
+    verdicts = {c["id"]: c for c in record["claims"]}
+    flips = verdicts["flips_removed_0.005"]
+    assert flips["verdict"] != "not measured", flips
+    assert any("flip_reduction_predicted" in f and "flipping_queries" in f for f in flips["figures"]), flips
+    assert all(c["verdict"] != "not measured" or c["id"].startswith("gap_forms") for c in record["claims"]), \
+        [c for c in record["claims"] if c["verdict"] == "not measured"]
     monkeypatch.delenv("BENCH_RUN_ID", raising=False)
     _, rows1 = read_run(execute(compose(TINY + ["seed=1"])))
     rob1 = [r for r in rows1 if r["metric"] == "robustness" and r["params"].get("perturbation") == "gaussian"]
