@@ -166,7 +166,9 @@ def gap_geometry(query: torch.Tensor, retrieval: torch.Tensor, direction: torch.
     """kappa = ||g'||^2 over the mean squared distance from a query to its two nearest retrieval items:
     the share of the distances that shape a flip which the gap direction ``g'`` carries (float64)."""
     q, r = _rows(query).double(), _rows(retrieval).double()
-    two = torch.cdist(q, r).topk(2, dim=1, largest=False).values
+    chunk = max(1, (1 << 24) // len(r))  # a caption gallery (COCO: 25k) would not fit one distance matrix
+    two = torch.cat([torch.cdist(q[i:i + chunk], r).topk(2, dim=1, largest=False).values
+                     for i in range(0, len(q), chunk)])
     return float(direction.double().square().sum() / two.square().mean())
 
 
