@@ -25,7 +25,7 @@ from bench.report.metrics import format_mean_std, spec_for
 from bench.report.render_md import (
     CLAIMS_HEADER, CONFIG_HEADER, CONFIG_NOTE, IDENTITY_HEADER, arrow, cell_text, config_identity, error_summary,
     relative, row_identity)
-from bench.report.scorecard import Block, PaperScore, claim_anchor, slug
+from bench.report.scorecard import SYMBOLS, VERDICTS, Block, PaperScore, claim_anchor, slug
 from bench.schema import SCHEMA_VERSION
 from bench.tasks import card_for
 
@@ -54,12 +54,13 @@ td.verdict{font-weight:600}
 #scorecard .papers{display:grid;grid-template-columns:repeat(auto-fit,minmax(400px,1fr));gap:.8em}
 .paper{border:1px solid #ccd;border-radius:6px;padding:.5em .7em;min-width:0;background:#fcfdff}
 .paper h3{font-size:15px;margin:0 0 .1em} .paper .cite{font-size:12px;color:#555;margin:0 0 .3em}
-.block{border-top:1px solid #e3e6ee;padding-top:.3em;margin-top:.3em}
-.block .head{font-size:12.5px;margin:0} .block .counts{margin:.15em 0}
-.block ul{list-style:none;margin:.1em 0 .2em;padding:0;font-size:12.5px}
-.block li.targeted a{font-weight:600}
-.block li a{display:block;overflow:hidden;text-overflow:ellipsis;white-space:nowrap;color:inherit;
- text-decoration:none;line-height:1.6} .block li a:hover{text-decoration:underline}
+.score{margin:.2em 0 0;font-size:12.5px} .score th,.score td{border:none;border-top:1px solid #e3e6ee;
+ padding:.1em .3em;background:none;cursor:default;vertical-align:middle}
+.score th{font-weight:normal;text-align:left;vertical-align:bottom} .score th.g{width:1%;min-width:7em}
+.score th.g div{max-width:12em} .score th.g .m{font-size:11px;color:#555} .score .counts{margin-top:.15em}
+.score td.c{max-width:0;width:100%} .score td.c a{display:block;overflow:hidden;text-overflow:ellipsis;
+ white-space:nowrap;color:inherit;text-decoration:none} .score td.c a:hover{text-decoration:underline}
+.score td.targeted{font-weight:600} .score td a{text-decoration:none}
 """
 
 SCRIPT = """
@@ -130,32 +131,48 @@ def _badge(status: str) -> str:
     return f'<span class="badge v-{slug(status)}">{_e(status)}</span>'
 
 
-def _block(block: Block) -> str:
+def _group_head(paper: PaperScore, block: Block) -> str:
     hit, targeted = block.targeted
-    target = f" · targeted: {hit} of {targeted} reproduced" if targeted else ""
-    counts = " ".join(f'<span class="badge v-{slug(status)}">{n} {_e(status)}</span>' for status, n in block.counts)
-    lines = "".join(f'<li{" class=targeted" if line.targeted else ""}><a href="#{claim_anchor(line)}" '
-                    f'title="{_e(line.claim.text)} ({_e(line.claim.id)}): {_e(line.verdict_text)}'
-                    f'{" · targeted" if line.targeted else ""}">{_badge(line.verdict.status)} {_e(line.claim.text)}'
-                    "</a></li>" for line in block.lines)
-    return (f'<div class="block"><p class="head"><b>{_e(block.title)}</b> — {_e("; ".join(block.models))}</p>'
-            f'<p class="counts">{counts}<span class="note">{_e(target)}</span></p><ul>{lines}</ul></div>')
+    target = f"targeted: {hit} of {targeted} reproduced" if targeted else "no targeted claim"
+    counts = " ".join(f'<span class="badge v-{slug(status)}" title="{_e(status)}">{n} {SYMBOLS.get(status, "")}'
+                      "</span>" for status, n in block.counts)
+    return (f'<th class="g" title="{_e(block.title)}: {_e("; ".join(block.models))}; {target}">'
+            f'<div>{_e(paper.column_title(block))}</div><div class="m">{_e("; ".join(block.models))}</div>'
+            f'<div class="counts">{counts}</div></th>')
+
+
+def _claim_row(lines: list[ClaimLine | None]) -> str:
+    first = next(line for line in lines if line is not None)
+    targeted = any(line is not None and line.targeted for line in lines)
+    text = (f'<td class="c{" targeted" if targeted else ""}"><a href="#{claim_anchor(first)}" '
+            f'title="{_e(first.claim.text)} ({_e(first.claim.id)})">{_e(first.claim.text)}</a></td>')
+    cells = "".join(
+        "<td></td>" if line is None else
+        f'<td><a href="#{claim_anchor(line)}" title="{_e(line.verdict_text)}{" · targeted" if line.targeted else ""}">'
+        f'<span class="badge v-{slug(line.verdict.status)}">{SYMBOLS.get(line.verdict.status, "•")}</span></a></td>'
+        for line in lines)
+    return f"<tr>{text}{cells}</tr>"
 
 
 def _scorecard(papers: list[PaperScore]) -> str:
-    """The scorecard: one card per paper, a block per seed group, a linked line per claim."""
+    """The scorecard: one card per paper; a column per seed group (its models, its verdict counts), a
+    line per claim with its verdict in each group, linked to its evidence."""
     if not papers:
         return ""
     cards = []
     for paper in papers:
         arxiv = f" · arXiv:{_e(paper.paper.arxiv)}" if paper.paper.arxiv else ""
+        head = "<th>claim</th>" + "".join(_group_head(paper, b) for b in paper.blocks)
+        body = "".join(_claim_row(lines) for lines in paper.matrix)
         cards.append(f'<article class="paper" id="paper-{slug(paper.task)}"><h3>{_e(paper.paper.title)}</h3>'
                      f'<p class="cite">{_e(paper.paper.authors)}, {_e(paper.paper.venue)}{arxiv} · task '
-                     f'<a href="#task-{_e(paper.task)}">{_e(paper.task)}</a></p>'
-                     + "".join(_block(b) for b in paper.blocks) + "</article>")
+                     f'<a href="#task-{_e(paper.task)}">{_e(paper.task)}</a> · {_e(", ".join(paper.presets))}</p>'
+                     f'<table class="score"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></article>')
+    legend = " · ".join(f'<span class="badge v-{slug(v)}">{SYMBOLS[v]}</span> {_e(v)}' for v in VERDICTS)
     return ('<section id="scorecard"><h2>Scorecard</h2><div class="papers">' + "".join(cards) + "</div>"
-            '<p class="note">Per paper, per preset and config: the models under test, the count of each verdict, '
-            "and every claim (bold: a claim the preset targets); click a claim for its evidence.</p></section>")
+            f'<p class="note">{legend}. A column per preset and config (its models under test and how many claims '
+            "got each verdict), a line per claim (bold: a claim the preset targets); click a verdict for its "
+            "evidence.</p></section>")
 
 
 def _board_row(row: Row, columns: list[Column]) -> str:

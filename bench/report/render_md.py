@@ -11,7 +11,7 @@ from bench.report.claims import ClaimLine
 from bench.report.collect import Collection
 from bench.report.forest import CAPTION
 from bench.report.metrics import format_mean_std
-from bench.report.scorecard import PaperScore
+from bench.report.scorecard import VERDICTS, PaperScore
 from bench.schema import SCHEMA_VERSION
 from bench.tasks import card_for
 
@@ -90,23 +90,28 @@ def badge(status: str) -> str:
 
 
 def scorecard_section(papers: list[PaperScore]) -> list[str]:
-    """The scorecard: per paper, per preset and seed group, the verdict counts and every claim's line."""
+    """The scorecard: per paper a table with a column per preset and seed group (its models under test
+    and verdict counts) and a line per claim with its verdict in each group."""
     if not papers:
         return []
-    out = ["## Scorecard", ""]
+    out = ["## Scorecard", "", " · ".join(badge(v) for v in VERDICTS) + "; a claim the preset targets is in bold.", ""]
     for paper in papers:
         arxiv = f" — arXiv:{paper.paper.arxiv}" if paper.paper.arxiv else ""
         detail = heading_anchor(claims_heading(paper.task))
         out += [f"### {paper.paper.title}{arxiv}", "", f"{paper.paper.authors}, {paper.paper.venue} · task "
-                f"`{paper.task}` · [every claim's evidence](#{detail})", ""]
-        for block in paper.blocks:
-            counts = " · ".join(f"{n} {status}" for status, n in block.counts)
-            hit, targeted = block.targeted
-            target = f" (targeted: {hit} of {targeted} reproduced)" if targeted else ""
-            out += [f"**{block.title}** — models under test: {'; '.join(block.models)} — {counts}{target}", ""]
-            out += [f"- {badge(line.verdict.status)} — {line.claim.text} ([`{line.claim.id}`](#{detail}))"
-                    + (" · targeted" if line.targeted else "") for line in block.lines]
-            out.append("")
+                f"`{paper.task}` · {', '.join(paper.presets)} · [every claim's evidence](#{detail})", ""]
+        header = ["claim"] + [f"{paper.column_title(b)} ({'; '.join(b.models)})" for b in paper.blocks]
+        counts = ["**verdicts**"] + [
+            ", ".join(f"{n} {BADGES.get(status, '▪')}" for status, n in b.counts)
+            + (" · targeted: {} of {} reproduced".format(*b.targeted) if b.targeted[1] else "") for b in paper.blocks]
+        lines = [counts]
+        for claim_lines in paper.matrix:
+            first = next(line for line in claim_lines if line is not None)
+            text = f"{first.claim.text} ([`{first.claim.id}`](#{detail}))"
+            targeted = any(line is not None and line.targeted for line in claim_lines)
+            lines.append([f"**{text}**" if targeted else text]
+                         + ["" if line is None else badge(line.verdict.status) for line in claim_lines])
+        out += _table(header, lines) + [""]
     return out
 
 

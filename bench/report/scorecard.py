@@ -1,8 +1,9 @@
 """The scorecard that heads the report: per paper, per preset and seed group, its claims' verdicts.
 
 One :class:`PaperScore` per task with a card: the paper, then one :class:`Block` per seed group
-(its preset and the models under test it holds) with the count of each verdict and every claim's
-line. The md and html renderers draw the same blocks, so both lead with the same answer.
+(its preset and the models under test it holds) with the count of each verdict, and each claim
+once, with its verdict in every block (:attr:`PaperScore.matrix`): a sweep over ten models adds
+columns, not lines. The md and html renderers draw the same matrix, so both lead with the same answer.
 """
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from bench.tasks import card_for
 
 # Every verdict a claim can get (bench.claims), in the order a reader wants them counted.
 VERDICTS = ("reproduced", "not reproduced", "inconclusive", "invalid", "not measured", "not applicable")
+SYMBOLS = {"reproduced": "✓", "not reproduced": "✗", "inconclusive": "?", "invalid": "!", "not measured": "–",
+           "not applicable": "∅"}
 
 
 def verdict_order(status: str) -> int:
@@ -67,6 +70,25 @@ class PaperScore:
     task: str
     paper: Paper
     blocks: list[Block]
+
+    @property
+    def presets(self) -> list[str]:
+        """The presets of its groups, in order (a group without one: its label)."""
+        return list(dict.fromkeys(b.group.preset or b.group.label for b in self.blocks))
+
+    def column_title(self, block: Block) -> str:
+        """A group's column title: its overrides when every group shares one preset (shown once), else
+        preset and overrides."""
+        if len(self.presets) == 1 and self.blocks[0].group.preset:
+            return " ".join(block.group.overrides) or self.presets[0]
+        return block.title
+
+    @property
+    def matrix(self) -> list[list[ClaimLine | None]]:
+        """One list per claim (card order): its line in each block (None where a block lacks it)."""
+        ids = list(dict.fromkeys(line.claim.id for block in self.blocks for line in block.lines))
+        found = [{line.claim.id: line for line in block.lines} for block in self.blocks]
+        return [[lines.get(claim_id) for lines in found] for claim_id in ids]
 
 
 def scorecard(boards: list[Leaderboard], claims: dict[str, list[ClaimLine]]) -> list[PaperScore]:
