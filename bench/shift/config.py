@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Optional
+from typing import Any, Optional
 
 from bench.config import ModelConfig, OptimConfig, SchedulerConfig, SchedulerNode
 
@@ -58,12 +58,14 @@ class FamilyConfig:
 
 @dataclass
 class ClassifierTrainConfig:
-    """Optimiser of the classifiers (epochs: ``trainer.max_epochs``): SGD with momentum and weight decay,
-    the learning rate decayed by a cosine to 0 over the run (``scheduler: null``: constant)."""
+    """A classifier's training recipe (length: ``trainer.max_epochs`` of the full training set): SGD with
+    momentum and weight decay, the learning rate decayed by a cosine to 0 over the run (``scheduler:
+    null``: constant); ``gradient_clip_val``: clip the gradient norm (null: the trainer's setting)."""
     batch_size: int = 128
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=0.05, momentum=0.9, weight_decay=5e-4))
     scheduler: SchedulerNode = field(default_factory=lambda: asdict(SchedulerConfig()))
     hflip: bool = True  # part of the augmentation; off for digits (a mirrored digit is another glyph)
+    gradient_clip_val: Optional[float] = None
 
 
 @dataclass
@@ -74,20 +76,33 @@ class ShiftTaskConfig:
     # how eps, labels and anchors are drawn: bench (per shard; seeds derive from the run's ``seed`` by
     # purpose, bench.seeding) | reference (the reference scripts' global-seed draws: the paper's exact sets)
     rng: str = "bench"  # bench: draws derived from the run's seed | reference: the reference scripts' seeds
+    # the seed of the generator (embedded ones) and the generated sets (rng=bench); null: the run's seed.
+    # Fixed, seeds vary only the classifiers' training (the paper's datasets are fixed)
+    data_seed: Optional[int] = None
     n_train: int = 4000  # generated base training set (per base distribution)
     n_val: int = 500
     n_test: int = 500  # per intensity (paired across a family's intensities)
     shard_size: int = 1000
-    # classifiers and ablations: every combination of these is trained on each base set
+    # classifiers and ablations, trained on each base set: ``grid: full`` every combination of classifier,
+    # augment and train size; ``star`` each classifier at the base condition (augment[0], the largest size),
+    # the ``ablate_augment`` ones also at every other augment value and the ``ablate_sizes`` ones at every
+    # other size, one factor at a time (registry names; null: every classifier)
     classifiers: list[ModelConfig] = field(default_factory=list)  # empty: the `model` group
     augment: list[bool] = field(default_factory=lambda: [False])
     train_sizes: list[Optional[int]] = field(default_factory=lambda: [None])  # null: all of n_train
+    grid: str = "full"
+    ablate_augment: Optional[list[str]] = None
+    ablate_sizes: Optional[list[str]] = None
     train: ClassifierTrainConfig = field(default_factory=ClassifierTrainConfig)
+    # per-architecture recipes (registry name -> keys of ``train`` that replace it whole, e.g. an AdamW
+    # ``optim`` node): each architecture trains with a recipe that makes it train
+    recipes: dict[str, Any] = field(default_factory=dict)
     # generator quality: real held-out data scored by a generated-data classifier (CAS), and vice versa
     real_data: Optional[str] = "mnist"  # a bench.data name with the generator's classes, or null
     real_data_root: Optional[str] = None
     mc_samples: int = 4096  # Monte-Carlo check of the Gaussian closed-form latent KL
-    mmd_samples: int = 1024  # latents per side of the sample-based divergence (MMD^2, support share)
+    mmd_samples: int = 1024  # latents per side of the sample-based divergences (MMD^2, support shares)
+    knn_k: int = 5  # the k-NN support estimate: a base latent's ball reaches its k-th nearest base neighbour
     grid_size: int = 8  # sample grid per intensity: grid_size x grid_size images
     morph_rows: int = 8  # samples shown morphing across each sweep
 

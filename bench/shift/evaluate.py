@@ -1,4 +1,4 @@
-"""Classifiers on generated data: training (the shared ClassifierModule), scoring, and the
+"""Classifiers on generated data: training (the shared ClassifierModule), per-image scoring, and the
 per-intensity accuracy table reduced to ``accuracy_drop`` and ``auc``."""
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 from pathlib import Path
 
+import lightning as L
 import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -17,7 +18,8 @@ from torch.utils.data import DataLoader
 from bench.data.datamodule import TensorImages, batch_as_is, channel_stats
 from bench.shift.config import ClassifierTrainConfig
 from bench.models import build_model
-from bench.training import ClassifierModule, accuracy, build_trainer, fit
+from bench.errors import TrainingError
+from bench.training import ClassifierModule, build_trainer, fit
 
 
 @dataclass(frozen=True)
@@ -40,23 +42,34 @@ def _loader(ds: TensorImages, batch_size: int, shuffle: bool, seed: int = 0) -> 
                       generator=torch.Generator().manual_seed(seed) if shuffle else None)
 
 
+def train_steps(n_full: int, epochs: int, batch_size: int) -> int:
+    """The optimizer steps of ``epochs`` over ``n_full`` images: every training-set size gets this many
+    (a smaller set runs more epochs), so a size ablation compares data, not training length."""
+    return epochs * math.ceil(n_full / batch_size)
+
+
 def train_classifier(images: torch.Tensor, labels: torch.Tensor, model_cfg: dict, train_cfg: DictConfig,
                      augment: bool, trainer_cfg: DictConfig, run, num_classes: int,
-                     seed: int, log_prefix: str = "", checkpoint_dir: Path | None = None) -> tuple[nn.Module, Normaliser]:
+                     seed: int, log_prefix: str = "", checkpoint_dir: Path | None = None,
+                     steps: int | None = None) -> tuple[nn.Module, Normaliser]:
     """Train a registry model on uint8 ``images`` with the shared Lightning module; return it in
-    eval mode with the normalisation it was trained under.
+    eval mode with the normalisation it was trained under. ``steps``: train exactly this many optimizer
+    steps (enough epochs, then ``max_steps``), else ``trainer.max_epochs``.
 
     With ``checkpoint_dir`` (unique to this training's inputs) the trainer keeps ``last.ckpt`` there
     after every epoch and an interrupted training resumes from it; it is removed once training ends."""
-    import lightning as L
-
     L.seed_everything(seed, verbose=False)
     norm = Normaliser.fit(images)
     model = build_model(model_cfg, num_classes=num_classes, in_chans=images.shape[1])
     train_cfg = OmegaConf.merge(OmegaConf.structured(ClassifierTrainConfig), train_cfg)  # a partial one: defaults
     module = ClassifierModule(model, num_classes, optim=train_cfg.optim, scheduler=train_cfg.scheduler,
                               augment=augment, hflip=train_cfg.hflip)
-    trainer = build_trainer(trainer_cfg, run, log_prefix=log_prefix, checkpoint_dir=checkpoint_dir)
+    overrides = {}
+    if steps is not None:
+        overrides = {"max_steps": steps, "max_epochs": math.ceil(steps / math.ceil(len(labels) / train_cfg.batch_size))}
+    if train_cfg.gradient_clip_val is not None:
+        overrides["gradient_clip_val"] = train_cfg.gradient_clip_val
+    trainer = build_trainer(trainer_cfg, run, log_prefix=log_prefix, checkpoint_dir=checkpoint_dir, **overrides)
     fit(trainer, module, checkpoint_dir=checkpoint_dir,
         train_dataloaders=_loader(norm.dataset(images, labels), train_cfg.batch_size, True, seed))
     if checkpoint_dir is not None and trainer.is_global_zero:
@@ -64,11 +77,38 @@ def train_classifier(images: torch.Tensor, labels: torch.Tensor, model_cfg: dict
     return model.eval(), norm
 
 
-def score(model: nn.Module, norm: Normaliser, images: torch.Tensor, labels: torch.Tensor, num_classes: int,
-          trainer_cfg: Any = None, batch_size: int = 512) -> tuple[float, float]:
-    """Top-1 accuracy (``trainer.test`` on the configured devices and precision) and its binomial standard error."""
-    acc = accuracy(model, _loader(norm.dataset(images, labels), batch_size, False), num_classes, trainer_cfg)
-    return acc, math.sqrt(max(acc * (1 - acc), 0.0) / len(labels))
+class _Correct(L.LightningModule):
+    """``trainer.predict``: whether each image's top-1 class is its label."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        logits = self.model(x)
+        if not torch.isfinite(logits).all():  # diverged weights would score as "always class 0"
+            raise TrainingError("a trained classifier outputs non-finite logits (training diverged); lower its "
+                                "learning rate or set its recipe's gradient_clip_val")
+        return (logits.argmax(1) == y).cpu()
+
+
+def correct(model: nn.Module, norm: Normaliser, sets: list[tuple[torch.Tensor, torch.Tensor]],
+            trainer_cfg: Any = None, batch_size: int = 512) -> list[torch.Tensor]:
+    """Per-image top-1 correctness (0/1 float, in order) of ``model`` on each of ``sets``, in one
+    ``trainer.predict`` pass on one device of the configured kind and precision (the items a claim
+    resamples)."""
+    images = torch.cat([x for x, _ in sets])
+    labels = torch.cat([y for _, y in sets])
+    trainer = build_trainer(trainer_cfg, enable_progress_bar=False, devices=1, num_nodes=1, strategy="auto")
+    out = trainer.predict(_Correct(model.eval()), _loader(norm.dataset(images, labels), batch_size, False))
+    model.eval()
+    return list(torch.cat(out).double().split([len(y) for _, y in sets]))
+
+
+def binomial_stderr(acc: float, n: int) -> float:
+    """The standard error of an accuracy over ``n`` independent images."""
+    return math.sqrt(max(acc * (1 - acc), 0.0) / n)
 
 
 def normalised_intensity(values: list[float]) -> list[float]:

@@ -3,10 +3,12 @@
 1. Build (or load from the cache) a deterministic generator ``G(z, y)``.
 2. Generate, as sharded datasets, each family's base train/val sets and its paired test sets
    (one ``eps`` and label draw decoded at every intensity).
-3. Train every classifier variant (architecture x augmentation x training-set size) on each base
-   set, score it along each sweep: ``accuracy``, ``accuracy_drop``, ``auc``, with the latent
-   divergences (``latent_mmd2``, ``latent_support_out``, the Gaussian ``latent_kl_gauss``) and the
-   labelled and measured angles beside each intensity.
+3. Train every classifier variant (architecture x augmentation x training-set size, each architecture
+   with its own recipe, every size for the same number of optimizer steps) on each base set, score
+   it image by image along each sweep: ``accuracy`` and ``accuracy_drop`` (with per-image items, paired
+   across intensities and variants, for the claims), ``base_accuracy`` (the validity gate), ``auc``,
+   with the latent divergences (``latent_mmd2``, ``latent_support_out``, ``latent_support_out_knn``, the
+   Gaussian ``latent_kl_gauss``) and the labelled and measured angles beside each intensity.
 4. Measure the generator instead of assuming it: ``cas`` (generated-trained classifier on real
    held-out images) beside ``real_on_generated`` (real-trained classifier on generated images).
 """
@@ -23,18 +25,18 @@ from omegaconf import DictConfig, OmegaConf
 
 from bench.atomic import atomic_save
 from bench.cache import Cache
-from bench.config import ModelConfig
+from bench.config import OptimConfig
 from bench.errors import ConfigError, DataError
 from bench.seeding import derive
-from bench.models import n_params as count_params
+from bench.models import list_models, n_params as count_params
 from bench.shift import plots
 from bench.shift.config import SCHEMAS, GeneratorConfig, ShiftTaskConfig  # noqa: F401  (SCHEMAS: the task API)
 from bench.shift.dataset import SetSpec, ShardedDatasets
-from bench.shift.evaluate import auc, score, train_classifier
+from bench.shift.evaluate import auc, binomial_stderr, correct, train_classifier, train_steps
 from bench.shift.families import (
     FAMILIES, PARAM_NAMES, Shift, parse_values, validate_sweep)
 from bench.shift.divergence import latent_kl_gauss, latent_kl_gauss_mc, sample_divergences
-from bench.shift.rng import REFERENCE_ANCHOR_SEED, REFERENCE_SEEDS, check_rng, draw_anchors
+from bench.shift.rng import REFERENCE_ANCHOR_SEED, REFERENCE_SEEDS, check_reference_sizes, check_rng, draw_anchors
 from bench.shift.generators import Generator, build_generator
 from bench.training import optimizer_node, scheduler_node
 
@@ -78,14 +80,66 @@ def sweeps(task: DictConfig) -> dict[str, list[float]]:
 
 
 def variants(cfg: DictConfig) -> list[Variant]:
+    """The classifiers to train on each base set (``task.grid``): ``full``, every combination; ``star``,
+    each classifier at the base condition (``augment[0]``, the largest size), the ``ablate_augment`` ones
+    also at each other augment value and the ``ablate_sizes`` ones at each other size, one factor at a time."""
     task = cfg.task
     models = [OmegaConf.to_container(m, resolve=True) for m in task.classifiers] or \
         [OmegaConf.to_container(cfg.model, resolve=True)]
-    sizes = [n if n is not None else task.n_train for n in task.train_sizes]
+    sizes = [int(n if n is not None else task.n_train) for n in task.train_sizes]
     for n in sizes:
         if not 0 < n <= task.n_train:
             raise ConfigError(f"task.train_sizes entries must lie in (0, task.n_train={task.n_train}], got {n}")
-    return [Variant(m, bool(aug), int(n)) for m in models for aug in task.augment for n in sizes]
+    augment = [bool(a) for a in task.augment]
+    if task.grid == "full":
+        return [Variant(m, a, n) for m in models for a in augment for n in sizes]
+    if task.grid != "star":
+        raise ConfigError(f"task.grid must be full or star, not {task.grid!r}")
+    names = [m["name"] for m in models]
+    ablated = {}
+    for key in ("ablate_augment", "ablate_sizes"):
+        ablated[key] = set(names if task[key] is None else task[key])
+        if ablated[key] - set(names):
+            raise ConfigError(f"task.{key} names {sorted(ablated[key] - set(names))}, which are not in "
+                              f"task.classifiers ({names})")
+    full = max(sizes)
+    out = []
+    for m in models:
+        out.append(Variant(m, augment[0], full))
+        if m["name"] in ablated["ablate_augment"]:
+            out += [Variant(m, a, full) for a in augment[1:]]
+        if m["name"] in ablated["ablate_sizes"]:
+            out += [Variant(m, augment[0], n) for n in sizes if n != full]
+    return out
+
+
+def recipe(task: DictConfig, arch: str) -> DictConfig:
+    """The training recipe of architecture ``arch``: ``task.train`` with the keys its entry in
+    ``task.recipes`` gives replaced whole (an AdamW ``optim`` node does not inherit SGD's momentum)."""
+    train = OmegaConf.to_container(task.train, resolve=True)
+    override = task.recipes.get(arch)
+    override = {} if override is None else OmegaConf.to_container(override, resolve=True)
+    unknown = set(override) - set(train)
+    if unknown:
+        raise ConfigError(f"task.recipes.{arch} has unknown key(s) {sorted(unknown)}; a recipe replaces keys of "
+                          f"task.train: {', '.join(train)}")
+    if "optim" in override:  # a new optimizer starts from the schema's neutral defaults, not SGD's momentum
+        override["optim"] = {**OmegaConf.to_container(OmegaConf.structured(OptimConfig)), **override["optim"]}
+    return OmegaConf.create({**train, **override})
+
+
+def _check_recipes(task: DictConfig, grid: list[Variant]) -> None:
+    """Every recipe names a registry model and builds (a wrong optimizer fails before the generator trains)."""
+    archs = {v.model["name"] for v in grid}
+    stray = set(task.recipes) - set(list_models())
+    if stray:
+        raise ConfigError(f"task.recipes names {sorted(stray)}, which are not registry models "
+                          f"({', '.join(list_models())})")
+    for arch in archs:
+        train = recipe(task, arch)
+        key = f"task.recipes.{arch}" if arch in task.recipes else "task.train"
+        optimizer_node(train.optim, f"{key}.optim")
+        scheduler_node(train.scheduler, f"{key}.scheduler")
 
 
 def _join_launched_ranks(trainer: DictConfig) -> None:
@@ -106,10 +160,10 @@ def _join_launched_ranks(trainer: DictConfig) -> None:
 
 
 def _checkpoint_dir(cache_dir: Path, base_set: Path, variant: Variant, train: DictConfig, trainer: DictConfig,
-                    seed: int) -> Path:
+                    seed: int, steps: int) -> Path:
     """Where one classifier training keeps its resumable checkpoint: keyed by everything it trains on."""
     key = json.dumps([str(base_set), variant.params, variant.model, OmegaConf.to_container(train, resolve=True),
-                      OmegaConf.to_container(trainer, resolve=True), seed], sort_keys=True, default=str)
+                      OmegaConf.to_container(trainer, resolve=True), seed, steps], sort_keys=True, default=str)
     return cache_dir / "shift" / "checkpoints" / hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
@@ -141,22 +195,27 @@ def run(cfg: DictConfig, run) -> None:
     sweep = sweeps(task)
     grid = variants(cfg)
     check_rng(task.rng)
-    optimizer_node(task.train.optim, "task.train.optim")  # a wrong optimizer fails before the generator trains
-    scheduler_node(task.train.scheduler, "task.train.scheduler")
+    if task.rng == "reference":
+        check_reference_sizes(n_train=task.n_train, n_val=task.n_val, n_test=task.n_test)
+    _check_recipes(task, grid)
+    # the generator and the sets derive from the data seed; classifiers from the run's seed
+    data_seed = cfg.seed if task.data_seed is None else task.data_seed
     cache = Cache.from_config(cfg)
-    generator = build_generator(cfg.generator, cache, seed=derive(cfg.seed, "generator", cfg.generator.kind),
+    generator = build_generator(cfg.generator, cache, seed=derive(data_seed, "generator", cfg.generator.kind),
                                 trainer_cfg=cfg.trainer)
     log.info("generator %s (weights %s), latent dim %d", generator.id, generator.weights_hash[:12], generator.latent_dim)
     run.save_json("generator", generator.describe())
-    # bench: every draw derives from the run's seed by purpose (bench.seeding): anchors, then each
-    # split's eps/labels (a test set is one draw decoded at every intensity of its family);
-    # reference: the reference scripts' seeds (bench.shift.rng)
+    # bench: every draw derives from the data seed by purpose (bench.seeding): anchors, then each
+    # split's eps/labels (a test set is one draw decoded at every intensity of every family);
+    # reference: the reference script's seeds (bench.shift.rng)
     if task.rng == "reference":
         anchor_seed = REFERENCE_ANCHOR_SEED
         split_seed = dict(REFERENCE_SEEDS)
     else:
-        anchor_seed = derive(cfg.seed, "shift", "anchors")
-        split_seed = {split: derive(cfg.seed, "shift", "eps_and_labels", split) for split in ("train", "val", "test")}
+        anchor_seed = derive(data_seed, "shift", "anchors")
+        split_seed = {split: derive(data_seed, "shift", "eps_and_labels", split) for split in ("train", "val", "test")}
+    # the units claims resample: item i of every test set is the same eps and label (paired)
+    item_set = {split: f"shift:{split}-seed{split_seed[split]}[0:{task[f'n_{split}']}]" for split in ("val", "test")}
     anchors = draw_anchors(generator.latent_dim, anchor_seed, task.rng)
     store = ShardedDatasets(generator, cache.root / "shift" / "datasets", anchors, anchor_seed,
                             task.shard_size, cfg.generator.batch_size, rng=task.rng, cache=cache)
@@ -175,21 +234,21 @@ def run(cfg: DictConfig, run) -> None:
     div_rows, latent = [], {}
     for family, specs in test_specs.items():
         angle_eps = torch.randn(task.mmd_samples, generator.latent_dim, dtype=torch.float64,
-                                generator=torch.Generator().manual_seed(derive(cfg.seed, "shift", "latent_angle")))
+                                generator=torch.Generator().manual_seed(derive(data_seed, "shift", "latent_angle")))
         for spec in specs:
             s = spec.shift
             measured = s.measured_angle(anchors, angle_eps)
             params = {"family": family, "intensity": s.value, "param": PARAM_NAMES[family], "angle": s.angle,
                       "angle_measured": measured}
             mc, se = latent_kl_gauss_mc(s, base[family], anchors, task.mc_samples,
-                                        seed=derive(cfg.seed, "shift", "latent_kl_gauss_mc"))
+                                        seed=derive(data_seed, "shift", "latent_kl_gauss_mc"))
             latent[s] = {"angle": s.angle, "angle_measured": measured,
                          "latent_kl_gauss": latent_kl_gauss(s, base[family], anchors),
                          **sample_divergences(s, base[family], anchors, task.mmd_samples,
-                                              seed=derive(cfg.seed, "shift", "latent_mmd2", family))}
+                                              seed=derive(data_seed, "shift", "latent_mmd2", family), k=task.knn_k)}
             div_rows += [dict(metric=m, value=latent[s][m], params=params, higher_is_better=False,
                               n=None if m == "latent_kl_gauss" else task.mmd_samples)
-                         for m in ("latent_kl_gauss", "latent_mmd2", "latent_support_out")]
+                         for m in ("latent_kl_gauss", "latent_mmd2", "latent_support_out", "latent_support_out_knn")]
             div_rows.append(dict(metric="latent_kl_gauss_mc", value=mc, stderr=se, params=params, n=task.mc_samples,
                                  higher_is_better=False))
             _save_png(run, f"grid_{family}_{s.value:g}", store.grid(spec, task.grid_size))
@@ -212,57 +271,49 @@ def run(cfg: DictConfig, run) -> None:
     n_params = None
     for families in bases.values():
         images, labels = store.load(train_specs[families[0]])
-        val_images, val_labels = store.load(val_specs[families[0]])
+        val_set = store.load(val_specs[families[0]])
         base_name = "+".join(families)
         for variant in grid:
             log.info("training %s on the %s base set", variant.label, base_name)
+            train = recipe(task, variant.model["name"])
+            # every size trains for the steps the full set takes in trainer.max_epochs
+            steps = train_steps(task.n_train, cfg.trainer.max_epochs, train.batch_size)
             seed = derive(cfg.seed, "classifier", base_name, variant.model, variant.augment, variant.n_train)
-            checkpoints = _checkpoint_dir(cache.root, store.path(train_specs[families[0]]), variant, task.train,
-                                          cfg.trainer, seed)
+            checkpoints = _checkpoint_dir(cache.root, store.path(train_specs[families[0]]), variant, train,
+                                          cfg.trainer, seed, steps)
             model, norm = train_classifier(images[:variant.n_train], labels[:variant.n_train], variant.model,
-                                           task.train, variant.augment, cfg.trainer, run, generator.num_classes,
+                                           train, variant.augment, cfg.trainer, run, generator.num_classes,
                                            seed=seed, log_prefix=f"{base_name}/{variant.label}",
-                                           checkpoint_dir=checkpoints)
+                                           checkpoint_dir=checkpoints, steps=steps)
             n_params = count_params(model) if n_params is None else n_params
-            rows = []
-            acc, se = score(model, norm, val_images, val_labels, generator.num_classes, cfg.trainer)
-            rows.append(dict(metric="accuracy", value=acc, stderr=se, n=len(val_labels), split="val",
-                             params={"base": base_name, **variant.params}))
+            sets = [val_set, *([real[1]] if real is not None else []),
+                    *(load(spec) for family in families for spec in test_specs[family])]
+            hits = iter(correct(model, norm, sets, cfg.trainer))
+            val_hits = next(hits)
+            rows = [_accuracy_row("base_accuracy", val_hits, {"base": base_name, **variant.params}, item_set["val"],
+                                  split="val")]
             if real is not None:
-                acc, se = score(model, norm, *real[1], generator.num_classes, cfg.trainer)
-                rows.append(dict(metric="cas", value=acc, stderr=se, n=len(real[1][1]),
-                                 params={"base": base_name, **variant.params}))
+                rows.append(_accuracy_row("cas", next(hits), {"base": base_name, **variant.params}))
             for family in families:
-                values, accs = [], []
-                for spec in test_specs[family]:
-                    acc, se = score(model, norm, *load(spec), generator.num_classes, cfg.trainer)
-                    values.append(spec.shift.value)
-                    accs.append(acc)
-                    params = {"family": family, "intensity": spec.shift.value, **variant.params}
-                    rows.append(dict(metric="accuracy", value=acc, stderr=se, n=task.n_test, params=params))
-                    table.append({"family": family, "intensity": spec.shift.value, **latent[spec.shift],
-                                  "classifier": variant.label, **variant.params,
-                                  "accuracy": acc, "stderr": se, "n": task.n_test})
-                # the drop at the strongest intensity (per-intensity drops: the accuracy table)
-                sweep_params = {"family": family, **variant.params}
-                rows += [dict(metric="accuracy_drop", value=accs[0] - accs[-1], n=task.n_test,
-                              params={**sweep_params, "intensity": values[-1]}, higher_is_better=False),
-                         dict(metric="auc", value=auc(values, accs), params=sweep_params)]
+                sweep_hits = [next(hits) for _ in test_specs[family]]
+                values = [spec.shift.value for spec in test_specs[family]]
+                rows += _sweep_rows(family, values, sweep_hits, variant.params, item_set["test"])
+                table += [{"family": family, "intensity": v, **latent[spec.shift], "classifier": variant.label,
+                           **variant.params, "accuracy": float(h.mean()), "stderr": binomial_stderr(float(h.mean()), len(h)),
+                           "n": len(h)} for v, spec, h in zip(values, test_specs[family], sweep_hits)]
             run.log_metrics(rows)
 
     # -- the other direction of the generator check: a real-trained classifier on generated data
     if real is not None:
         variant = Variant(grid[0].model, False, len(real[0][1]))
-        model, norm = train_classifier(*real[0], variant.model, task.train, False, cfg.trainer, run,
-                                       generator.num_classes, seed=derive(cfg.seed, "classifier", "real", variant.model),
-                                       log_prefix="real")
-        acc, se = score(model, norm, *real[1], generator.num_classes, cfg.trainer)
-        rows = [dict(metric="real_accuracy", value=acc, stderr=se, n=len(real[1][1]), params=variant.params)]
-        for families in bases.values():
-            gen_test = load(test_specs[families[0]][0])
-            acc, se = score(model, norm, *gen_test, generator.num_classes, cfg.trainer)
-            rows.append(dict(metric="real_on_generated", value=acc, stderr=se, n=task.n_test,
-                             params={"base": "+".join(families), **variant.params}))
+        model, norm = train_classifier(*real[0], variant.model, recipe(task, variant.model["name"]), False,
+                                       cfg.trainer, run, generator.num_classes,
+                                       seed=derive(cfg.seed, "classifier", "real", variant.model), log_prefix="real")
+        gen_tests = [load(test_specs[families[0]][0]) for families in bases.values()]
+        hits = correct(model, norm, [real[1], *gen_tests], cfg.trainer)
+        rows = [_accuracy_row("real_accuracy", hits[0], variant.params)]
+        rows += [_accuracy_row("real_on_generated", h, {"base": "+".join(families), **variant.params})
+                 for families, h in zip(bases.values(), hits[1:])]
         run.log_metrics(rows)
 
     run.set_model("+".join(dict.fromkeys(v.model["name"] for v in grid)), f"trained on {generator.id}",
@@ -271,6 +322,31 @@ def run(cfg: DictConfig, run) -> None:
     for family in sweep:
         run.save_figure(f"accuracy_vs_intensity_{family}", plots.accuracy_vs_intensity(table, family))
     _log_table(table)
+
+
+def _accuracy_row(metric: str, hits: torch.Tensor, params: dict, item_set: str | None = None,
+                  split: str = "test") -> dict:
+    """An accuracy row; with ``item_set``, its per-image 0/1 items (what the claims resample)."""
+    acc = float(hits.mean())
+    row = dict(metric=metric, value=acc, stderr=binomial_stderr(acc, len(hits)), n=len(hits), split=split,
+               params=params)
+    if item_set is not None:
+        row.update(items=hits, item_set=item_set)
+    return row
+
+
+def _sweep_rows(family: str, values: list[float], hits: list[torch.Tensor], variant: dict, item_set: str) -> list[dict]:
+    """One classifier's rows along a family's sweep: ``accuracy`` per intensity, the paired per-image drop
+    from the base to the strongest intensity (``accuracy_drop``; per-intensity drops: the accuracy
+    table) and ``auc``. Item i of every row is test image i (one eps and label, decoded at each intensity)."""
+    rows = [_accuracy_row("accuracy", h, {"family": family, "intensity": v, **variant}, item_set)
+            for v, h in zip(values, hits)]
+    drop = hits[0] - hits[-1]
+    rows.append(dict(metric="accuracy_drop", value=float(drop.mean()), n=len(drop), higher_is_better=False,
+                     params={"family": family, "intensity": values[-1], **variant}, items=drop, item_set=item_set))
+    rows.append(dict(metric="auc", value=auc(values, [float(h.mean()) for h in hits]),
+                     params={"family": family, **variant}))
+    return rows
 
 
 def _log_table(table: list[dict]) -> None:

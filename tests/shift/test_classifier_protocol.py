@@ -81,3 +81,32 @@ def test_interrupted_training_resumes_from_its_checkpoint(tmp_path, monkeypatch)
     evaluate.train_classifier(*args, seed=0, checkpoint_dir=ckpt)
     assert epochs_run == [1] * 4  # only the epoch that was lost
     assert not ckpt.exists()  # a finished training leaves no checkpoint behind
+
+
+def test_every_training_set_size_trains_the_same_optimizer_steps():
+    """The size ablation compares data, not training length: a quarter of the images runs four times
+    the epochs, the same steps and the same full cosine schedule."""
+    torch.manual_seed(0)
+    images = torch.randint(0, 256, (64, 3, 8, 8), dtype=torch.uint8)
+    labels = torch.randint(0, 10, (64,))
+    steps = evaluate.train_steps(64, 2, 16)
+    assert steps == 8 and evaluate.train_steps(65, 2, 16) == 10
+    schedules = []
+
+    for n in (16, 64):
+        lrs = []
+
+        class Recording(ClassifierModule):
+            def on_train_batch_start(self, batch, batch_idx):
+                lrs.append(self.optimizers().param_groups[0]["lr"])
+
+        orig = evaluate.ClassifierModule
+        evaluate.ClassifierModule = Recording
+        try:
+            evaluate.train_classifier(images[:n], labels[:n], {"name": "resnet20", "width": 0.25},
+                                      OmegaConf.create(TRAIN), False, OmegaConf.create(TRAINER), None, 10, seed=0,
+                                      steps=steps)
+        finally:
+            evaluate.ClassifierModule = orig
+        schedules.append(lrs)
+    assert len(schedules[0]) == len(schedules[1]) == 8 and schedules[0] == pytest.approx(schedules[1])

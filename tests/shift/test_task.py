@@ -16,7 +16,8 @@ TINY = [
     "task.families.truncation.values=[0.9,2.5]", "task.families.extend.values=[0.5,1.0]",
     "task.families.overlap.values=[0.0,1.0]",
     "task.classifiers=[{name: mlp_mixer, width: 0.25, kwargs: {num_blocks: 2, img_size: 28, patch_size: 7}}]",
-    "task.train.optim._target_=torch.optim.AdamW", "task.train.optim.momentum=0", "task.train.optim.lr=0.003", "task.train.batch_size=64",
+    "task.augment=[false]", "task.train_sizes=[null]", "task.ablate_augment=null", "task.recipes.mlp_mixer.optim.lr=0.003",
+    "task.train.batch_size=64",
 ]
 
 
@@ -46,8 +47,23 @@ def test_embedded_pipeline_end_to_end(compose):
     record, rows = read_run(run_dir)
     assert record["status"] == "completed"
     metrics = {r["metric"] for r in rows}
-    assert {"accuracy", "accuracy_drop", "auc", "latent_kl_gauss", "latent_kl_gauss_mc", "latent_mmd2",
-            "latent_support_out", "cas", "real_accuracy", "real_on_generated"} <= metrics
+    assert {"accuracy", "accuracy_drop", "auc", "base_accuracy", "latent_kl_gauss", "latent_kl_gauss_mc",
+            "latent_mmd2", "latent_support_out", "latent_support_out_knn", "cas", "real_accuracy",
+            "real_on_generated"} <= metrics
+    # the claims' items: per-image 0/1 correctness, item i the same test image at every intensity; the drop's
+    # items are the paired per-image differences
+    acc = {(r["params"]["family"], r["params"]["intensity"]): r for r in _rows(run_dir, "accuracy")}
+    assert {r["item_set"] for r in acc.values()} == {next(iter(acc.values()))["item_set"]}
+    for r in acc.values():
+        assert len(r["items"]) == 300 and set(r["items"]) <= {0.0, 1.0} and sum(r["items"]) / 300 == pytest.approx(r["value"])
+    for drop in _rows(run_dir, "accuracy_drop"):
+        f = drop["params"]["family"]
+        base, last = acc[(f, min(i for g, i in acc if g == f))], acc[(f, drop["params"]["intensity"])]
+        assert drop["items"] == [a - b for a, b in zip(base["items"], last["items"])]
+    assert len(_rows(run_dir, "base_accuracy")[0]["items"]) == 200
+    # the card's claims are judged on the run: the decline is measured (the ablations are not run here)
+    verdicts = {v["id"]: v for v in record["claims"]}
+    assert verdicts["monotone_decline"]["verdict"] != "not measured" and verdicts["monotone_decline"]["n_items"]
     # Gaussian KL beside each intensity: zero at the base, positive beyond, the MC check close to it
     for kl, mc in zip(_rows(run_dir, "latent_kl_gauss"), _rows(run_dir, "latent_kl_gauss_mc")):
         assert kl["params"] == mc["params"]
@@ -68,6 +84,27 @@ def test_embedded_pipeline_end_to_end(compose):
         assert (art / name).is_file(), name
     table = json.loads((art / "accuracy_table.json").read_text())
     assert len(table) == 6 and {r["family"] for r in table} == {"truncation", "extend", "overlap"}
+
+
+def test_embedded_ablations_are_one_factor_at_a_time_with_each_architectures_recipe(compose):
+    """The embedded preset's grid: both architectures at the base condition, the CNN also with
+    augmentation, the Mixer also with the smaller training set; the Mixer trains with its own paper's recipe."""
+    from bench.shift.task import recipe, variants
+
+    cfg = compose(["experiment=shift/embedded"])
+    grid = [(v.model["name"], v.augment, v.n_train) for v in variants(cfg)]
+    assert grid == [("mlp_mixer", False, 2000), ("mlp_mixer", False, 500), ("resnet20", False, 2000),
+                    ("resnet20", True, 2000)]
+    mixer, cnn = recipe(cfg.task, "mlp_mixer"), recipe(cfg.task, "resnet20")
+    assert mixer.optim._target_ == "torch.optim.AdamW" and mixer.optim.momentum == 0  # not SGD's 0.9
+    assert mixer.scheduler._target_.endswith("OneCycleLR") and mixer.gradient_clip_val == 1.0
+    assert cnn.optim._target_ == "torch.optim.SGD" and cnn.optim.momentum == 0.9 and cnn.gradient_clip_val is None
+    full = [(v.augment, v.n_train) for v in variants(compose(["experiment=shift/embedded", "task.grid=full"]))]
+    assert len(full) == 8 and len(set(full)) == 4
+    with pytest.raises(ConfigError, match="task.ablate_sizes"):
+        variants(compose(["experiment=shift/embedded", "task.ablate_sizes=[vgg11]"]))
+    with pytest.raises(ConfigError, match="task.recipes.mlp_mixer has unknown"):
+        recipe(compose(["experiment=shift/embedded", "+task.recipes.mlp_mixer.epochs=3"]).task, "mlp_mixer")
 
 
 def test_bad_sweep_is_a_clear_config_error(compose):
