@@ -31,6 +31,16 @@ def _torchvision_weights(model: nn.Module, arch: str) -> None:
     model.weights_loaded = True
 
 
+def _weights_enum(arch: str, weights: str | None):
+    """The torchvision weights a file is (matched by its file name, e.g. mobilenet_v2-b0353104.pth is
+    IMAGENET1K_V1), else the library's default: their transforms are how the model expects its inputs."""
+    import torchvision
+
+    members = list(torchvision.models.get_model_weights(arch))
+    name = Path(str(weights)).name
+    return next((m for m in members if Path(m.url).name == name), torchvision.models.get_model_weights(arch).DEFAULT)
+
+
 def _make(arch: str):
     def build(num_classes=1000, in_chans=3, width=1.0, weights=None):
         if in_chans != 3 or width != 1.0:
@@ -38,6 +48,10 @@ def _make(arch: str):
         import torchvision  # here, not at the top: it costs 2.5 s, and `bench` checks model names before that
 
         model = torchvision.models.get_model(arch, weights=None, num_classes=num_classes)
+        # how the pretrained weights expect their inputs (the whitening task's patch PCA uses the same)
+        tf = _weights_enum(arch, weights).transforms()
+        model.input_cfg = {"mean": tuple(tf.mean), "std": tuple(tf.std), "image_size": tf.crop_size[0],
+                           "resize": tf.resize_size[0], "pixel_scale": 1.0}
         if weights == "torchvision":
             _torchvision_weights(model, arch)
         elif weights is not None:

@@ -46,6 +46,29 @@ class FitConfig:
 
 
 @dataclass
+class StoppingConfig:
+    """Stage C's stopping rule (:class:`bench.whitening.recording.StoppingRule`), fixed before any fit:
+    the first epoch E with training accuracy >= ``train_acc``, or a training-loss plateau (no
+    ``plateau_rel`` improvement on the best for ``plateau_epochs`` epochs), or ``max_epochs``; every
+    model then trains to 2E and is fitted at ceil(E/2), E and 2E. Off (``enabled: false``): each model
+    trains ``trainer.max_epochs`` (or its variant's ``epochs``) and is fitted at the end."""
+    enabled: bool = False
+    train_acc: float = 0.99
+    plateau_epochs: int = 10
+    plateau_rel: float = 0.01
+    max_epochs: int = 100
+
+
+@dataclass
+class PretrainedConfig:
+    """Stage B: a registry model with its pretrained weights file, measured as it is on an image set
+    (``foolbox_imagenet`` or ``foolbox_cifar10``: see :mod:`bench.whitening.pretrained`)."""
+    name: str = "tv_mobilenet_v2"
+    weights: str = ""
+    images: str = "foolbox_imagenet"
+
+
+@dataclass
 class WhiteningTaskConfig:
     name: str = "whitening"
     kernel_size: int = 3
@@ -64,6 +87,9 @@ class WhiteningTaskConfig:
     first_layer_init_scale: float = 1.0  # multiplies the first conv's init (the formula assumes a small init)
     pca_labels_component: int = 4  # 0-based PCA component that labels=pca ties the classes to
     fit: FitConfig = field(default_factory=FitConfig)
+    stopping: StoppingConfig = field(default_factory=StoppingConfig)
+    pretrained: list[PretrainedConfig] = field(default_factory=list)  # Stage B (no training)
+    assets_dir: str = ".cache/assets/pretrained_weights"  # where pretrained_weights.sh put the images
     tau_grid_size: int = 200
     autocorr_max_delta: int = 10
     autocorr_images: int = 256

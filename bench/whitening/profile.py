@@ -1,4 +1,5 @@
-"""Energy profiles of a filter bank over the patch PCA basis, the linear-CNN formula, and its fit.
+"""Energy profiles of a filter bank over the patch PCA basis, the linear-CNN formula, its fit, and the
+trivial profiles a fit must beat.
 
 e_i = sqrt( (1/K) sum_k (w_k . u_i)^2 ), w = W_trained - W_init by default.
 Formula (conv -> global average pool -> sum, MSE, full-batch GD with step eta, small init):
@@ -6,15 +7,21 @@ Formula (conv -> global average pool -> sum, MSE, full-batch GD with step eta, s
 
 Two fit grids:
 - ``paper`` (the headline): the paper's own search, eta = 1e-7 and t = 10,000 ... 4,999,750 in
-  steps of 250, the exact formula, and lambda in the paper's convention, lambda^2 = S^2 / (2 n_images)
-  with S the singular values of the centred patch matrix. :func:`paper_lambda2` is the one place
-  that converts bench's covariance eigenvalues (or singular values) into that convention.
+  steps of 250, the exact formula, lambda in the paper's convention lambda^2 = S^2 / (2 n_images)
+  (S: singular values of the centred patch matrix, so lambda^2 ≈ eigval * L / 2 with L patches per
+  image) *converted to the paper's patch count*: L is that of the paper's 32x32 CIFAR images
+  ((33 - k)^2: 900 for 3x3 kernels), whatever the images measured (:func:`reference_lambda2`). The
+  grid then spans tau in [0.45, 225] covariance units for 3x3 kernels on every image size; in the
+  images' own L it would start inside the e ∝ lambda limit on 8x8 crops and far past it at 224 px.
+  :func:`paper_lambda2` is the paper's convention at the images' own L (the authors' code).
 - ``wide`` (a diagnostic): the eta -> 0 limit e_i ∝ (1 - exp(-tau lambda_i^2)) / lambda_i on a
-  log-spaced tau grid spanning every regime, lambda^2 = covariance eigenvalues. A wider grid can
-  only fit better, so its r is optimistic and not comparable with the paper's.
-The task runs both on the paper's lambda, so both report tau = eta * t in the paper's units (on 32x32
-images with 3x3 kernels tau * lambda_paper^2 = 450 tau * eigval, i.e. the paper's grid is tau in
-[1e-3, 0.5], or [0.45, 225] in covariance units).
+  log-spaced tau grid spanning every regime. A wider grid can only fit better, so its r is
+  optimistic and not comparable with the paper's.
+
+A fit means the formula's shape only when the trivial profiles do not explain the profile as well
+(:func:`baselines`, :func:`fit_counts`): it must beat the best power law lambda^p by FIT_OVER_POWER,
+the e ∝ lambda profile by FIT_OVER_LAMBDA, and the fitted formula must itself be FORMULA_FROM_LAMBDA
+away from e ∝ lambda (1 - r(formula, lambda)).
 """
 from __future__ import annotations
 
@@ -25,7 +32,11 @@ import torch
 
 PAPER_ETA = 1e-7
 PAPER_T = (10_000, 4_999_750, 250)  # first t, last t, step (the authors' reference grid)
+PAPER_IMAGE = 32  # the paper's CIFAR images: the patch count its grid is defined at
 GRIDS = ("paper", "wide")
+# Bars a fit must clear to count (issue 22; fixed with the measures, before any fit was looked at)
+FIT_OVER_POWER, FIT_OVER_LAMBDA, FORMULA_FROM_LAMBDA = 0.05, 0.2, 0.2
+POWERS = torch.linspace(-2.0, 2.0, 401, dtype=torch.float64)  # lambda^p: p = 1 is e ∝ lambda, -1 whitening
 
 
 def energy_profile(weight: torch.Tensor, eigvecs: torch.Tensor) -> torch.Tensor:
@@ -52,6 +63,12 @@ def paper_lambda2(n_images: int, *, cov_eigvals: torch.Tensor | None = None, n_p
             raise ValueError("cov_eigvals needs n_patches (the covariance divides S^2 by n_patches - 1)")
         s2 = cov_eigvals.double() * (n_patches - 1)
     return s2 / (2 * n_images)
+
+
+def reference_lambda2(cov_eigvals: torch.Tensor, kernel_size: int) -> torch.Tensor:
+    """lambda^2 in the paper's convention at the paper's patch count: eigval * L_ref / 2, L_ref = (33 - k)^2
+    stride-1 patches of a 32x32 image (the convention's S^2 / (2 n_images) on CIFAR)."""
+    return cov_eigvals.double() * (PAPER_IMAGE - kernel_size + 1) ** 2 / 2
 
 
 def formula_profile(eigvals: torch.Tensor, eta: float, t: float | torch.Tensor) -> torch.Tensor:
@@ -108,35 +125,34 @@ def paper_t_grid() -> torch.Tensor:
 @dataclass(frozen=True)
 class Fit:
     """The best grid point: Pearson ``r``, its ``t`` (paper grid; None on the wide grid), ``tau`` =
-    eta * t in the units of the lambda fitted, whether it sits on the grid's ``edge``, the
-    ``whitened_share`` of the fitted formula's energy (sum of e_i^2) in components past the peak
-    (tau * lambda_i^2 >= 1), and the fitted ``formula`` profile itself."""
+    eta * t in the units of the lambda fitted, whether it sits on the grid's ``edge``, how far the
+    fitted formula is from e ∝ lambda (``lambda_distance`` = 1 - r(formula, lambda)), and the
+    fitted ``formula`` profile itself."""
     grid: str
     r: float
     tau: float
     t: float | None
     edge: bool
-    whitened_share: float
+    lambda_distance: float
     formula: torch.Tensor
-
-
-def _whitened_share(formula: torch.Tensor, tau: float, lam2: torch.Tensor) -> float:
-    energy = formula.pow(2)
-    return float(energy[tau * lam2.double() >= 1].sum() / energy.sum())
 
 
 def _best(rs: torch.Tensor) -> int:
     return int(torch.nan_to_num(rs, nan=-math.inf).argmax())
 
 
+def _fit(grid: str, profile: torch.Tensor, lam2: torch.Tensor, formula: torch.Tensor, tau: float, t: float | None,
+         edge: bool) -> Fit:
+    return Fit(grid, pearson(profile, formula), tau, t, edge, 1 - pearson(formula, lam2.double().sqrt()), formula)
+
+
 def fit_paper(profile: torch.Tensor, lam2: torch.Tensor) -> Fit:
-    """The paper's fit: exact formula, eta = 1e-7, t on the paper's grid; ``lam2`` from :func:`paper_lambda2`."""
+    """The paper's fit: exact formula, eta = 1e-7, t on the paper's grid; ``lam2`` from
+    :func:`reference_lambda2` (or :func:`paper_lambda2`)."""
     ts = paper_t_grid()
     i = _best(pearson_rows(profile, formula_profile(lam2, PAPER_ETA, ts)))
     t = float(ts[i])
-    formula = formula_profile(lam2, PAPER_ETA, t)
-    return Fit("paper", pearson(profile, formula), PAPER_ETA * t, t, i in (0, len(ts) - 1),
-               _whitened_share(formula, PAPER_ETA * t, lam2), formula)
+    return _fit("paper", profile, lam2, formula_profile(lam2, PAPER_ETA, t), PAPER_ETA * t, t, i in (0, len(ts) - 1))
 
 
 def fit_wide(profile: torch.Tensor, lam2: torch.Tensor, n: int = 200) -> Fit:
@@ -146,6 +162,27 @@ def fit_wide(profile: torch.Tensor, lam2: torch.Tensor, n: int = 200) -> Fit:
     candidates = -torch.expm1(-taus[:, None] * lam2) / lam2.sqrt()
     i = _best(pearson_rows(profile, candidates))
     tau = float(taus[i])
-    formula = formula_profile_tau(lam2, tau)
-    return Fit("wide", pearson(profile, formula), tau, None, i in (0, n - 1),
-               _whitened_share(formula, tau, lam2), formula)
+    return _fit("wide", profile, lam2, formula_profile_tau(lam2, tau), tau, None, i in (0, n - 1))
+
+
+@dataclass(frozen=True)
+class Baselines:
+    """The trivial profiles' fits: r of e ∝ lambda, and of the best power law lambda^p (p in [-2, 2])."""
+    r_lambda: float
+    r_power: float
+    power: float
+
+
+def baselines(profile: torch.Tensor, eigvals: torch.Tensor) -> Baselines:
+    """How well e ∝ lambda and the best lambda^p fit ``profile`` (``eigvals``: lambda^2 in any units)."""
+    lam = eigvals.double().clamp_min(eigvals.max().item() * 1e-12).sqrt()
+    rs = pearson_rows(profile, lam[None, :] ** POWERS[:, None])
+    i = _best(rs)
+    return Baselines(pearson(profile, lam), float(rs[i]), float(POWERS[i]))
+
+
+def fit_counts(fit: Fit, base: Baselines) -> bool:
+    """A fit counts as the formula's only if it beats lambda^p by FIT_OVER_POWER and e ∝ lambda by
+    FIT_OVER_LAMBDA, and the fitted formula is FORMULA_FROM_LAMBDA away from e ∝ lambda."""
+    return (fit.r - base.r_power >= FIT_OVER_POWER and fit.r - base.r_lambda >= FIT_OVER_LAMBDA
+            and fit.lambda_distance >= FORMULA_FROM_LAMBDA)

@@ -1,5 +1,7 @@
-"""Snapshots of the first-layer filters during training, for profile-versus-time plots."""
+"""Snapshots of the first-layer filters during training, and Stage C's stopping rule."""
 from __future__ import annotations
+
+import math
 
 import lightning as L
 import torch
@@ -34,3 +36,75 @@ class FirstLayerRecorder(L.Callback):
 
     def load_state_dict(self, state_dict: dict) -> None:
         self.snapshots.update(state_dict.get("snapshots", {}))
+
+
+class StoppingRule(FirstLayerRecorder):
+    """A stopping rule fixed before any fit is seen, and training to twice its stopping point.
+
+    After every epoch the whole training set is evaluated (eval mode): the stopping point E is the first
+    epoch whose training accuracy reaches ``train_acc`` (rule ``acc``), or whose training loss has not
+    improved on its best by the fraction ``plateau_rel`` for ``plateau_epochs`` epochs (``plateau``), or
+    ``max_epochs`` (``cap``: the rule never fired). Training then goes on to epoch 2E; the first conv is
+    kept at every epoch end, so the fit can be read at ceil(E/2), E and 2E."""
+
+    def __init__(self, loader, train_acc: float, plateau_epochs: int, plateau_rel: float, max_epochs: int) -> None:
+        super().__init__([])
+        self.loader, self.train_acc = loader, train_acc
+        self.plateau_epochs, self.plateau_rel, self.max_epochs = plateau_epochs, plateau_rel, max_epochs
+        self.history: list[tuple[int, float, float]] = []  # (global step, training accuracy, training loss)
+        self.stop_epoch: int | None = None
+        self.rule = ""
+
+    @torch.no_grad()
+    def _evaluate(self, module: L.LightningModule) -> tuple[float, float]:
+        was_training = module.training
+        module.eval()
+        correct = total = 0
+        loss = 0.0
+        for x, y in self.loader:
+            x, y = x.to(module.device), y.to(module.device)
+            logits = module(x)
+            loss += float(module._loss(logits, y)) * len(y)
+            correct += int((logits.argmax(1) == y).sum())
+            total += len(y)
+        module.train(was_training)
+        return correct / total, loss / total
+
+    def _fires(self, epoch: int) -> str:
+        acc, loss = self.history[-1][1:]
+        if acc >= self.train_acc:
+            return "acc"
+        losses = [h[2] for h in self.history]
+        if len(losses) > self.plateau_epochs:
+            best_before = min(losses[:-self.plateau_epochs])
+            if min(losses[-self.plateau_epochs:]) > best_before * (1 - self.plateau_rel):
+                return "plateau"
+        return "cap" if epoch >= self.max_epochs else ""
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        epoch = trainer.current_epoch + 1
+        self.history.append((trainer.global_step, *self._evaluate(pl_module)))
+        self._snap(pl_module, trainer.global_step)
+        if self.stop_epoch is None:
+            self.rule = self._fires(epoch)
+            if self.rule:
+                self.stop_epoch = epoch
+        if self.stop_epoch is not None and epoch >= 2 * self.stop_epoch:
+            trainer.should_stop = True
+
+    def phases(self) -> dict[str, int]:
+        """The global step of each reported point: half (ceil(E/2) epochs), stop (E), double (2E)."""
+        if self.stop_epoch is None:
+            return {}
+        step = {i + 1: h[0] for i, h in enumerate(self.history)}
+        last = len(self.history)
+        return {"half": step[math.ceil(self.stop_epoch / 2)], "stop": step[self.stop_epoch],
+                "double": step[min(2 * self.stop_epoch, last)]}
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "history": list(self.history), "stop_epoch": self.stop_epoch, "rule": self.rule}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        super().load_state_dict(state_dict)
+        self.history = list(state_dict.get("history", []))
+        self.stop_epoch, self.rule = state_dict.get("stop_epoch"), state_dict.get("rule", "")

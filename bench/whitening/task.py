@@ -2,12 +2,17 @@
 
 One run is a *study* on one dataset: it trains (or loads) every model variant listed in
 ``task.variants``, computes the patch PCA once and reuses it for all of them, then records
-  formula_fit_r   per model (params arch, width, seed, labels, dataset, weights, tau)
+  formula_fit_r   per model (params arch, width, seed, labels, dataset, weights, tau), beside the
+                  trivial baselines it must beat (lambda_r, power_r, formula_lambda_distance,
+                  fit_margin: :mod:`bench.whitening.fits`); with ``task.stopping`` each model at
+                  phase half / stop / double of its stopping point, with its train_acc
   consistency_r   per pair of models that differ in one axis (seed/width/arch/labels), and
                   each trained model against its own init (axis=init)
   autocorr        C(delta) of first-layer outputs (filters = input/random/trained)
   label_pca_corr  max |corr| between image-mean PCA coefficients and one-vs-all labels
   test_acc        each model's accuracy on the test split.
+Stage B (``task.pretrained``): pretrained first layers as they are, each over the patch PCA of its own
+image set (:mod:`bench.whitening.pretrained`), with the same fit rows (stage=pretrained).
 """
 from __future__ import annotations
 
@@ -31,13 +36,14 @@ from bench.provenance import tensors_sha256
 from bench.seeding import derive
 from bench.store import Run
 from bench.training import ClassifierModule, accuracy, build_trainer, fit, optimizer_node, scheduler_node
-from bench.whitening import plots
+from bench.whitening import plots, pretrained
 from bench.whitening.config import SCHEMAS  # noqa: F401  (the task API)
 from bench.whitening.analyses import (first_layer_outputs, label_pca_correlation, pca_energy, quantile_labels,
                                       spatial_autocorrelation, zca_filters)
 from bench.whitening.patch_pca import PatchPCA, load_or_compute
-from bench.whitening.profile import GRIDS, Fit, energy_profile, fit_paper, fit_wide, paper_lambda2, pearson
-from bench.whitening.recording import FirstLayerRecorder
+from bench.whitening.fits import fit_rows
+from bench.whitening.profile import GRIDS, energy_profile, pearson
+from bench.whitening.recording import FirstLayerRecorder, StoppingRule
 
 AXES = ("arch", "width", "seed", "labels", "first_layer")
 # labels=pca: each image's class is the quantile of its patches' energy along one PCA direction
@@ -82,6 +88,13 @@ class Trained:
     snapshots: dict[int, torch.Tensor]  # step -> first conv weight (step 0 = init when trained here)
     test_acc: float
     n_params: int
+    # with task.stopping: the stopping point (stop_epoch, rule_<acc|plateau|cap> = 1), and per phase
+    # (half/stop/double) its global step and training accuracy (step_<phase>, train_acc_<phase>)
+    meta: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def phases(self) -> dict[str, int]:
+        return {k.removeprefix("step_"): int(v) for k, v in self.meta.items() if k.startswith("step_")}
 
     @property
     def init(self) -> torch.Tensor | None:
@@ -158,15 +171,27 @@ def _train(cfg: DictConfig, run: Run, dm, variant: Variant, ckpt_dir: Path) -> T
     with torch.no_grad():
         conv.weight.mul_(variant.init_scale)
     conv.weight.requires_grad_(variant.first_layer == "learned")  # frozen: SGD skips a parameter without grad
-    recorder = FirstLayerRecorder(list(cfg.task.record_steps))
+    stop = cfg.task.stopping
+    if stop.enabled:  # the rule decides the length: up to twice its cap
+        recorder = StoppingRule(dm.ordered_train_dataloader(), stop.train_acc, stop.plateau_epochs,
+                                stop.plateau_rel, stop.max_epochs)
+        epochs = 2 * stop.max_epochs
+    else:
+        recorder, epochs = FirstLayerRecorder(list(cfg.task.record_steps)), variant.epochs
     # No per-epoch validation: nothing selects on it, and test accuracy is measured once below.
     trainer = build_trainer(cfg.trainer, run, callbacks=[recorder], checkpoint_dir=ckpt_dir,
-                            log_prefix=variant.id, limit_val_batches=0, max_epochs=variant.epochs)
+                            log_prefix=variant.id, limit_val_batches=0, max_epochs=epochs)
     module = ClassifierModule(model, dm.num_classes, optim=variant.optim, scheduler=cfg.task.scheduler,
                               loss=variant.loss, augment=cfg.task.augment, hflip=cfg.task.hflip)
     fit(trainer, module, checkpoint_dir=ckpt_dir, train_dataloaders=dm.train_dataloader(variant.batch_size))
+    meta = {}
+    if stop.enabled:
+        accs = {h[0]: h[1] for h in recorder.history}
+        meta = {"stop_epoch": float(recorder.stop_epoch), f"rule_{recorder.rule}": 1.0}
+        for phase, step in recorder.phases().items():
+            meta |= {f"step_{phase}": float(step), f"train_acc_{phase}": accs[step]}
     return Trained(recorder.snapshots, accuracy(model, dm.test_dataloader(), dm.num_classes, cfg.trainer),
-                   n_params(model))
+                   n_params(model), meta)
 
 
 def train_or_load(cfg: DictConfig, run: Run, dm, variant: Variant) -> Trained:
@@ -178,6 +203,7 @@ def train_or_load(cfg: DictConfig, run: Run, dm, variant: Variant) -> Trained:
            "recipe": {k: OmegaConf.to_container(cfg.task)[k] for k in ("scheduler", "augment", "hflip")},
            "pca_labels_component": cfg.task.pca_labels_component if variant.labels == "pca" else None,
            "train": cfg.task.train, "record_steps": list(cfg.task.record_steps),
+           "stopping": OmegaConf.to_container(cfg.task.stopping) if cfg.task.stopping.enabled else None,
            # what changes the trained weights (devices and nodes change the global batch)
            "trainer": {k: cfg.trainer[k] for k in ("max_epochs", "max_steps", "precision", "devices",
                                                   "num_nodes", "sync_batchnorm", "fast_dev_run",
@@ -190,12 +216,14 @@ def train_or_load(cfg: DictConfig, run: Run, dm, variant: Variant) -> Trained:
         tensors = {f"step_{s}": w.contiguous() for s, w in trained.snapshots.items()}
         tensors |= {"test_acc": torch.tensor(trained.test_acc, dtype=torch.float64),
                     "n_params": torch.tensor(trained.n_params)}
+        tensors |= {f"meta_{k}": torch.tensor(v, dtype=torch.float64) for k, v in trained.meta.items()}
         save_file(tensors, tmp)
 
     def load(p: Path) -> Trained:
         t = load_file(str(p))
         snaps = {int(k.removeprefix("step_")): v for k, v in t.items() if k.startswith("step_")}
-        return Trained(snaps, float(t["test_acc"]), int(t["n_params"]))
+        meta = {k.removeprefix("meta_"): float(v) for k, v in t.items() if k.startswith("meta_")}
+        return Trained(snaps, float(t["test_acc"]), int(t["n_params"]), meta)
 
     write = run.is_writer and not cfg.trainer.fast_dev_run
     trained = cache.load_or_build(path, lambda: _train(cfg, run, dm, variant, ckpt_dir), save, load, write=write)
@@ -204,11 +232,13 @@ def train_or_load(cfg: DictConfig, run: Run, dm, variant: Variant) -> Trained:
     return trained
 
 
-def _profile(trained: Trained, pca: PatchPCA, subtract_init: bool, variant: Variant) -> torch.Tensor:
-    """Profile of W_trained - W_init (or W_trained); a frozen layer never moved: its profile is its init's."""
+def _profile(trained: Trained, pca: PatchPCA, subtract_init: bool, variant: Variant,
+             step: int | None = None) -> torch.Tensor:
+    """Profile of W_trained - W_init (or W_trained) at ``step`` (default: the end); a frozen layer never
+    moved: its profile is its init's."""
     learned = subtract_init and trained.init is not None and variant.first_layer == "learned"
-    w = trained.final - trained.init if learned else trained.final
-    return energy_profile(w, pca.eigvecs)
+    w = trained.final if step is None else trained.snapshots[step]
+    return energy_profile(w - trained.init if learned else w, pca.eigvecs)
 
 
 def run(cfg: DictConfig, run: Run) -> None:
@@ -245,36 +275,37 @@ def run(cfg: DictConfig, run: Run) -> None:
                   weights="sha:" + tensors_sha256({v.id: t.final for v, t in trained.items()})[:20])
     dataset = cfg.data.name
     subtract = cfg.task.subtract_init
-    lam2 = paper_lambda2(pca.n_images, cov_eigvals=pca.eigvals, n_patches=pca.n_patches)
 
-    def fits_of(profile: torch.Tensor) -> list[Fit]:
-        """The headline grid's fit first, then the wide diagnostic (when the headline is paper)."""
-        wide = fit_wide(profile, lam2, cfg.task.tau_grid_size)
-        return [fit_paper(profile, lam2), wide] if cfg.task.fit.grid == "paper" else [wide]
-
-    def fit_rows(fits: list[Fit], params: dict) -> list[dict]:
-        rows = []
-        for f in fits:
-            p = {**params, "grid": f.grid, "tau": f.tau, "t": f.t, "edge": f.edge}
-            rows.append(dict(metric="formula_fit_r", value=f.r, params=p))
-            rows.append(dict(metric="formula_regime", value=f.whitened_share, params=p, higher_is_better=None))
-        return rows
+    def rows_of(profile: torch.Tensor, params: dict):
+        return fit_rows(profile, pca.eigvals, k, cfg.task.fit.grid, cfg.task.tau_grid_size, params)
 
     profiles, fits, rows = {}, {}, []
     for v, t in trained.items():
-        prof = _profile(t, pca, subtract, v)
-        profiles[v.id] = prof
-        model_fits = fits_of(prof)
-        fits[v.id] = model_fits[0]
         base = {"arch": v.arch, "kind": v.kind, "width": v.width, "seed": v.seed, "labels": v.labels,
                 "first_layer": v.first_layer, "dataset": dataset}
-        rows += fit_rows(model_fits, {**base, "weights": "trained"})
+        # with a stopping rule: the fit at half, at and at twice the stopping point (consistency at the point)
+        points = {phase: step for phase, step in t.phases.items()} or {None: None}
+        for phase, step in points.items():
+            prof = _profile(t, pca, subtract, v, step)
+            extra = {} if phase is None else {"phase": phase}
+            fit_of, headline = rows_of(prof, {**base, **extra, "weights": "trained"})
+            rows += fit_of
+            if phase in (None, "stop"):
+                profiles[v.id], fits[v.id] = prof, headline
+            if phase is not None:
+                rows.append(dict(metric="train_acc", value=t.meta[f"train_acc_{phase}"], split="train",
+                                 params={**base, "phase": phase, "step": step},
+                                 n=len(datamodules[v.labels].train)))
+        if t.meta:
+            rule = next(r.removeprefix("rule_") for r in t.meta if r.startswith("rule_"))
+            rows.append(dict(metric="stop_epoch", value=t.meta["stop_epoch"], higher_is_better=None,
+                             params={**base, "rule": rule}))
         rows.append(dict(metric="test_acc", value=t.test_acc, params=base, n=len(datamodules[v.labels].test)))
         if t.init is not None and v.first_layer == "learned":  # a frozen layer *is* its init
             init_prof = energy_profile(t.init, pca.eigvecs)
             profiles[f"{v.id}@init"] = init_prof
-            rows += fit_rows(fits_of(init_prof), {**base, "weights": "init"})
-            rows.append(dict(metric="consistency_r", value=pearson(prof, init_prof),
+            rows += rows_of(init_prof, {**base, "weights": "init"})[0]
+            rows.append(dict(metric="consistency_r", value=pearson(profiles[v.id], init_prof),
                              params={"axis": "init", "kind": v.kind, "a": v.id, "b": f"{v.id}@init"}))
     for a, b in itertools.combinations(variants, 2):
         differs = [ax for ax in AXES if getattr(a, ax) != getattr(b, ax)]
@@ -298,6 +329,7 @@ def run(cfg: DictConfig, run: Run) -> None:
     run.save_figure("consistency_heatmap", plots.consistency_heatmap(names, matrix))
     _autocorrelation(cfg, run, dm0, trained, variants, pca)
     _label_pca(run, datamodules, pca)
+    _pretrained(cfg, run)
     for v, t in trained.items():
         steps = sorted(s for s in t.snapshots if s > 0)
         if t.init is not None and len(steps) > 1:
@@ -332,6 +364,27 @@ def _autocorrelation(cfg: DictConfig, run: Run, dm, trained: dict[Variant, Train
                                  higher_is_better=False, n=len(images), params={"delta": d, **params}))
     run.log_metrics(rows)
     run.save_figure("autocorrelation", plots.autocorr_curves(curves))
+
+
+def _pretrained(cfg: DictConfig, run: Run) -> None:
+    """Stage B: each pretrained first layer as it is, over its own image set's patch PCA (stage=pretrained)."""
+    rows, profiles, fits = [], {}, {}
+    for entry in cfg.task.pretrained:
+        p = pretrained.measure(cfg.model, entry, Path(cfg.task.assets_dir), cfg.task.kernel_size)
+        if p is None:
+            continue
+        params = {"stage": "pretrained", "arch": entry.name, "images": entry.images, "weights": "pretrained"}
+        prof = pretrained.profile(p)
+        profiles[entry.name] = prof
+        fit_of, fits[entry.name] = fit_rows(prof, p.pca.eigvals, cfg.task.kernel_size, cfg.task.fit.grid,
+                                            cfg.task.tau_grid_size, params)
+        rows += fit_of
+        # the weights are the right ones: they classify the image set's own (file-name) labels
+        rows.append(dict(metric="pretrained_acc", value=p.accuracy, params=params, n=p.n_images))
+    if rows:
+        run.log_metrics(rows)
+        run.save_tensors("pretrained_profiles", profiles)
+        run.save_figure("pretrained_profile_vs_formula", plots.profile_vs_formula(profiles, fits))
 
 
 def _tie_labels_to_pca(dm, pca: PatchPCA, component: int) -> None:
