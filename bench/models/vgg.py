@@ -46,7 +46,7 @@ class VGG(nn.Module):
         if head == "linear":
             self.classifier = nn.Linear(c, num_classes)
         else:
-            hidden = scaled(512, width)
+            hidden = 512  # the authors' head is 512 wide whatever the features' width
             self.classifier = nn.Sequential(nn.Linear(c, hidden), nn.ReLU(True), nn.Dropout(),
                                             nn.Linear(hidden, hidden), nn.ReLU(True), nn.Dropout(),
                                             nn.Linear(hidden, num_classes))
