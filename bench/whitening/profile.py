@@ -11,8 +11,9 @@ Two fit grids:
   (S: singular values of the centred patch matrix, so lambda^2 ≈ eigval * L / 2 with L patches per
   image) *converted to the paper's patch count*: L is that of the paper's 32x32 CIFAR images
   ((33 - k)^2: 900 for 3x3 kernels), whatever the images measured (:func:`reference_lambda2`). The
-  grid then spans tau in [0.45, 225] covariance units for 3x3 kernels on every image size; in the
-  images' own L it would start inside the e ∝ lambda limit on 8x8 crops and far past it at 224 px.
+  grid then spans tau in [0.45, 225] covariance units (of unit-variance inputs) for 3x3 kernels on
+  every image size and input scale; in the images' own L it would start inside the e ∝ lambda limit
+  on 8x8 crops and far past it at 224 px.
   :func:`paper_lambda2` is the paper's convention at the images' own L (the authors' code).
 - ``wide`` (a diagnostic): the eta -> 0 limit e_i ∝ (1 - exp(-tau lambda_i^2)) / lambda_i on a
   log-spaced tau grid spanning every regime. A wider grid can only fit better, so its r is
@@ -66,9 +67,13 @@ def paper_lambda2(n_images: int, *, cov_eigvals: torch.Tensor | None = None, n_p
 
 
 def reference_lambda2(cov_eigvals: torch.Tensor, kernel_size: int) -> torch.Tensor:
-    """lambda^2 in the paper's convention at the paper's patch count: eigval * L_ref / 2, L_ref = (33 - k)^2
-    stride-1 patches of a 32x32 image (the convention's S^2 / (2 n_images) on CIFAR)."""
-    return cov_eigvals.double() * (PAPER_IMAGE - kernel_size + 1) ** 2 / 2
+    """lambda^2 in the paper's convention at the paper's patch count and input scale: eigval * L_ref / 2 with
+    L_ref = (33 - k)^2 stride-1 patches of a 32x32 image (the convention's S^2 / (2 n_images) on CIFAR), the
+    eigenvalues in units of the patches' mean variance per dimension. The paper's inputs are normalised
+    (unit variance per channel: the unit is 1, its grid unchanged); a model fed raw 0-255 pixels gets the
+    same grid relative to its own input scale, where the paper's eta would be past GD's stable step."""
+    eig = cov_eigvals.double()
+    return eig / eig.mean() * (PAPER_IMAGE - kernel_size + 1) ** 2 / 2
 
 
 def formula_profile(eigvals: torch.Tensor, eta: float, t: float | torch.Tensor) -> torch.Tensor:

@@ -41,7 +41,7 @@ from bench.whitening.config import SCHEMAS  # noqa: F401  (the task API)
 from bench.whitening.analyses import (first_layer_outputs, label_pca_correlation, pca_energy, quantile_labels,
                                       spatial_autocorrelation, zca_filters)
 from bench.whitening.patch_pca import PatchPCA, load_or_compute
-from bench.whitening.fits import fit_rows
+from bench.whitening.fits import fit_rows, pooled_over_seeds
 from bench.whitening.profile import GRIDS, energy_profile, pearson
 from bench.whitening.recording import FirstLayerRecorder, StoppingRule
 
@@ -55,6 +55,9 @@ LOSSES = ("ce", "mse")
 # The formula's own model class (conv -> pool -> linear): reported as kind=linear, a control for the
 # theory, apart from the trained nonlinear CNNs (kind=cnn).
 LINEAR_MODELS = frozenset({"linear_cnn"})
+# metrics also recorded pooled over the seeds of a condition (items = the models): what claims read
+POOLED = ("formula_fit_r", "fit_margin", "power_r", "lambda_r", "formula_lambda_distance", "formula_t", "fit_edge",
+          "train_acc", "test_acc")
 
 
 @dataclass(frozen=True)
@@ -318,7 +321,7 @@ def run(cfg: DictConfig, run: Run) -> None:
                                      "first_layer": "-".join(sorted({a.first_layer, b.first_layer},
                                                                     key=FIRST_LAYER.index)),
                                      "a": a.id, "b": b.id}))
-    run.log_metrics(rows)
+    run.log_metrics(rows + pooled_over_seeds(rows, POOLED))
     run.save_tensors("profiles", profiles)
     run.save_tensors("filters", {f"{v.id}@step{s}": w for v, t in trained.items() for s, w in t.snapshots.items()})
 

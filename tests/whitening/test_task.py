@@ -27,19 +27,34 @@ def test_whitening_study_end_to_end(compose, bench_root):
     assert record["wandb"]["mode"] == "offline" and record["wandb"]["run_id"]
     assert list((bench_root / "outputs" / "wandb").glob("wandb/offline-run-*")), "W&B offline run directory"
     names = {r["metric"] for r in rows}
-    assert names == {"formula_fit_r", "formula_regime", "consistency_r", "autocorr", "autocorr_ratio", "label_pca_corr",
-                     "test_acc"}
+    assert names == {"formula_fit_r", "fit_edge", "formula_t", "formula_lambda_distance", "fit_margin", "lambda_r",
+                     "power_r", "consistency_r", "autocorr", "autocorr_ratio", "label_pca_corr", "test_acc"}
     axes = {r["params"]["axis"] for r in rows if r["metric"] == "consistency_r"}
     assert axes == {"seed", "labels", "arch", "init"}
-    fits = [r for r in rows if r["metric"] == "formula_fit_r"]
+    fits = [r for r in rows if r["metric"] == "formula_fit_r" and r["params"]["over"] == "model"]
     assert len(fits) == 16 and all(-1 <= r["value"] <= 1 for r in fits)  # 4 models x trained/init x 2 grids
+    # the two true-label linear_cnn seeds pool into one row per condition, items = the two models
+    pooled = [r for r in rows if r["metric"] == "formula_fit_r" and r["params"]["over"] == "seeds"]
+    assert {(r["params"]["weights"], r["params"]["grid"]) for r in pooled} == {(w, g) for w in ("trained", "init")
+                                                                              for g in ("paper", "wide")}
+    assert all(len(r["items"]) == 2 and r["item_set"] == "whitening:seeds[0,1]" for r in pooled)
     paper = [r["params"] for r in fits if r["params"]["grid"] == "paper"]
     assert len(paper) == 8 and all(10_000 <= p["t"] <= 4_999_750 and p["tau"] == pytest.approx(1e-7 * p["t"])
                                    for p in paper)
     assert all(p["edge"] == (p["t"] in (10_000, 4_999_750)) for p in paper)
     assert all(r["params"]["t"] is None for r in fits if r["params"]["grid"] == "wide")
-    shares = [r["value"] for r in rows if r["metric"] == "formula_regime"]
-    assert len(shares) == 16 and all(0 <= v <= 1 for v in shares)
+    # every fit has its null baselines beside it, and its margin over them is the bars' minimum
+    by_params = {(r["metric"], json.dumps({k: v for k, v in r["params"].items() if k not in ("t", "tau", "edge", "p")},
+                                          sort_keys=True)): r for r in rows if r["params"].get("over") == "model"}
+    for r in fits:
+        p = {k: v for k, v in r["params"].items() if k not in ("t", "tau", "edge")}
+        base = {k: v for k, v in p.items() if k != "grid"}
+        power = by_params[("power_r", json.dumps(base, sort_keys=True))]["value"]
+        lam = by_params[("lambda_r", json.dumps(base, sort_keys=True))]["value"]
+        dist = by_params[("formula_lambda_distance", json.dumps(p, sort_keys=True))]["value"]
+        margin = by_params[("fit_margin", json.dumps(p, sort_keys=True))]["value"]
+        assert power >= lam - 1e-9  # p = 1 is among the powers
+        assert margin == pytest.approx(min(r["value"] - power - 0.05, r["value"] - lam - 0.2, dist - 0.2))
     auto = {(r["params"]["filters"], r["params"]["delta"]): r["value"] for r in rows if r["metric"] == "autocorr"}
     assert auto[("input", 0)] == pytest.approx(1.0) and auto[("input", 4)] < 1.0
     ratios = {(r["params"]["filters"], r["params"]["variant"]): r["value"] for r in rows if r["metric"] == "autocorr_ratio"}
