@@ -26,9 +26,12 @@ class TinyData(ImageDataModule):
         self.train = self.test = TensorImages(x, y, torch.zeros(3), torch.ones(3))
 
 
+FIXED = ("efficientnet_lite0", "keras_cifar10_cnn")  # pretrained architectures without a width multiplier
+
+
 @pytest.mark.parametrize("name", list_models())
 def test_fast_dev_run(name):
-    width = 1.0 if name.startswith("tv_") else 0.25
+    width = 1.0 if name.startswith("tv_") or name in FIXED else 0.25
     model = create_model(name, num_classes=4, in_chans=3, width=width)
     conv = first_conv(model)
     assert conv.in_channels == 3
@@ -108,3 +111,74 @@ def test_whitening_and_shift_build_their_models_from_the_model_node(compose):
                          TRAINER, None, 10, seed=0)
     with pytest.raises(ConfigError, match="model._target_='nowhere.model' is not an importable model factory"):
         execute(compose(["task=whitening", "logger=none", "model._target_=nowhere.model"]))
+
+
+def test_vgg_authors_head_and_init():
+    """The whitening paper's VGG (chenyaofo's CIFAR VGG): kaiming fan_out convs (first-layer std
+    sqrt(2 / (64 * 9)) = 0.059, PyTorch's default ~0.11), a 512-wide 3-layer head with dropout."""
+    torch.manual_seed(0)
+    authors = create_model("vgg11_bn", kwargs={"head": "mlp", "init": "kaiming_fan_out"})
+    default = create_model("vgg11_bn")
+    assert float(first_conv(authors).weight.std()) == pytest.approx((2 / (64 * 9)) ** 0.5, rel=0.1)
+    assert float(first_conv(default).weight.std()) > 0.09
+    linears = [m for m in authors.classifier if isinstance(m, torch.nn.Linear)]
+    assert [m.out_features for m in linears] == [512, 512, 10]
+    assert sum(isinstance(m, torch.nn.Dropout) for m in authors.classifier) == 2
+    assert all(float(m.bias.abs().max()) == 0 and float(m.weight.std()) == pytest.approx(0.01, rel=0.1) for m in linears)
+    with pytest.raises(ModelError, match="vgg head must be one of linear, mlp"):
+        create_model("vgg11_bn", kwargs={"head": "deep"})
+
+
+def test_torchvision_model_declares_its_weights_input():
+    """A tv_ model carries the transforms of the weights file it loads (matched by the file's name)."""
+    v1 = create_model("tv_mobilenet_v2", num_classes=1000)
+    assert v1.input_cfg["mean"] == pytest.approx((0.485, 0.456, 0.406)) and v1.input_cfg["image_size"] == 224
+    from bench.models.torchvision_models import _weights_enum
+
+    assert _weights_enum("mobilenet_v2", "/x/mobilenet_v2-b0353104.pth").transforms().resize_size == [256]
+
+
+def test_keras_h5_without_the_layers_is_a_clear_error(tmp_path):
+    h5py = pytest.importorskip("h5py")
+    path = tmp_path / "other.h5"
+    with h5py.File(path, "w") as f:
+        f.create_group("model_weights").create_group("dense").create_group("dense")
+    with pytest.raises(ModelError, match="no Keras layer 'conv2d': not the cifar-10-model CNN"):
+        create_model("keras_cifar10_cnn", weights=str(path))
+    (tmp_path / "junk.h5").write_bytes(b"not hdf5")
+    with pytest.raises(ModelError, match="cannot read weights .*junk.h5 as Keras HDF5"):
+        create_model("keras_cifar10_cnn", weights=str(tmp_path / "junk.h5"))
+
+
+def test_keras_h5_round_trip_matches_the_keras_layout(tmp_path):
+    """A file in the real Keras layout (HWIO kernels, dense kernels in x out) loads into the torch module."""
+    h5py = pytest.importorskip("h5py")
+    src = create_model("keras_cifar10_cnn").eval()
+    with torch.no_grad():
+        for m in src.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.1, 0.1)
+                m.running_var.uniform_(0.5, 1.5)
+    path = tmp_path / "cnn_model.h5"
+    convs = [m for m in src.features if isinstance(m, torch.nn.Conv2d)]
+    norms = [m for m in src.features if isinstance(m, torch.nn.BatchNorm2d)]
+    denses = [m for m in src.classifier if isinstance(m, torch.nn.Linear)]
+    with h5py.File(path, "w") as f:
+        root = f.create_group("model_weights")
+
+        def put(layer, **arrays):
+            g = root.create_group(layer).create_group(layer)
+            for name, a in arrays.items():
+                g[f"{name}:0"] = a.detach().numpy()
+
+        for i, c in enumerate(convs):
+            put("conv2d" + (f"_{i}" if i else ""), kernel=c.weight.permute(2, 3, 1, 0), bias=c.bias)
+        for i, b in enumerate(norms):
+            put("batch_normalization" + (f"_{i}" if i else ""), gamma=b.weight, beta=b.bias,
+                moving_mean=b.running_mean, moving_variance=b.running_var)
+        for i, d in enumerate(denses):
+            put("dense" + (f"_{i}" if i else ""), kernel=d.weight.T, bias=d.bias)
+    loaded = create_model("keras_cifar10_cnn", weights=str(path)).eval()
+    x = torch.rand(2, 3, 32, 32) * 255
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), src(x))

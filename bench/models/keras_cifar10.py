@@ -84,8 +84,8 @@ def load_keras_h5(model: KerasCifar10CNN, path: Path) -> None:
 @register_model
 def keras_cifar10_cnn(num_classes=10, in_chans=3, width=1.0, weights=None):
     """The cifar-10-model CNN; ``weights``: its Keras ``.h5`` (or a torch state dict of this module)."""
-    if in_chans != 3 or width != 1.0 or num_classes != 10:
-        raise ModelError("keras_cifar10_cnn is a fixed CIFAR-10 architecture: in_chans=3, width=1.0, 10 classes")
+    if in_chans != 3 or width != 1.0:
+        raise ModelError("keras_cifar10_cnn is a fixed CIFAR-10 architecture: in_chans=3 and width=1.0 only")
     model = KerasCifar10CNN(num_classes)
     model.input_cfg = dict(INPUT)
     if weights is not None and str(weights).endswith(".h5"):

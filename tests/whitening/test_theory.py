@@ -125,8 +125,7 @@ def test_paper_fit_recovers_a_planted_t_exactly():
     fit = fit_paper(profile, from_eig)
     assert fit.t == planted and fit.r > 1 - 1e-9 and not fit.edge
     assert math.isclose(fit.tau, PAPER_ETA * planted)
-    # the leading components are past their peak, the trailing ones not: the regime figure sees both
-    assert 0 < fit.whitened_share < 1
+    assert fit.lambda_distance > 0  # the fitted formula is recorded with its distance from e ∝ lambda
     # the same profile with lambda from the singular values of the patch matrix: the same t
     assert fit_paper(profile, from_svd).t == planted
 

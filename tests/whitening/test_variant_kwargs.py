@@ -61,7 +61,7 @@ def test_a_variant_may_train_with_its_own_recipe(compose):
 @pytest.mark.parametrize(("variant", "message"), [
     ("{optim: {nesterov: true}}", r"task.variants\[0\].optim: Key 'nesterov' not in 'OptimConfig'"),
     ("{optim: {lr: fast}}", r"task.variants\[0\].optim: Value 'fast'"),
-    ("{batch_size: 0}", r"task.variants\[0\].batch_size must be >= 1"),
+    ("{batch_size: 0}", r"task.variants\[0\].batch_size=0: a batch size is a positive integer"),
 ])
 def test_a_wrong_variant_recipe_is_one_config_error(compose, variant, message):
     with pytest.raises(ConfigError, match=message):
