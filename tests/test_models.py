@@ -26,7 +26,7 @@ class TinyData(ImageDataModule):
         self.train = self.test = TensorImages(x, y, torch.zeros(3), torch.ones(3))
 
 
-FIXED = ("efficientnet_lite0", "keras_cifar10_cnn")  # pretrained architectures without a width multiplier
+FIXED = ("efficientnet_lite0", "keras_cifar_cnn")  # pretrained architectures without a width multiplier
 
 
 @pytest.mark.parametrize("name", list_models())
@@ -144,16 +144,16 @@ def test_keras_h5_without_the_layers_is_a_clear_error(tmp_path):
     with h5py.File(path, "w") as f:
         f.create_group("model_weights").create_group("dense").create_group("dense")
     with pytest.raises(ModelError, match="no Keras layer 'conv2d': not the cifar-10-model CNN"):
-        create_model("keras_cifar10_cnn", weights=str(path))
+        create_model("keras_cifar_cnn", weights=str(path))
     (tmp_path / "junk.h5").write_bytes(b"not hdf5")
     with pytest.raises(ModelError, match="cannot read weights .*junk.h5 as Keras HDF5"):
-        create_model("keras_cifar10_cnn", weights=str(tmp_path / "junk.h5"))
+        create_model("keras_cifar_cnn", weights=str(tmp_path / "junk.h5"))
 
 
 def test_keras_h5_round_trip_matches_the_keras_layout(tmp_path):
     """A file in the real Keras layout (HWIO kernels, dense kernels in x out) loads into the torch module."""
     h5py = pytest.importorskip("h5py")
-    src = create_model("keras_cifar10_cnn").eval()
+    src = create_model("keras_cifar_cnn").eval()
     with torch.no_grad():
         for m in src.modules():
             if isinstance(m, torch.nn.BatchNorm2d):
@@ -178,7 +178,7 @@ def test_keras_h5_round_trip_matches_the_keras_layout(tmp_path):
                 moving_mean=b.running_mean, moving_variance=b.running_var)
         for i, d in enumerate(denses):
             put("dense" + (f"_{i}" if i else ""), kernel=d.weight.T, bias=d.bias)
-    loaded = create_model("keras_cifar10_cnn", weights=str(path)).eval()
+    loaded = create_model("keras_cifar_cnn", weights=str(path)).eval()
     x = torch.rand(2, 3, 32, 32) * 255
     with torch.no_grad():
         torch.testing.assert_close(loaded(x), src(x))

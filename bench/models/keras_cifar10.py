@@ -1,4 +1,4 @@
-"""The CIFAR-10 CNN of PyPI ``cifar-10-model`` 7.4.0 (a Keras model), rebuilt in torch: ``keras_cifar10_cnn``.
+"""The CIFAR-10 CNN of PyPI ``cifar-10-model`` 7.4.0 (a Keras model), rebuilt in torch: ``keras_cifar_cnn``.
 
 Architecture (the package's ``model.py``): three blocks of two 'valid' 3x3 convs (64, 64 | 128, 128 |
 64, 64), each conv followed by ReLU then BatchNorm (Keras eps 1e-3), 2x2 max-pools after the first two
@@ -82,10 +82,10 @@ def load_keras_h5(model: KerasCifar10CNN, path: Path) -> None:
 
 
 @register_model
-def keras_cifar10_cnn(num_classes=10, in_chans=3, width=1.0, weights=None):
+def keras_cifar_cnn(num_classes=10, in_chans=3, width=1.0, weights=None):
     """The cifar-10-model CNN; ``weights``: its Keras ``.h5`` (or a torch state dict of this module)."""
     if in_chans != 3 or width != 1.0:
-        raise ModelError("keras_cifar10_cnn is a fixed CIFAR-10 architecture: in_chans=3 and width=1.0 only")
+        raise ModelError("keras_cifar_cnn is a fixed CIFAR-10 architecture: in_chans=3 and width=1.0 only")
     model = KerasCifar10CNN(num_classes)
     model.input_cfg = dict(INPUT)
     if weights is not None and str(weights).endswith(".h5"):

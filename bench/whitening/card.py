@@ -27,6 +27,10 @@ class AtBothEnds:
         rows = list(rows)
         return [r for check in self.ends.values() for r in check.rows(rows)]
 
+    def compared(self, rows):
+        rows = list(rows)
+        return [group for check in self.ends.values() for group in check.compared(rows)]
+
     def judge(self, sample):
         verdicts = {phase: check.judge(sample) for phase, check in self.ends.items()}
         half, double = verdicts["half"], verdicts["double"]
@@ -60,14 +64,15 @@ def _trained_gate(labels: str, floor: float) -> Gate:
 
 
 TABLE3 = ("vgg11_bn", "resnet18", "resnet20")  # conf/experiment/whitening/table3.yaml
-PRETRAINED = {"tv_mobilenet_v2": "MobileNetV2 (torchvision, ImageNet)",
-              "efficientnet_lite0": "EfficientNet-Lite0 (ImageNet)",
-              "keras_cifar10_cnn": "the cifar-10-model CNN (CIFAR-10)"}
+# registry name -> (claim id suffix, what it is)
+PRETRAINED = {"tv_mobilenet_v2": ("mobilenet_v2", "MobileNetV2 (torchvision, ImageNet)"),
+              "efficientnet_lite0": ("efficientnet_lite0", "EfficientNet-Lite0 (ImageNet)"),
+              "keras_cifar_cnn": ("keras_cnn", "the cifar-10-model Keras CNN (CIFAR-10)")}
 
 
-def _pretrained_claim(arch: str, label: str) -> Claim:
+def _pretrained_claim(arch: str, short: str, label: str) -> Claim:
     where = {"stage": "pretrained", "arch": arch}
-    return Claim(f"pretrained_fit_{arch}", f"{label}'s pretrained first layer fits the formula beyond the "
+    return Claim(f"pretrained_fit_{short}", f"{label}'s pretrained first layer fits the formula beyond the "
                  f"trivial profiles (fit margin ≥ 0)", paper="ImageNet r = 0.90, CIFAR-10 0.94 (Table 3)",
                  check=AtLeast(fit_margin(**where), 0.0),
                  gates=Gate(Value("pretrained_acc", arch=arch), at_least=0.5,
@@ -75,7 +80,7 @@ def _pretrained_claim(arch: str, label: str) -> Claim:
 
 
 CLAIMS = (
-    *(_pretrained_claim(arch, label) for arch, label in PRETRAINED.items()),
+    *(_pretrained_claim(arch, short, label) for arch, (short, label) in PRETRAINED.items()),
     Claim("fits_formula", "Trained CNNs' first layers fit the formula beyond the trivial profiles (fit margin ≥ 0 "
           "over the seeds, at half and at twice the stopping point)",
           paper="r = 0.94 CIFAR-10, 0.90 ImageNet, 0.96 CelebA (Table 3)",

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 ASSETS = Path(os.environ.get("BENCH_ASSETS") or ROOT / ".cache" / "assets") / "pretrained_weights"
 MODELS = {"tv_mobilenet_v2": ("mobilenet_v2-b0353104.pth", "foolbox_imagenet", 1000, 32),
           "efficientnet_lite0": ("efficientnet-lite0-57934424.pth", "foolbox_imagenet", 1000, 32),
-          "keras_cifar10_cnn": ("cifar10_cnn.h5", "foolbox_cifar10", 10, 64)}
+          "keras_cifar_cnn": ("cifar10_cnn.h5", "foolbox_cifar10", 10, 64)}
 
 
 def _installed(name: str) -> Path:
@@ -55,19 +55,19 @@ def test_stage_b_rows_in_a_study(compose, bench_root):
     from bench.cli import execute
     from bench.store import read_run
 
-    weights = _installed("keras_cifar10_cnn")
+    weights = _installed("keras_cifar_cnn")
     run_dir = execute(compose([
         "task=whitening", "data=digits", "data.n_train=100", "data.n_test=50", "data.batch_size=50",
         "model=linear_cnn", "model.width=0.25", "trainer.max_epochs=1", "trainer.enable_progress_bar=false",
         "task.record_steps=[1]", "task.autocorr_max_delta=4", "task.autocorr_images=16", "task.tau_grid_size=20",
         "logger=none", f"task.assets_dir={ASSETS}",
-        f"task.pretrained=[{{name: keras_cifar10_cnn, weights: '{weights}', images: foolbox_cifar10}},"
+        f"task.pretrained=[{{name: keras_cifar_cnn, weights: '{weights}', images: foolbox_cifar10}},"
         f"{{name: tv_mobilenet_v2, weights: '{bench_root}/absent.pth', images: foolbox_imagenet}}]"]))
     rows = [r for r in read_run(run_dir)[1] if r["params"].get("stage") == "pretrained"]
     metrics = {(r["metric"], r["params"].get("grid")) for r in rows}
     assert {("formula_fit_r", "paper"), ("fit_margin", "paper"), ("formula_t", "paper"), ("fit_edge", "paper"),
             ("power_r", None), ("lambda_r", None), ("pretrained_acc", None)} <= metrics
-    assert {r["params"]["arch"] for r in rows} == {"keras_cifar10_cnn"}
+    assert {r["params"]["arch"] for r in rows} == {"keras_cifar_cnn"}
 
 
 def test_asset_script_without_pip_names_the_command(tmp_path):

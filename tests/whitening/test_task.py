@@ -154,7 +154,7 @@ def test_embedded_study_records_every_stage(compose):
     assert not missing, missing
     stage_b = {r["params"]["arch"] for r in rows if r["params"].get("stage") == "pretrained"
                and r["metric"] == "fit_margin" and r["params"]["grid"] == "paper"}
-    assert stage_b == {"tv_mobilenet_v2", "efficientnet_lite0", "keras_cifar10_cnn"}
+    assert stage_b == {"tv_mobilenet_v2", "efficientnet_lite0", "keras_cifar_cnn"}
     phases = {(r["params"]["labels"], r["params"]["seed"], r["params"]["phase"]) for r in rows
               if r["metric"] == "train_acc" and r["params"]["over"] == "model"}
     assert {(labels, seed, phase) for labels in ("true", "random") for seed in (0, 1, 2)
