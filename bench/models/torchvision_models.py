@@ -48,7 +48,7 @@ def _make(arch: str):
         import torchvision  # here, not at the top: it costs 2.5 s, and `bench` checks model names before that
 
         model = torchvision.models.get_model(arch, weights=None, num_classes=num_classes)
-        # how the pretrained weights expect their inputs (the whitening task's patch PCA uses the same)
+        # how the pretrained weights expect their inputs (a task measuring them on images uses the same)
         tf = _weights_enum(arch, weights).transforms()
         model.input_cfg = {"mean": tuple(tf.mean), "std": tuple(tf.std), "image_size": tf.crop_size[0],
                            "resize": tf.resize_size[0], "pixel_scale": 1.0}

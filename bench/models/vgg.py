@@ -1,9 +1,9 @@
 """CIFAR-style VGG (3x3 convs, 32x32 inputs), with a width multiplier.
 
 Two heads and two inits: bench's default (``head='linear'``: one linear layer on the pooled features;
-PyTorch's default init) and the whitening paper's (Chowers & Weiss use the CIFAR VGGs of
+PyTorch's default init) and Chowers & Weiss's (ICML 2023: the CIFAR VGGs of
 chenyaofo/pytorch-cifar-models): ``head='mlp'``, Linear(512, 512) -> ReLU -> Dropout(0.5) -> Linear(512,
-512) -> ReLU -> Dropout(0.5) -> Linear(512, classes) (512 scaled by ``width``), and
+512) -> ReLU -> Dropout(0.5) -> Linear(512, classes) (512 wide whatever ``width``), and
 ``init='kaiming_fan_out'``: convs kaiming-normal (fan_out, ReLU) with zero bias, BatchNorm 1 / 0, linear
 layers N(0, 0.01) with zero bias.
 """

