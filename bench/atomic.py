@@ -66,6 +66,7 @@ def atomic_save(path: str | os.PathLike, save: Callable[[str], None]) -> None:
     os.close(fd)
     try:
         save(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # the library may have written a file of its own (safetensors: 0600)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -7,7 +7,8 @@ weights, generated shards): one key rule, one write rule, one integrity check.
   (threads, CPU kernels, torch version: :func:`numerics`); a changed key is a new entry, never a
   stale hit.
 - **Write**: the payload is written atomically (:mod:`bench.atomic`), then ``<file>.sha256``
-  beside it (``sha256sum`` format). A crash between the two leaves a payload without a sidecar,
+  beside it (``sha256sum`` format; for a payload in an entry folder, one line per file of the
+  folder, see :func:`covered_files`). A crash between the two leaves a payload without a sidecar,
   which is rebuilt, never trusted.
 - **Read**: every read first checks the payload against its sidecar. A mismatch (a flipped
   byte, a torn copy, a missing sidecar) is rebuilt with a one-line warning naming the file, or is
@@ -18,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +30,7 @@ from bench.errors import CacheError
 
 log = logging.getLogger("bench.cache")
 CACHE_FORMAT = 2  # bump when the key rule or the sidecar format changes
+_ENTRY_FOLDER = re.compile(r"(^|-)[0-9a-f]{24}$")  # a folder named by its key digest (see key_digest)
 T = TypeVar("T")
 
 
@@ -64,6 +67,28 @@ def sidecar(path: str | Path) -> Path:
     return path.with_name(path.name + ".sha256")
 
 
+def covered_files(path: str | Path) -> list[Path]:
+    """The files ``path``'s sidecar covers: ``path`` itself and, when ``path`` sits in an entry folder (a
+    ``Cache.path(..., suffix="")``: its name ends in the key digest, e.g. an open_clip folder), every other
+    file of that folder (``open_clip_config.json`` is as much the model as its weights). Temporary files
+    (a leading dot), sidecars and subfolders (a checkpoint in progress) are not part of the entry."""
+    path = Path(path)
+    if not _ENTRY_FOLDER.search(path.parent.name):
+        return [path]
+    others = sorted(p for p in path.parent.iterdir() if p.is_file() and p.name != path.name
+                    and not p.name.startswith(".") and not p.name.endswith(".sha256"))
+    return [*others, path]
+
+
+def _read_sidecar(side: Path) -> dict[str, str]:
+    """``{file name: sha256}`` of a ``sha256sum``-format sidecar (empty when it is empty or unreadable)."""
+    try:
+        lines = side.read_text().splitlines()
+    except (OSError, UnicodeDecodeError):
+        return {}
+    return {parts[1].lstrip("*"): parts[0] for line in lines if len(parts := line.split(None, 1)) == 2}
+
+
 @dataclass(frozen=True)
 class Cache:
     """The cache under ``root`` for the task at ``task_version`` (its card's version, part of every key);
@@ -86,16 +111,22 @@ class Cache:
         return self.root / kind / f"{name + '-' if name else ''}{key_digest(kind, key, self.task_version)}{suffix}"
 
     def verify(self, path: str | Path) -> bool:
-        """True when ``path`` exists and matches its sidecar. False when it is absent; a present payload
-        that fails the check is reported (one line naming it) and False, or raises under ``strict``."""
+        """True when ``path`` and every other file its sidecar covers (:func:`covered_files`) exist and match
+        it. False when it is absent; a present payload that fails the check is reported (one line naming the
+        file) and False, or raises under ``strict``."""
         path = Path(path)
         if not path.is_file():
             return False
         side = sidecar(path)
-        expected = side.read_text().split()[0] if side.is_file() and side.stat().st_size else None
-        if expected is not None and expected == sha256_file(path):
+        listed = _read_sidecar(side) if side.is_file() else {}
+        problem = None if listed else "has no sha256 beside it"
+        for file in covered_files(path):
+            if problem is None and file.name not in listed:
+                problem = f"has a sha256 that does not cover {file.name} of its folder"
+            elif problem is None and listed[file.name] != sha256_file(file):
+                problem = "does not match its sha256" if file == path else f"has a torn {file.name} beside it"
+        if problem is None:
             return True
-        problem = "has no sha256 beside it" if expected is None else "does not match its sha256"
         if self.strict:
             raise CacheError(f"cache file {path} {problem}; delete it to rebuild it (or drop cache.strict=true)")
         log.warning("cache file %s %s: rebuilding it", path, problem)
@@ -110,9 +141,9 @@ class Cache:
         """Write the sidecar of a payload just put in place atomically (by :meth:`write`, or by a library
         that writes a whole folder); return its sha256."""
         path = Path(path)
-        digest = sha256_file(path)
-        atomic_write_text(sidecar(path), f"{digest}  {path.name}\n")
-        return digest
+        digests = {file.name: sha256_file(file) for file in covered_files(path)}
+        atomic_write_text(sidecar(path), "".join(f"{d}  {name}\n" for name, d in digests.items()))
+        return digests[path.name]
 
     def load_or_build(self, path: str | Path, build: Callable[[], T], save: Callable[[T, str], None],
                       load: Callable[[Path], T], write: bool = True) -> T:

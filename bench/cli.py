@@ -133,6 +133,7 @@ def execute(cfg: DictConfig, overrides: list[str] | None = None) -> Path | None:
     schemas = task.schemas()
     cfg = validate(cfg, schemas)  # before the heavy imports: a config error is reported in about a second
     _check_names(cfg, schemas)  # torch only (the registry), not Lightning: a wrong name costs ~2 s, not ~7
+    _check_accelerator(cfg.trainer)
     import lightning
 
     from bench.tracking import Tracker
@@ -202,6 +203,21 @@ def _check_names(cfg: DictConfig, schemas: dict[str, type]) -> None:
 
         if cfg.data.name not in DATASETS:
             raise DataError(f"unknown dataset {cfg.data.name!r} (data.name); choose one of: {', '.join(DATASETS)}")
+
+
+def _check_accelerator(trainer: DictConfig) -> None:
+    """A GPU trainer needs the GPUs it asks for: said before any data is loaded or a record written."""
+    if str(trainer.accelerator) not in ("gpu", "cuda"):
+        return
+    import torch
+
+    from bench.errors import ConfigError
+
+    visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    wanted = _n_devices(trainer.devices)
+    if visible < wanted:
+        raise ConfigError(f"trainer.accelerator={trainer.accelerator} with {wanted} device(s), but this machine has "
+                          f"{visible} visible CUDA GPU(s); use trainer=cpu (or trainer=ddp_cpu), or run on a GPU node")
 
 
 def _check_launchable(trainer: DictConfig, hydra_in_use: bool) -> None:
@@ -279,8 +295,38 @@ def _app(cfg: DictConfig) -> None:
             signal.signal(signum, handler)
 
 
+def _output_root_problem(argv: list[str], environ: os._Environ | dict = os.environ) -> str | None:
+    """What stops Hydra from creating its output folder (``paths.log_dir``, by default ``$BENCH_ROOT/outputs``):
+    Hydra creates it before bench's own error handling runs, so it is checked first."""
+    root, log_dir = environ.get("BENCH_ROOT", "."), None
+    for arg in argv:
+        key, _, value = arg.partition("=")
+        if key in ("paths.root_dir", "paths.log_dir") and value and "$" not in value:
+            root, log_dir = (value, log_dir) if key == "paths.root_dir" else (root, value)
+    folder = Path(log_dir or Path(root) / "outputs")
+    for path in (folder, *folder.parents):
+        if path.exists():
+            if not path.is_dir():
+                return f"{path}: Not a directory"
+            if not os.access(path, os.W_OK | os.X_OK):
+                return f"{path}: {'Read-only file system' if _read_only_mount(path) else 'Permission denied'}"
+            return None
+    return None
+
+
+def _read_only_mount(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
 def main() -> None:
     """Console-script entry point."""
+    if (problem := _output_root_problem(sys.argv[1:])) is not None:
+        print(f"bench: error: {problem}. Point BENCH_ROOT (or paths.*) at a writable directory, or remove what is "
+              "in the way.", file=sys.stderr)
+        sys.exit(2)
     # Before torch is imported: OpenMP threads sleep while they wait for each other instead of spinning
     # (with a CPU-bound neighbour, two spinning threads ran 1.9x slower than one). The thread count
     # itself is config (``threads``), set in :func:`execute`.

@@ -1,4 +1,5 @@
-"""One job per config: a lock file per config hash in the results folder.
+"""Lock files: one job per config (a lock per config hash in the results folder), and one owner per
+checkpoint folder (:mod:`bench.resume`).
 
 Two sweeps started together (on one machine or on several sharing a filesystem) would otherwise
 both run every job. Before a job runs, it takes ``results/locks/<task>-<config_hash>.lock``; a job
@@ -48,15 +49,24 @@ def _alive(holder: dict) -> bool:
     return holder.get("start") is None or holder.get("start") == _start_time(pid)
 
 
-class ConfigLock:
-    """``results/locks/<task>-<config_hash>.lock``, holding the owner's pid, host and start time."""
+def _is_me(holder: dict) -> bool:
+    return (holder.get("host") == socket.gethostname() and holder.get("pid") == os.getpid()
+            and holder.get("start") == _start_time(os.getpid()))
 
-    def __init__(self, results_dir: str | os.PathLike, task: str, config_hash: str) -> None:
-        self.path = Path(results_dir) / "locks" / f"{task}-{config_hash}.lock"
+
+class FileLock:
+    """A lock file at ``path`` holding the owner's pid, host and start time (re-entrant for this object;
+    exclusive between objects, even in one process)."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
         self.held = False
 
     def acquire(self) -> dict | None:
-        """Take the lock; return ``None`` on success, or the live holder's record when it is taken."""
+        """Take the lock; return ``None`` on success (or when this object holds it already), or the live
+        holder's record when it is taken."""
+        if self.held and _is_me(self._read() or {}):
+            return None
         self.path.parent.mkdir(parents=True, exist_ok=True)
         me = {"pid": os.getpid(), "host": socket.gethostname(), "start": _start_time(os.getpid()),
               "since": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
@@ -111,9 +121,17 @@ class ConfigLock:
         aside.unlink(missing_ok=True)
 
     def release(self) -> None:
-        if self.held:
+        """Remove the lock file if this process still holds it (never a lock taken since by another)."""
+        if self.held and _is_me(self._read() or {}):
             self.path.unlink(missing_ok=True)
-            self.held = False
+        self.held = False
+
+
+class ConfigLock(FileLock):
+    """``results/locks/<task>-<config_hash>.lock``: one job per config."""
+
+    def __init__(self, results_dir: str | os.PathLike, task: str, config_hash: str) -> None:
+        super().__init__(Path(results_dir) / "locks" / f"{task}-{config_hash}.lock")
 
 
 @contextlib.contextmanager

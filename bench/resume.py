@@ -6,11 +6,21 @@ callback saves the full training state (weights, optimizer, loops, callbacks' st
 the random generators, so a training killed after epoch k and re-run continues at epoch k+1 with
 the same data order and ends with the same weights as one that was never interrupted. The bench
 run's record lists each resumed training and the step it resumed from.
+
+A checkpoint folder has one owner at a time (:func:`claim`): the process training into it. Another
+process that needs the same training waits for it rather than sharing the folder, so no run resumes,
+overwrites or deletes a live run's checkpoint; a folder whose owner died is taken over and resumed.
+Each save goes to the writer's own temporary name. A checkpoint that does not load (torn by a full
+disk, garbage) is discarded with a warning and the training starts over.
 """
 from __future__ import annotations
 
+import atexit
+import logging
 import os
 import random
+import secrets
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +28,12 @@ import lightning as L
 import numpy as np
 import torch
 
+from bench.lock import FileLock
+
+log = logging.getLogger("bench")
 LAST = "last.ckpt"
+OWNER = "owner.lock"  # inside the folder: removing the folder (once the model is cached) releases it
+_claimed: dict[Path, FileLock] = {}
 
 
 def _rng_state() -> dict:
@@ -56,12 +71,19 @@ class ResumeCheckpoint(L.Callback):
 
     def _save(self, trainer: L.Trainer) -> None:
         path = self.dirpath / LAST
-        tmp = self.dirpath / f".{LAST}.tmp"  # the same name on every rank: only rank 0 writes it
+        # this writer's own name (only rank 0 writes; the other ranks' names are never created)
+        tmp = self.dirpath / f".{LAST}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
         if trainer.is_global_zero:
             self.dirpath.mkdir(parents=True, exist_ok=True)
-        trainer.save_checkpoint(tmp)  # every rank takes part (barrier); rank 0 writes
-        if trainer.is_global_zero:
-            os.replace(tmp, path)  # atomic: a kill mid-save leaves the previous checkpoint whole
+        try:
+            # every rank takes part (barrier); rank 0 writes. The full training state (weights_only=False
+            # here means "not only the weights"), said explicitly: Lightning logs a line each time it is not.
+            trainer.save_checkpoint(tmp, weights_only=False)
+            if trainer.is_global_zero:
+                os.replace(tmp, path)  # atomic: a kill mid-save leaves the previous checkpoint whole
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # a full disk must not keep a half-written checkpoint
+            raise
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.sanity_checking:
@@ -84,7 +106,50 @@ class ResumeCheckpoint(L.Callback):
             _set_rng_state(state_dict["rng"])
 
 
-def last_checkpoint(checkpoint_dir: str | Path | None) -> str | None:
-    """``checkpoint_dir/last.ckpt`` when an earlier attempt left one."""
+def last_checkpoint(checkpoint_dir: str | Path | None, discard: bool = True) -> str | None:
+    """``checkpoint_dir/last.ckpt`` when an earlier attempt left one that loads (``weights_only=True``). One
+    that does not is reported in one warning and, with ``discard`` (its owner), deleted: the training
+    starts over."""
     last = Path(checkpoint_dir) / LAST if checkpoint_dir else None
-    return str(last) if last is not None and last.is_file() else None
+    if last is None or not last.is_file():
+        return None
+    try:
+        torch.load(last, map_location="cpu", weights_only=True)
+    except Exception as e:  # a torn zip, garbage bytes, a foreign pickle: never resumed
+        reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        log.warning("checkpoint %s does not load (%s): %s; training from the start", last, reason,
+                    "discarded" if discard else "left to its owner")
+        if discard:
+            last.unlink(missing_ok=True)
+        return None
+    return str(last)
+
+
+def claim(checkpoint_dir: str | Path, poll_s: float = 1.0) -> None:
+    """Make this process the owner of ``checkpoint_dir``: take its lock, waiting while a live process
+    holds it (that process trains the same model into it; when it is done the model is cached). A dead
+    owner's lock is broken, and its checkpoint resumed. Held until the folder is removed, training fails
+    (:func:`release`) or the process exits."""
+    folder = Path(checkpoint_dir)
+    lock = _claimed.get(folder) or FileLock(folder / OWNER)
+    waited = False
+    while (holder := lock.acquire()) is not None:
+        if not waited:
+            log.info("pid %s on %s is training into %s; waiting for it (its model will then be cached)",
+                     holder.get("pid"), holder.get("host"), folder)
+            waited = True
+        time.sleep(poll_s)
+    _claimed[folder] = lock
+
+
+def release(checkpoint_dir: str | Path) -> None:
+    """Give up ownership of ``checkpoint_dir``, keeping its checkpoint (a later run resumes it)."""
+    lock = _claimed.pop(Path(checkpoint_dir), None)
+    if lock is not None:
+        lock.release()
+
+
+@atexit.register
+def _release_all() -> None:
+    for folder in list(_claimed):
+        release(folder)

@@ -13,7 +13,6 @@ import logging
 import math
 import os
 import secrets
-import shutil
 import time
 import traceback
 from collections.abc import Iterable, Iterator
@@ -108,18 +107,37 @@ class Run:
             self.record["error"] = f"interrupted ({exc}); run the command again to resume"
         elif failed:
             self.record["error"] = "".join(traceback.format_exception_only(exc_type, exc)).strip()[-2000:]
+        write_error = None
+        if self.is_writer:
+            try:
+                self.flush()
+            except OSError as e:  # e.g. a full disk: the run did not complete, and its record must say so
+                write_error, failed = e, True
+                self.record["error"] = self.record["error"] or f"{type(e).__name__}: {e} (writing metrics.jsonl)"
         self.record["status"] = "failed" if failed else "completed"
         self.record["finished_at"] = _now()
         self.record["wall_time_s"] = round(time.monotonic() - self._t0, 3)
         if self.is_writer:
-            self.flush()
-            self._write_record()
-            if not failed:  # the checkpoints served their purpose; a failed run keeps them to resume
-                shutil.rmtree(self._checkpoint_root(), ignore_errors=True)
+            self._write_final_record()
         if self.tracker is not None:
             self.tracker.log_table("metrics", self._rows)
         self._release(exit_code=1 if failed else 0)
+        if write_error is not None and exc is None:
+            raise write_error
         return False
+
+    def _write_final_record(self) -> None:
+        """The record's last state; on a full disk (the atomic write needs room for a second copy) it is
+        overwritten in place, in the blocks the record already holds, so no run stays ``running``."""
+        try:
+            self._write_record()
+        except OSError:
+            text = json.dumps(self.record, indent=2, sort_keys=True, allow_nan=False) + "\n"
+            with open(self.dir / "run.json", "r+") as f:
+                f.write(text)
+                f.truncate()
+                f.flush()
+                os.fsync(f.fileno())
 
     def _release(self, exit_code: int) -> None:
         """Finish the W&B run and give back the run id (the next job of a multirun mints its own)."""
@@ -133,15 +151,6 @@ class Run:
         atomic_write_json(self.dir / "run.json", self.record)
 
     # -- resumable training ----------------------------------------------------------------
-    def checkpoint_dir(self, name: str) -> Path:
-        """Where training ``name`` of this run keeps ``last.ckpt``: keyed by the config hash, not the
-        run id, so re-running the same config (a new run) resumes it. Removed when the run completes."""
-        return self._checkpoint_root() / name
-
-    def _checkpoint_root(self) -> Path:
-        cache_dir = (self.record["config"].get("paths") or {}).get("cache_dir") or self.dir.parent
-        return Path(cache_dir) / "checkpoints" / self.task / self.record["config_hash"][:20]
-
     def note_resumed(self, name: str, *, step: int, epoch: int, checkpoint: str) -> None:
         """Record that training ``name`` resumed from ``checkpoint`` at ``step`` (epoch ``epoch``)."""
         self.record.setdefault("resumed", []).append(

@@ -18,7 +18,7 @@ from torch.nn import functional as F
 
 from bench.config import OptimConfig, SchedulerConfig, TrainerConfig, schema_defaults, schema_node
 from bench.errors import ConfigError, TrainingError
-from bench.resume import ResumeCheckpoint, last_checkpoint
+from bench.resume import ResumeCheckpoint, claim, last_checkpoint, release
 
 
 def _target_class(cfg: dict, base: type, what: str, key: str, example: str) -> type:
@@ -201,16 +201,33 @@ def augmentation(hflip: bool = True):
     return v2.Compose([v2.Lambda(crop), *([v2.RandomHorizontalFlip()] if hflip else [])])
 
 
+#: A training loss this many times its first step's has diverged: no recipe bench runs raises its loss by
+#: four orders of magnitude (lr=1e12 on digits: from 2.3 to ~1e12 in one step, weights finite, chance accuracy).
+DIVERGED_LOSS_FACTOR = 1e4
+
+
 class FiniteGuard(L.Callback):
-    """Fail the run when training goes non-finite, however few steps an epoch has: the loss of every
-    step, and the weights after each epoch (a NaN born in the last step's update shows only there)."""
+    """Fail the run when training diverges, however few steps an epoch has: a non-finite loss at any step,
+    a loss :data:`DIVERGED_LOSS_FACTOR` times the first step's (exploded but still finite weights), and
+    non-finite weights after each epoch (a NaN born in the last step's update shows only there)."""
+
+    def __init__(self) -> None:
+        self.first_loss: float | None = None
 
     def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
-        if isinstance(loss, torch.Tensor) and not torch.isfinite(loss).all():
+        if not isinstance(loss, torch.Tensor):
+            return
+        if not torch.isfinite(loss).all():
             raise TrainingError(f"training loss became {loss.item() if loss.numel() == 1 else 'non-finite'} at "
                                 f"step {trainer.global_step}; lower the learning rate or set trainer.gradient_clip_val")
+        value = float(loss.detach().mean())
+        if self.first_loss is None:
+            self.first_loss = value
+        elif self.first_loss > 0 and value > DIVERGED_LOSS_FACTOR * self.first_loss:
+            raise TrainingError(f"training diverged: the loss grew from {self.first_loss:.4g} to {value:.4g} by step "
+                                f"{trainer.global_step}; lower the learning rate or set trainer.gradient_clip_val")
 
     def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         bad = next((n for n, p in module.named_parameters() if not torch.isfinite(p).all()), None)
@@ -245,8 +262,22 @@ def build_trainer(trainer_cfg: Any = None, run: Any = None, callbacks: Sequence[
 
 def fit(trainer: L.Trainer, module: L.LightningModule, datamodule: L.LightningDataModule | None = None,
         checkpoint_dir: str | Path | None = None, **loaders: Any) -> None:
-    """``trainer.fit``, resuming from ``checkpoint_dir/last.ckpt`` when an earlier attempt left one."""
-    trainer.fit(module, datamodule=datamodule, ckpt_path=last_checkpoint(checkpoint_dir), **loaders)
+    """``trainer.fit``, resuming from ``checkpoint_dir/last.ckpt`` when an earlier attempt left one that
+    loads with ``weights_only=True`` (else it is discarded with a warning and training starts over).
+
+    The writing process (rank 0) first owns the folder (:func:`bench.resume.claim`): while another live
+    process trains the same model there, it waits. A failed training gives the folder up, its checkpoint
+    kept for the next attempt; a finished one keeps it until the caller removes the folder."""
+    owner = checkpoint_dir is not None and trainer.is_global_zero
+    if owner:
+        claim(checkpoint_dir)
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=last_checkpoint(checkpoint_dir, discard=owner),
+                    weights_only=True, **loaders)
+    except BaseException:
+        if owner:
+            release(checkpoint_dir)
+        raise
 
 
 def weight_settings(trainer_cfg: Any = None) -> dict:

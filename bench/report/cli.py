@@ -39,6 +39,10 @@ def main(argv: list[str] | None = None) -> int:
     except BenchError as e:  # e.g. a task package on $BENCH_TASKS without a card
         print(f"bench-report: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # a read-only or full results folder
+        print(f"bench-report: error: {e.filename or results_dir}: {e.strerror or e}; the leaderboard is written "
+              "into the results folder: make it writable or pass --results-dir", file=sys.stderr)
+        return 2
     c = report.collection
     for problem in c.problems:
         print(f"bench-report: skipped {problem.path}: {problem.reason}", file=sys.stderr)

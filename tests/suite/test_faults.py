@@ -141,7 +141,7 @@ def test_config_errors_name_the_key_and_the_fix_before_any_work(tmp_path, overri
     line, seconds = _fails([*TINY, override], tmp_path)
     assert message in line
     # schema errors come before torch is imported (1.2-1.5 s on 2 busy cores), registry names before Lightning
-    assert seconds < 5, f"a config error took {seconds:.1f} s"  # < 2 s quiet; margin for a loaded machine
+    assert seconds < 8, f"a config error took {seconds:.1f} s"  # < 2 s quiet; 3.7-5.3 s at load 4 on 2 cores
     assert not (tmp_path / "results" / "runs").exists(), "a config error leaves no record"
 
 
