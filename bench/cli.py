@@ -14,6 +14,7 @@ output directory in ``BENCH_DDP_JOB`` and a child rank runs exactly that job (se
 """
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -285,6 +286,11 @@ def _app(cfg: DictConfig) -> None:
               "again to resume from its last checkpoint.", file=sys.stderr)
         sys.exit(128 + e.signum)
     except OSError as e:
+        if e.errno == errno.ENOSPC:
+            print(f"bench: error: {e.filename or cfg.paths.root_dir}: no space left on device; the run is recorded as "
+                  "failed. Free some space (or point BENCH_ROOT elsewhere) and run the same command again.",
+                  file=sys.stderr)
+            sys.exit(2)
         if e.filename is None:
             raise
         print(f"bench: error: {e.filename}: {e.strerror or e}. Point BENCH_ROOT (or paths.*) at a writable "

@@ -23,12 +23,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+def _stat(pid: int) -> list[str]:
+    """The fields of ``/proc/<pid>/stat`` after the command name (empty where /proc does not have it)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return []
+
+
 def _start_time(pid: int) -> str | None:
     """The kernel's start time of ``pid`` (tells a live holder from a reused pid), where /proc has it."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return None
+    fields = _stat(pid)
+    return fields[19] if len(fields) > 19 else None
 
 
 def _alive(holder: dict) -> bool:
@@ -46,6 +52,8 @@ def _alive(holder: dict) -> bool:
         return False
     except PermissionError:  # a live process of another user
         return True
+    if _stat(pid)[:1] == ["Z"]:  # exited, not yet reaped by its parent: it will never release the lock
+        return False
     return holder.get("start") is None or holder.get("start") == _start_time(pid)
 
 

@@ -1,8 +1,10 @@
-"""Faults a hostile but fair user meets, one case per row of issue 14's table, each asserting the
-behaviour bench now has (real files, real subprocesses and real signals where the row is about them).
+"""Faults a hostile but fair user meets, one case per row of issues 14's and 19's tables, each asserting
+the behaviour bench now has (real files, real subprocesses, real signals and real full or read-only
+filesystems where the row is about them).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -151,12 +153,43 @@ def test_a_file_where_the_results_dir_should_be_is_one_error_line(tmp_path):
     assert str(tmp_path / "results") in line and "Not a directory" in line
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories: no read-only root to test")
-def test_a_read_only_bench_root_is_one_error_line(tmp_path):
-    root = tmp_path / "ro"
-    root.mkdir(mode=0o555)
-    line, _ = _fails(TINY, root)
-    assert str(root) in line and "Permission denied" in line
+@contextlib.contextmanager
+def _read_only(path: Path):
+    """``path`` read-only: mode 0555, or as root (who writes through modes) a read-only bind mount of it."""
+    if os.geteuid() != 0:
+        path.chmod(0o555)
+        try:
+            yield
+        finally:
+            path.chmod(0o755)
+        return
+    bind = subprocess.run(["mount", "--bind", str(path), str(path)], capture_output=True, text=True)
+    if bind.returncode:
+        pytest.skip(f"running as root without mount rights ({bind.stderr.strip()}): no read-only folder to test")
+    try:
+        subprocess.run(["mount", "-o", "remount,ro,bind", str(path)], check=True, capture_output=True)
+        yield
+    finally:
+        subprocess.run(["umount", str(path)], check=True)
+
+
+@pytest.mark.parametrize("where", ["root", "outputs"])
+def test_a_read_only_bench_root_or_outputs_is_one_error_line(tmp_path, where):
+    folder = tmp_path / "ro" if where == "root" else tmp_path / "outputs"
+    folder.mkdir()
+    with _read_only(folder):
+        line, _ = _fails(TINY, tmp_path / "ro" if where == "root" else tmp_path)
+    assert str(folder) in line and ("Permission denied" in line or "Read-only file system" in line), line
+    assert not (tmp_path / "results" / "runs").exists()
+
+
+@pytest.mark.parametrize("where", ["outputs", "root"])
+def test_a_file_where_outputs_or_the_bench_root_should_be_is_one_error_line(tmp_path, where):
+    """Hydra creates outputs/ before bench's own error handling: checked before Hydra starts."""
+    path = tmp_path / where
+    path.write_text("not a folder")
+    line, _ = _fails(TINY, path if where == "root" else tmp_path)
+    assert str(path) in line and "Not a directory" in line, line
 
 
 def test_a_diverged_training_fails_with_one_step_per_epoch(tmp_path):
@@ -258,3 +291,185 @@ def test_the_same_config_gives_bit_identical_metrics_with_a_busy_neighbour(tmp_p
         assert record["hardware"]["cpu_capability"] and record["versions"]["torch_blas"]
     assert records[0]["config_hash"] == records[1]["config_hash"]
     assert _metrics(tmp_path / "quiet") == _metrics(tmp_path / "busy")
+
+
+# -- issue 19: faults that still broke runs ---------------------------------------------------
+def _tiny_fit(trainer_cfg, ckpt: Path, max_epochs: int, callbacks=()):
+    """Four steps an epoch of a linear classifier, resumable from ``ckpt``; returns the trainer."""
+    import lightning as L
+    import torch
+    from torch.utils.data import TensorDataset
+
+    from bench.training import ClassifierModule, build_trainer, fit
+
+    torch.manual_seed(0)
+    x, y = torch.randn(64, 1, 8, 8), torch.randint(0, 3, (64,))
+    dm = L.LightningDataModule.from_datasets(train_dataset=TensorDataset(x, y), batch_size=16)
+    module = ClassifierModule(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 3)), 3)
+    trainer = build_trainer(trainer_cfg, callbacks=list(callbacks), checkpoint_dir=ckpt, max_epochs=max_epochs)
+    fit(trainer, module, dm, ckpt)
+    return trainer
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+def test_a_corrupt_checkpoint_is_discarded_with_a_warning_and_training_restarts(compose, tmp_path, caplog, damage):
+    trainer_cfg = compose(["trainer.enable_progress_bar=false"]).trainer
+    ckpt = tmp_path / "ckpt"
+    _tiny_fit(trainer_cfg, ckpt, max_epochs=1)  # an interrupted attempt left last.ckpt
+    last = ckpt / "last.ckpt"
+    data = last.read_bytes()
+    last.write_bytes(b"\x80not a checkpoint" * 8 if damage == "garbage" else data[: len(data) // 2])
+    steps = []
+    counter = type("Count", (__import__("lightning").Callback,), {
+        "on_train_batch_end": lambda self, trainer, *a: steps.append(trainer.global_step)})()
+    with caplog.at_level("WARNING", logger="bench"):
+        trainer = _tiny_fit(trainer_cfg, ckpt, max_epochs=2, callbacks=[counter])
+    assert trainer.global_step == 8 and len(steps) == 8, "started over (a resume would train 4 steps)"
+    assert any("does not load" in r.getMessage() and "discarded" in r.getMessage() for r in caplog.records)
+    assert last.is_file() and last.read_bytes() != data[: len(data) // 2], "a new, whole checkpoint"
+
+
+def test_a_failed_checkpoint_save_leaves_no_temporary_file(compose, tmp_path, monkeypatch):
+    """A full disk mid-save: the writer's temporary file is removed; the previous checkpoint stays whole."""
+    import errno
+
+    from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+
+    trainer_cfg = compose(["trainer.enable_progress_bar=false"]).trainer
+    ckpt = tmp_path / "ckpt"
+    _tiny_fit(trainer_cfg, ckpt, max_epochs=1)
+    before = (ckpt / "last.ckpt").read_bytes()
+
+    def full_disk(self, checkpoint, path, storage_options=None):
+        Path(path).write_bytes(b"half a checkpoint")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(TorchCheckpointIO, "save_checkpoint", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        _tiny_fit(trainer_cfg, ckpt, max_epochs=2)
+    assert sorted(p.name for p in ckpt.iterdir()) == ["last.ckpt"] and (ckpt / "last.ckpt").read_bytes() == before
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a full disk is a small tmpfs mounted as root")
+def test_a_full_disk_mid_run_leaves_the_record_failed_and_no_temporary_file(tmp_path):
+    root = tmp_path / "small"
+    root.mkdir()
+    mount = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=120k", "tmpfs", str(root)], capture_output=True, text=True)
+    if mount.returncode:
+        pytest.skip(f"cannot mount a tmpfs here ({mount.stderr.strip()})")
+    try:
+        line, _ = _fails([*TINY, "trainer.max_steps=-1", "trainer.max_epochs=3", "data.batch_size=64"], root)
+        assert "no space left on device" in line and "recorded as failed" in line, line
+        (record,) = _runs(root)
+        assert record["status"] == "failed" and "No space left" in record["error"]
+        leftovers = [p for p in root.rglob(".*") if p.is_file()]
+        assert not leftovers, f"temporary files left behind: {leftovers}"
+    finally:
+        subprocess.run(["umount", str(root)], check=True)
+
+
+def test_checkpoint_folders_have_one_owner_a_second_process_waits(compose, tmp_path):
+    """A live process owns a checkpoint folder: a second training of the same model waits for it instead
+    of resuming, overwriting or deleting its checkpoint, then trains."""
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from bench.lock import FileLock; "
+                               f"assert FileLock({str(ckpt / 'owner.lock')!r}).acquire() is None; "
+                               "open(sys.argv[1], 'w').close(); time.sleep(3)", str(tmp_path / "held")],
+                              env={**os.environ, "PYTHONPATH": str(REPO)})
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "held").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    t0 = time.monotonic()
+    trainer = _tiny_fit(compose(["trainer.enable_progress_bar=false"]).trainer, ckpt, max_epochs=1)
+    waited = time.monotonic() - t0
+    assert holder.wait(timeout=60) == 0 and trainer.global_step == 4
+    assert waited > 1.5, f"trained into a live process's checkpoint folder after {waited:.1f} s"
+
+
+def test_two_runs_of_one_config_sharing_a_cache_both_complete_with_the_same_metrics(tmp_path):
+    """skip_existing=false: two runs of one config at once, one cache; neither fails, resumes the other's
+    checkpoint or deletes its folder."""
+    args = [*RESUMABLE, "skip_existing=false"]
+    first = bench(*args, root=tmp_path)
+    deadline = time.monotonic() + 240  # the second starts once the first has a checkpoint: mid-training
+    while not list(tmp_path.glob(".cache/bench/whitening/trained/*/last.ckpt")) and first.poll() is None \
+            and time.monotonic() < deadline:
+        time.sleep(0.01)
+    procs = [first, bench(*args, root=tmp_path)]
+    outs = [p.communicate(timeout=300)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs[0][-3000:] + outs[1][-3000:]
+    runs = [read_run(d) for d in sorted((tmp_path / "results" / "runs" / "whitening").iterdir())]
+    assert [r[0]["status"] for r in runs] == ["completed", "completed"]
+    assert not any(r[0].get("resumed") for r in runs), "neither resumed the other's checkpoint"
+    values = [{(m["metric"], json.dumps(m["params"], sort_keys=True)): m["value"] for m in rows} for _, rows in runs]
+    assert values[0] == values[1]
+    assert not list((tmp_path / ".cache" / "bench" / "whitening" / "trained").glob("*.ckpt")), "no checkpoint left"
+
+
+def test_every_file_bench_writes_follows_the_umask(tmp_path):
+    """safetensors writes its own file (0600): artifacts and cache payloads still get the umask's mode."""
+    import torch
+
+    from bench.cache import Cache
+
+    old = os.umask(0o022)
+    try:
+        run = _record(tmp_path)
+        paths = [run.dir / "run.json", run.save_tensors("t", {"a": torch.zeros(2)})]
+        cache = Cache(tmp_path / "cache")
+        cache.tensors("kind", {"k": 1}, lambda: {"a": torch.zeros(2)})
+        paths += list((tmp_path / "cache" / "kind").iterdir())
+    finally:
+        os.umask(old)
+    assert {p.name: oct(p.stat().st_mode & 0o777) for p in paths} == {p.name: "0o644" for p in paths}
+
+
+def test_every_file_of_a_cache_folder_is_hashed(tmp_path, caplog):
+    """An open_clip folder is its config and its weights: a torn open_clip_config.json is rebuilt (or an
+    error under cache.strict), never loaded."""
+    from bench.cache import Cache
+    from bench.errors import CacheError
+
+    cache = Cache(tmp_path)
+    folder = cache.path("modality_gap/clip", {"arch": "tiny"}, suffix="", name="tiny")
+    folder.mkdir(parents=True)
+    (folder / "open_clip_config.json").write_text('{"model_cfg": {"embed_dim": 32}}')
+    (folder / "checkpoint").mkdir()  # a training in progress is not part of the entry
+    (folder / "weights.safetensors").write_bytes(b"weights")
+    cache.seal(folder / "weights.safetensors")
+    assert cache.verify(folder / "weights.safetensors")
+    (folder / "open_clip_config.json").write_text('{"model_cfg": {"embed_d')
+    with caplog.at_level("WARNING", logger="bench.cache"):
+        assert not cache.verify(folder / "weights.safetensors")
+    assert "torn open_clip_config.json" in caplog.text
+    with pytest.raises(CacheError, match="open_clip_config.json"):
+        Cache(tmp_path, strict=True).verify(folder / "weights.safetensors")
+
+
+def test_bench_report_on_a_read_only_results_folder_is_one_error_line(tmp_path, capsys):
+    _record(tmp_path)
+    with _read_only(tmp_path):
+        assert report_main(["--results-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("bench-report: error:") == 1 and "Traceback" not in err and str(tmp_path) in err, err
+
+
+def test_a_gpu_trainer_without_a_gpu_is_one_error_line_before_any_work(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    line, _ = _fails([*TINY, "trainer=gpu"], tmp_path)
+    assert "trainer.accelerator=gpu" in line and "use trainer=cpu" in line
+    assert not (tmp_path / "results" / "runs").exists(), "a config error leaves no record"
+
+
+def test_an_exploding_but_finite_training_is_failed_not_completed(tmp_path):
+    """lr=1e12: the weights explode yet stay finite, and the model scores chance; the loss gate fails the run."""
+    proc = bench(*TINY, "trainer.max_steps=-1", "trainer.max_epochs=2", "data.batch_size=64", "task.optim.lr=1e12",
+                 root=tmp_path)
+    out = proc.communicate(timeout=300)[0]
+    assert proc.returncode == 2 and "bench: error: training diverged: the loss grew" in out, out
+    (record,) = _runs(tmp_path)
+    assert record["status"] == "failed" and "TrainingError" in record["error"]
