@@ -27,6 +27,14 @@ def bench_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _config_schemas() -> None:
+    """Each config group's defaults in Hydra's ConfigStore, as `bench`'s main() puts them before composing."""
+    from bench.tasks import register_config_schemas
+
+    register_config_schemas()
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _one_thread() -> None:
     import torch
 
