@@ -42,7 +42,8 @@ def read_idx(path: str | Path) -> np.ndarray:
     shape = tuple(int(s) for s in np.frombuffer(raw, ">u4", ndim, 4))
     data = np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim)
     if data.size != int(np.prod(shape)):
-        raise DataError(f"{path} holds {data.size} values, its header says {shape}: a truncated file; reinstall with {INSTALL}")
+        raise DataError(f"{path} holds {data.size} values, its header says {shape}: a truncated file; "
+                        f"reinstall with {INSTALL}")
     return data.reshape(shape)
 
 

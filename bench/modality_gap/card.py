@@ -6,7 +6,7 @@ Items: every robustness / accuracy / paraphrase row of the paper-mode shift carr
 seeds. F = 1 − (1−Rob₁)/(1−Rob₀), the fraction of flips closing the gap removes, is the effect's size.
 """
 from bench.card import Metric, Paper, TaskCard
-from bench.claims import MIN, AtLeast, AtMost, Claim, Deviation, Difference, Expr, Gate, Monotone, Not, Value, Within
+from bench.claims import MIN, AtLeast, AtMost, Claim, Deviation, Difference, Expr, Gate, Monotone, Not, Value
 
 SIGMA2 = (0.005, 0.022, 0.04)  # the paper's Gaussian levels (E||eps||^2 = sigma^2)
 F_SIGNIFICANT = 0.20  # this suite's reading of "significantly more robust": a fifth of the flips removed

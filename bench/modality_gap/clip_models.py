@@ -17,7 +17,6 @@ preprocessing: ``open_clip.create_model_and_transforms("local-dir:/path/to/folde
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import socket

@@ -62,7 +62,8 @@ class TrainSpec:
         if self.init == "isotropic" and self.variant != "scratch":
             raise ValueError("init=isotropic re-centres a tower trained from scratch; use variant=scratch")
         if not 0.01 <= self.init_temperature <= 1:
-            raise ValueError(f"init_temperature must be in [0.01, 1] (CLIP clamps it at 0.01), not {self.init_temperature}")
+            raise ValueError(f"init_temperature must be in [0.01, 1] (CLIP clamps it at 0.01), "
+                             f"not {self.init_temperature}")
         if self.batching not in BATCHINGS:
             raise ValueError(f"batching must be one of {BATCHINGS}, not {self.batching!r}")
         return VARIANTS[self.variant]
@@ -305,8 +306,8 @@ def train_embedded_clip(spec: TrainSpec, cache: Cache | str | Path, trainer_cfg:
     images, labels = _preprocessed(bundle, dataset, spec.n_train)
     gen = torch.Generator().manual_seed(spec.seed)
     probe = torch.randperm(len(labels), generator=gen)[:PROBE]
-    probe_ids = torch.stack([caption_ids[int(labels[i])][torch.randint(len(caption_ids[int(labels[i])]), (), generator=gen)]
-                             for i in probe])
+    probe_ids = torch.stack([ids[torch.randint(len(ids), (), generator=gen)]
+                             for ids in (caption_ids[int(labels[i])] for i in probe)])
     clip = ContrastiveCLIP(model, spec.optim, spec.scheduler, captions, frozen_text,
                            group=len(per_class) if spec.batching == "class_unique" else 0)
     if spec.init == "isotropic":

@@ -22,8 +22,8 @@ from bench.cache import Cache
 from bench.errors import ConfigError
 from bench.seeding import derive, torch_generator
 from bench.modality_gap import plots
-from bench.modality_gap.clip_models import (FASHION_CLIP, LOCAL_DIR, SMALL_CLIP, SMALL_CLIP_MINILM, WEIGHTS_FILE, ClipBundle,
-                                            load_clip)
+from bench.modality_gap.clip_models import (FASHION_CLIP, LOCAL_DIR, SMALL_CLIP, SMALL_CLIP_MINILM, WEIGHTS_FILE,
+                                            ClipBundle, load_clip)
 from bench.modality_gap.config import SCHEMAS  # noqa: F401  (the task API)
 from bench.modality_gap.contrastive import TrainSpec, train_embedded_clip
 from bench.modality_gap.datasets import EvalData, load_eval_data
@@ -229,9 +229,9 @@ def _evaluate(run: Any, cfg: DictConfig, shift: GapShift, view: View, device: st
         run.save_figure(f"alpha_sweep_{shift.mode}{suffix}_{kind}",
                         plots.alpha_sweep(rows, f"{title}: {kind}, {shift.mode} shift {suffix.strip('_')}"))
     if shift.mode == "paper" and view.templates is not None and view.paraphrases is not None:
-        run.log_metrics(_paraphrase_rows(paraphrase_rows(view.query, view.templates, view.paraphrases, view.targets,
-                                                         list(t.alphas), str(t.subspace), derive(cfg.seed, "paraphrase")),
-                                         base, view.item_set))
+        per_view = paraphrase_rows(view.query, view.templates, view.paraphrases, view.targets, list(t.alphas),
+                                   str(t.subspace), derive(cfg.seed, "paraphrase"))
+        run.log_metrics(_paraphrase_rows(per_view, base, view.item_set))
     if not view.params and view.retrieval.dim() == 2:  # the 2-D picture of the classification view
         q1, r1 = shift.apply(view.query, view.retrieval, 1.0, direction)
         sub = torch.randperm(len(view.query), generator=torch_generator(cfg.seed, "scatter"))[:t.n_scatter]
@@ -283,8 +283,9 @@ def _robustness_rows(rows: list[dict], base: dict, kind: str, item_set: str, wit
             out.append({"metric": "flipping_queries", "value": int((r["robustness_items"] < 1).sum()),
                         "params": params, "n": n, "higher_is_better": False, **extra})
         else:
-            out.append({"metric": "robustness_gain", "value": r["robustness_gain"], "stderr": r["robustness_gain_stderr"],
-                        "params": {**params, "reference_alpha": rob0["alpha"]}, "n": n, **extra})
+            out.append({"metric": "robustness_gain", "value": r["robustness_gain"],
+                        "stderr": r["robustness_gain_stderr"], "params": {**params, "reference_alpha": rob0["alpha"]},
+                        "n": n, **extra})
         if r["alpha"] == 1.0 and rob0["robustness"] < 1:
             f = 1 - (1 - r["robustness"]) / (1 - rob0["robustness"])
             out.append({"metric": "flip_reduction", "value": f, "params": {**level_params, "alpha": 1.0,
