@@ -89,16 +89,20 @@ def _config_flags(args: list[str]) -> list[str]:
 
 
 @contextmanager
-def ddp_job_scope(overrides: list[str], output_dir: str | None) -> Iterator[None]:
-    """Publish this job for DDP child ranks, and end its process group when the job ends.
+def ddp_job_scope(overrides: list[str], output_dir: str | None, run_id: str) -> Iterator[None]:
+    """Publish this job (and its run id, so every rank names the same run) for DDP child ranks, and end
+    its process group when the job ends.
 
-    The process that publishes the job (rank 0) also clears what Lightning's launcher exported,
-    so the next job of a sequential multirun starts its own ranks on a fresh port.
+    The process that publishes the job (rank 0) also clears what it and Lightning's launcher exported,
+    so the next job of a sequential multirun mints its own run id and starts its own ranks on a fresh port.
     """
+    from bench.store import RUN_ID_ENV
+
     owner = output_dir is not None and DDP_JOB_ENV not in os.environ
     env_before = set(os.environ)
     if owner:
         os.environ[DDP_JOB_ENV] = json.dumps({"overrides": overrides, "output_dir": output_dir})
+        os.environ[RUN_ID_ENV] = run_id
     ok = False
     try:
         yield
@@ -106,7 +110,7 @@ def ddp_job_scope(overrides: list[str], output_dir: str | None) -> Iterator[None
     finally:
         _end_process_group(wait_for_ranks=ok)
         if owner:
-            for key in (DDP_JOB_ENV, *LAUNCHER_ENV):
+            for key in (DDP_JOB_ENV, RUN_ID_ENV, *LAUNCHER_ENV):
                 if key not in env_before:
                     os.environ.pop(key, None)
 
@@ -127,7 +131,7 @@ def execute(cfg: DictConfig, overrides: list[str] | None = None) -> Path | None:
     from bench.config import validate
     from bench.lock import config_lock
     from bench.provenance import config_hash, git_state, hardware, versions
-    from bench.store import Run, find_completed, is_rank_zero
+    from bench.store import RUN_ID_ENV, Run, find_completed, is_rank_zero, new_run_id
     from bench.tasks import get_task, record_claims
 
     task = get_task(cfg.task.name)
@@ -167,10 +171,11 @@ def execute(cfg: DictConfig, overrides: list[str] | None = None) -> Path | None:
         n_devices = _n_devices(cfg.trainer.devices) * int(cfg.trainer.num_nodes)
         provenance = {"task_version": task.card.version, "git": git_state(), "versions": versions(),
                       "hardware": hardware(cfg.trainer.accelerator, n_devices)}
-        with ddp_job_scope(hydra_overrides, output_dir), \
+        run_id = os.environ.get(RUN_ID_ENV) or new_run_id()  # a DDP child rank: its parent's run
+        with ddp_job_scope(hydra_overrides, output_dir, run_id), \
                 Run(results_dir, cfg.task.name, config, config_hash=digest,
                     overrides=overrides if overrides is not None else hydra_overrides,
-                    seed=cfg.seed, provenance=provenance, tracker=tracker, sweep=sweep) as run:
+                    seed=cfg.seed, provenance=provenance, tracker=tracker, sweep=sweep, run_id=run_id) as run:
             log.info("run %s -> %s", run.run_id, run.dir)
             task_run(cfg, run)
             record_claims(task, run)

@@ -25,7 +25,7 @@ from bench.schema import (
     SCHEMA_VERSION, SchemaError, loads_finite, preset_of, upgrade_run, validate_metric, validate_run)
 
 log = logging.getLogger("bench")
-RUN_ID_ENV = "BENCH_RUN_ID"
+RUN_ID_ENV = "BENCH_RUN_ID"  # how the CLI hands a DDP job's run id to its child ranks
 # Written beside a "completed" record that does not validate: the run is re-done, the record kept.
 INVALID_MARK = "INVALID.txt"
 
@@ -60,15 +60,10 @@ class Run:
 
     def __init__(self, results_dir: str | os.PathLike, task: str, config: dict, *, config_hash: str,
                  overrides: list[str], seed: int | None, provenance: dict[str, Any],
-                 tracker: Any = None, sweep: dict | None = None) -> None:
+                 tracker: Any = None, sweep: dict | None = None, run_id: str | None = None) -> None:
         self.task = task
-        # Child processes of a DDP job inherit the run id, so every rank names the same run.
-        # The process that minted the id clears it on exit, so the next job of a sequential
-        # multirun in the same process gets its own.
-        inherited = os.environ.get(RUN_ID_ENV)
-        self._owns_run_id = inherited is None
-        self.run_id = inherited or new_run_id()
-        os.environ[RUN_ID_ENV] = self.run_id
+        # ``run_id``: a DDP child rank names its parent's run (the CLI passes it on, see RUN_ID_ENV)
+        self.run_id = run_id or new_run_id()
         self.dir = Path(results_dir) / "runs" / task / self.run_id
         self.artifacts_dir = self.dir / "artifacts"
         self.is_writer = is_rank_zero()
@@ -140,11 +135,9 @@ class Run:
                 os.fsync(f.fileno())
 
     def _release(self, exit_code: int) -> None:
-        """Finish the W&B run and give back the run id (the next job of a multirun mints its own)."""
+        """Finish the W&B run."""
         if self.tracker is not None:
             self.tracker.finish(exit_code=exit_code)
-        if self._owns_run_id:
-            os.environ.pop(RUN_ID_ENV, None)
 
     def _write_record(self) -> None:
         validate_run(self.record, what=str(self.dir / "run.json"))

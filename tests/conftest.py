@@ -56,3 +56,14 @@ def compose() -> Callable[[list[str]], object]:
             return hydra_compose(config_name="config", overrides=list(overrides or []))
 
     return _compose
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """End-to-end tests carry the ``integration`` marker (``pytest -m "not integration"``: the unit tier):
+    every test of ``tests/suite/`` (bench processes, DDP, sweeps, faults) and each task's ``test_task.py``
+    (its preset run end to end), besides the tests marked one by one."""
+    suite = Path(__file__).resolve().parent / "suite"
+    for item in items:
+        path = Path(str(item.path)).resolve()
+        if suite in path.parents or path.name == "test_task.py":
+            item.add_marker(pytest.mark.integration)

@@ -92,6 +92,7 @@ def clean_run(tmp_path_factory):
     return get
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("kind", [pytest.param(k, marks=pytest.mark.slow) if KINDS[k][0] == "shift" else k
                                   for k in KINDS])  # shift's runs take ~30 s each: make test-slow
 def test_a_flipped_byte_is_detected_and_rebuilt_to_the_same_metrics(kind, clean_run, bench_root, caplog):

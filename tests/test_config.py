@@ -57,6 +57,7 @@ def test_unknown_task_lists_the_choices(compose):
         execute(cfg)
 
 
+@pytest.mark.integration
 def test_cli_bad_override_fails_cleanly(tmp_path):
     """Through the real console script: one clear line, exit code 2, no traceback."""
     bench = Path(sys.executable).parent / "bench"
@@ -67,6 +68,7 @@ def test_cli_bad_override_fails_cleanly(tmp_path):
     assert "Traceback" not in res.stderr
 
 
+@pytest.mark.integration
 def test_cli_missing_data_root_names_the_fix(tmp_path):
     bench = Path(sys.executable).parent / "bench"
     res = subprocess.run([str(bench), "data=cifar10", f"data.root={tmp_path / 'nowhere'}", "logger=none"],

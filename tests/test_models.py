@@ -96,6 +96,7 @@ def test_build_model_errors_are_one_clear_line():
         build_model({"_target_": "builtins.dict"}, num_classes=10, in_chans=3)
 
 
+@pytest.mark.integration
 def test_whitening_and_shift_build_their_models_from_the_model_node(compose):
     """Both call sites go through build_model: the node's ``_target_`` takes effect (and a variant's arch/width)."""
     from bench.cli import execute

@@ -79,6 +79,7 @@ def test_a_wrong_scheduler_is_one_config_error():
         build_scheduler({"_target_": "torch.optim.SGD"}, opt, 10)
 
 
+@pytest.mark.integration
 def test_a_wrong_optimizer_fails_at_the_start_of_a_run_with_one_line(tmp_path):
     """Before any data or training: the command line's error, exit 2."""
     import subprocess

@@ -61,6 +61,7 @@ def watch(monkeypatch):
     return calls, steps
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("task", [pytest.param(t, marks=pytest.mark.slow) if t == "shift" else t
                                   for t in EXPECTED])  # shift's run takes ~30 s: make test-slow
 def test_bf16_mixed_takes_effect_in_every_training_and_inference_path(task, watch, bench_root):
