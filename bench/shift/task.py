@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -25,11 +24,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from bench.atomic import atomic_save
 from bench.cache import Cache
-from bench.config import OptimConfig
 from bench.errors import ConfigError, DataError
 from bench.seeding import derive
-from bench.models import list_models, n_params as count_params
+from bench.models import n_params as count_params
 from bench.shift import plots
+from bench.shift.ablations import Variant, check_recipes, recipe, variants
 from bench.shift.config import SCHEMAS, GeneratorConfig, ShiftTaskConfig  # noqa: F401  (SCHEMAS: the task API)
 from bench.shift.dataset import SetSpec, ShardedDatasets
 from bench.shift.evaluate import auc, binomial_stderr, correct, train_classifier, train_steps
@@ -38,27 +37,9 @@ from bench.shift.families import (
 from bench.shift.divergence import latent_kl_gauss, latent_kl_gauss_mc, sample_divergences
 from bench.shift.rng import REFERENCE_ANCHOR_SEED, REFERENCE_SEEDS, check_reference_sizes, check_rng, draw_anchors
 from bench.shift.generators import Generator, build_generator
-from bench.training import optimizer_node, scheduler_node
 
 log = logging.getLogger("bench.shift")
 
-
-
-@dataclass(frozen=True)
-class Variant:
-    """One classifier configuration of the ablation grid."""
-    model: dict
-    augment: bool
-    n_train: int
-
-    @property
-    def params(self) -> dict:
-        return {"arch": self.model["name"], "width": float(self.model.get("width", 1.0)),
-                "aug": self.augment, "n_train": self.n_train}
-
-    @property
-    def label(self) -> str:
-        return f"{self.model['name']} w{self.model.get('width', 1.0):g}{' aug' if self.augment else ''} n={self.n_train}"
 
 
 def sweeps(task: DictConfig) -> dict[str, list[float]]:
@@ -77,69 +58,6 @@ def sweeps(task: DictConfig) -> dict[str, list[float]]:
     if not out:
         raise ConfigError("every shift family is switched off (null); give one its values")
     return out
-
-
-def variants(cfg: DictConfig) -> list[Variant]:
-    """The classifiers to train on each base set (``task.grid``): ``full``, every combination; ``star``,
-    each classifier at the base condition (``augment[0]``, the largest size), the ``ablate_augment`` ones
-    also at each other augment value and the ``ablate_sizes`` ones at each other size, one factor at a time."""
-    task = cfg.task
-    models = [OmegaConf.to_container(m, resolve=True) for m in task.classifiers] or \
-        [OmegaConf.to_container(cfg.model, resolve=True)]
-    sizes = [int(n if n is not None else task.n_train) for n in task.train_sizes]
-    for n in sizes:
-        if not 0 < n <= task.n_train:
-            raise ConfigError(f"task.train_sizes entries must lie in (0, task.n_train={task.n_train}], got {n}")
-    augment = [bool(a) for a in task.augment]
-    if task.grid == "full":
-        return [Variant(m, a, n) for m in models for a in augment for n in sizes]
-    if task.grid != "star":
-        raise ConfigError(f"task.grid must be full or star, not {task.grid!r}")
-    names = [m["name"] for m in models]
-    ablated = {}
-    for key in ("ablate_augment", "ablate_sizes"):
-        ablated[key] = set(names if task[key] is None else task[key])
-        if ablated[key] - set(names):
-            raise ConfigError(f"task.{key} names {sorted(ablated[key] - set(names))}, which are not in "
-                              f"task.classifiers ({names})")
-    full = max(sizes)
-    out = []
-    for m in models:
-        out.append(Variant(m, augment[0], full))
-        if m["name"] in ablated["ablate_augment"]:
-            out += [Variant(m, a, full) for a in augment[1:]]
-        if m["name"] in ablated["ablate_sizes"]:
-            out += [Variant(m, augment[0], n) for n in sizes if n != full]
-    return out
-
-
-def recipe(task: DictConfig, arch: str) -> DictConfig:
-    """The training recipe of architecture ``arch``: ``task.train`` with the keys its entry in
-    ``task.recipes`` gives replaced whole (an AdamW ``optim`` node does not inherit SGD's momentum)."""
-    train = OmegaConf.to_container(task.train, resolve=True)
-    override = task.recipes.get(arch)
-    override = {} if override is None else OmegaConf.to_container(override, resolve=True)
-    unknown = set(override) - set(train)
-    if unknown:
-        raise ConfigError(f"task.recipes.{arch} has unknown key(s) {sorted(unknown)}; a recipe replaces keys of "
-                          f"task.train: {', '.join(train)}")
-    if "optim" in override:  # a new optimizer starts from the schema's neutral defaults, not SGD's momentum
-        override["optim"] = {**OmegaConf.to_container(OmegaConf.structured(OptimConfig)), **override["optim"]}
-    return OmegaConf.create({**train, **override})
-
-
-def _check_recipes(task: DictConfig, grid: list[Variant]) -> None:
-    """Every recipe names a registry model and builds (a wrong optimizer fails before the generator trains)."""
-    archs = {v.model["name"] for v in grid}
-    stray = set(task.recipes) - set(list_models())
-    if stray:
-        raise ConfigError(f"task.recipes names {sorted(stray)}, which are not registry models "
-                          f"({', '.join(list_models())})")
-    for arch in archs:
-        train = recipe(task, arch)
-        key = f"task.recipes.{arch}" if arch in task.recipes else "task.train"
-        optimizer_node(train.optim, f"{key}.optim")
-        scheduler_node(train.scheduler, f"{key}.scheduler")
 
 
 def _join_launched_ranks(trainer: DictConfig) -> None:
@@ -197,7 +115,7 @@ def run(cfg: DictConfig, run) -> None:
     check_rng(task.rng)
     if task.rng == "reference":
         check_reference_sizes(n_train=task.n_train, n_val=task.n_val, n_test=task.n_test)
-    _check_recipes(task, grid)
+    check_recipes(task, grid)
     # the generator and the sets derive from the data seed; classifiers from the run's seed
     data_seed = cfg.seed if task.data_seed is None else task.data_seed
     cache = Cache.from_config(cfg)
@@ -304,11 +222,12 @@ def run(cfg: DictConfig, run) -> None:
             run.log_metrics(rows)
 
     # -- the other direction of the generator check: a real-trained classifier on generated data
-    if real is not None:
+    if real is not None:  # the same recipe and optimizer steps as the generated-data classifiers
         variant = Variant(grid[0].model, False, len(real[0][1]))
-        model, norm = train_classifier(*real[0], variant.model, recipe(task, variant.model["name"]), False,
-                                       cfg.trainer, run, generator.num_classes,
-                                       seed=derive(cfg.seed, "classifier", "real", variant.model), log_prefix="real")
+        train = recipe(task, variant.model["name"])
+        model, norm = train_classifier(*real[0], variant.model, train, False, cfg.trainer, run, generator.num_classes,
+                                       seed=derive(cfg.seed, "classifier", "real", variant.model), log_prefix="real",
+                                       steps=train_steps(task.n_train, cfg.trainer.max_epochs, train.batch_size))
         gen_tests = [load(test_specs[families[0]][0]) for families in bases.values()]
         hits = correct(model, norm, [real[1], *gen_tests], cfg.trainer)
         rows = [_accuracy_row("real_accuracy", hits[0], variant.params)]

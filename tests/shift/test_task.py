@@ -89,7 +89,7 @@ def test_embedded_pipeline_end_to_end(compose):
 def test_embedded_ablations_are_one_factor_at_a_time_with_each_architectures_recipe(compose):
     """The embedded preset's grid: both architectures at the base condition, the CNN also with
     augmentation, the Mixer also with the smaller training set; the Mixer trains with its own paper's recipe."""
-    from bench.shift.task import recipe, variants
+    from bench.shift.ablations import recipe, variants
 
     cfg = compose(["experiment=shift/embedded"])
     grid = [(v.model["name"], v.augment, v.n_train) for v in variants(cfg)]
