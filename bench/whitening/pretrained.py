@@ -18,7 +18,7 @@ import torch
 import torchvision.transforms.functional as TF
 from PIL import Image
 
-from bench.errors import DataError
+from bench.errors import ConfigError, DataError
 from bench.models import build_model, first_conv
 from bench.whitening.patch_pca import PatchPCA, patch_pca
 from bench.whitening.profile import energy_profile
@@ -64,8 +64,11 @@ def load_image_set(assets: Path, images: str, input_cfg: dict) -> tuple[torch.Te
 def measure(model_cfg, entry, assets: Path, kernel_size: int) -> Pretrained | None:
     """Load one pretrained model and the PCA of its image set; None (with one warning naming the
     install command) when its weights or images are not installed."""
+    if entry.images not in IMAGE_SETS:  # a typo is a config error, not an asset to install
+        raise ConfigError(f"task.pretrained: {entry.name}'s images={entry.images!r} is not an image set; one of "
+                          f"{', '.join(IMAGE_SETS)}")
     weights = Path(entry.weights)
-    n_classes = IMAGE_SETS[entry.images][2] if entry.images in IMAGE_SETS else 1000
+    n_classes = IMAGE_SETS[entry.images][2]
     if not weights.is_file():
         log.warning("whitening: %s weights %s are not installed: run %s; its Stage B rows are not measured",
                     entry.name, weights, INSTALL)
