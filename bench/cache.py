@@ -50,7 +50,7 @@ def numerics() -> dict[str, Any]:
     import torch
 
     return {"threads": torch.get_num_threads(), "cpu": torch.backends.cpu.get_cpu_capability(),
-            "torch": torch.__version__}
+            "torch": str(torch.__version__)}  # a plain str: TorchVersion does not load with weights_only
 
 
 def key_digest(kind: str, key: dict[str, Any], task_version: str | None = None) -> str:

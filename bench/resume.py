@@ -28,6 +28,7 @@ import lightning as L
 import numpy as np
 import torch
 
+from bench.cache import numerics
 from bench.lock import FileLock
 
 log = logging.getLogger("bench")
@@ -99,7 +100,7 @@ class ResumeCheckpoint(L.Callback):
                                   epoch=trainer.current_epoch, checkpoint=str(trainer.ckpt_path))
 
     def state_dict(self) -> dict:
-        return {"rng": _rng_state()}
+        return {"rng": _rng_state(), "numerics": numerics()}
 
     def load_state_dict(self, state_dict: dict) -> None:
         if "rng" in state_dict:
@@ -107,22 +108,29 @@ class ResumeCheckpoint(L.Callback):
 
 
 def last_checkpoint(checkpoint_dir: str | Path | None, discard: bool = True) -> str | None:
-    """``checkpoint_dir/last.ckpt`` when an earlier attempt left one that loads (``weights_only=True``). One
-    that does not is reported in one warning and, with ``discard`` (its owner), deleted: the training
-    starts over."""
+    """``checkpoint_dir/last.ckpt`` when an earlier attempt left one that loads (``weights_only=True``) and was
+    written with this process's numerics (threads, CPU kernels, torch: :func:`bench.cache.numerics`). Any
+    other is reported in one warning and, with ``discard`` (its owner), deleted: the training starts over."""
     last = Path(checkpoint_dir) / LAST if checkpoint_dir else None
     if last is None or not last.is_file():
         return None
     try:
-        torch.load(last, map_location="cpu", weights_only=True)
+        state = torch.load(last, map_location="cpu", weights_only=True)
     except Exception as e:  # a torn zip, garbage bytes, a foreign pickle: never resumed
         reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
-        log.warning("checkpoint %s does not load (%s): %s; training from the start", last, reason,
-                    "discarded" if discard else "left to its owner")
-        if discard:
-            last.unlink(missing_ok=True)
-        return None
+        return _discard(last, f"does not load ({reason})", discard)
+    saved = state.get("callbacks", {}).get("bench.ResumeCheckpoint", {}).get("numerics")
+    if saved is not None and saved != numerics():  # resumed, it would match neither thread count's bits
+        return _discard(last, f"was written with {saved}, this run computes with {numerics()}", discard)
     return str(last)
+
+
+def _discard(last: Path, reason: str, discard: bool) -> None:
+    log.warning("checkpoint %s %s: %s; training from the start", last, reason,
+                "discarded" if discard else "left to its owner")
+    if discard:
+        last.unlink(missing_ok=True)
+    return None
 
 
 def claim(checkpoint_dir: str | Path, poll_s: float = 1.0) -> None:

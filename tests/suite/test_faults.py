@@ -329,6 +329,23 @@ def test_a_corrupt_checkpoint_is_discarded_with_a_warning_and_training_restarts(
     assert last.is_file() and last.read_bytes() != data[: len(data) // 2], "a new, whole checkpoint"
 
 
+def test_a_checkpoint_written_with_another_thread_count_is_not_resumed(compose, tmp_path, caplog):
+    """Resumed on 2 threads, a training begun on 1 would match neither count's bits: it starts over."""
+    import torch
+
+    trainer_cfg = compose(["trainer.enable_progress_bar=false"]).trainer
+    ckpt = tmp_path / "ckpt"
+    threads = torch.get_num_threads()
+    _tiny_fit(trainer_cfg, ckpt, max_epochs=1)
+    torch.set_num_threads(threads + 1)
+    try:
+        with caplog.at_level("WARNING", logger="bench"):
+            trainer = _tiny_fit(trainer_cfg, ckpt, max_epochs=2)
+    finally:
+        torch.set_num_threads(threads)
+    assert trainer.global_step == 8 and f"'threads': {threads}" in caplog.text and "discarded" in caplog.text
+
+
 def test_a_failed_checkpoint_save_leaves_no_temporary_file(compose, tmp_path, monkeypatch):
     """A full disk mid-save: the writer's temporary file is removed; the previous checkpoint stays whole."""
     import errno
