@@ -132,8 +132,9 @@ def test_paper_fit_recovers_a_planted_t_exactly():
 
 def test_paper_fit_flags_a_best_t_on_the_grid_edge():
     patches, n_images = _smooth_patches()
-    eig = torch.linalg.eigvalsh(torch.cov(patches.T)).flip(0)  # the smallest can round below 0: clamped
-    fit = fit_paper(eig.clamp(min=0).sqrt(), paper_lambda2(n_images, cov_eigvals=eig, n_patches=len(patches)))  # t -> 0 limit
+    eig = torch.linalg.eigvalsh(torch.cov(patches.T)).flip(0)
+    root = eig.clamp(min=0).sqrt()  # the smallest eigenvalue can round below 0
+    fit = fit_paper(root, paper_lambda2(n_images, cov_eigvals=eig, n_patches=len(patches)))  # t -> 0 limit
     assert fit.edge and fit.t == 10_000
 
 
