@@ -9,6 +9,24 @@ import torch
 from bench.models import first_conv
 
 
+@torch.no_grad()
+def evaluate(module: L.LightningModule, loader) -> tuple[float, float]:
+    """Accuracy and mean loss of ``module`` (eval mode) over ``loader``: the training accuracy a stopping
+    rule and a validity gate read."""
+    was_training = module.training
+    module.eval()
+    correct = total = 0
+    loss = 0.0
+    for x, y in loader:
+        x, y = x.to(module.device), y.to(module.device)
+        logits = module(x)
+        loss += float(module._loss(logits, y)) * len(y)
+        correct += int((logits.argmax(1) == y).sum())
+        total += len(y)
+    module.train(was_training)
+    return correct / total, loss / total
+
+
 class FirstLayerRecorder(L.Callback):
     """Keeps a copy of the first conv's weight at step 0, at each step in ``steps``, and at the end."""
 
@@ -55,20 +73,8 @@ class StoppingRule(FirstLayerRecorder):
         self.stop_epoch: int | None = None
         self.rule = ""
 
-    @torch.no_grad()
     def _evaluate(self, module: L.LightningModule) -> tuple[float, float]:
-        was_training = module.training
-        module.eval()
-        correct = total = 0
-        loss = 0.0
-        for x, y in self.loader:
-            x, y = x.to(module.device), y.to(module.device)
-            logits = module(x)
-            loss += float(module._loss(logits, y)) * len(y)
-            correct += int((logits.argmax(1) == y).sum())
-            total += len(y)
-        module.train(was_training)
-        return correct / total, loss / total
+        return evaluate(module, self.loader)
 
     def _fires(self, epoch: int) -> str:
         acc, loss = self.history[-1][1:]

@@ -44,7 +44,7 @@ from bench.whitening.analyses import (first_layer_outputs, label_pca_correlation
 from bench.whitening.patch_pca import PatchPCA, load_or_compute
 from bench.whitening.fits import fit_rows, pooled_over_seeds
 from bench.whitening.profile import GRIDS, energy_profile, pearson
-from bench.whitening.recording import FirstLayerRecorder, StoppingRule
+from bench.whitening.recording import FirstLayerRecorder, StoppingRule, evaluate
 
 log = logging.getLogger(__name__)
 AXES = ("arch", "width", "seed", "labels", "first_layer")
@@ -189,12 +189,14 @@ def _train(cfg: DictConfig, run: Run, dm, variant: Variant, ckpt_dir: Path) -> T
     module = ClassifierModule(model, dm.num_classes, optim=variant.optim, scheduler=cfg.task.scheduler,
                               loss=variant.loss, augment=cfg.task.augment, hflip=cfg.task.hflip)
     fit(trainer, module, checkpoint_dir=ckpt_dir, train_dataloaders=dm.train_dataloader(variant.batch_size))
-    meta = {}
     if stop.enabled:
         accs = {h[0]: h[1] for h in recorder.history}
         meta = {"stop_epoch": float(recorder.stop_epoch), f"rule_{recorder.rule}": 1.0}
         for phase, step in recorder.phases().items():
             meta |= {f"step_{phase}": float(step), f"train_acc_{phase}": accs[step]}
+    else:  # the training accuracy at the end: the validity gate of the claims ("the model trained")
+        meta = {"step_end": float(max(recorder.snapshots)),
+                "train_acc_end": evaluate(module, dm.ordered_train_dataloader())[0]}
     return Trained(recorder.snapshots, accuracy(model, dm.test_dataloader(), dm.num_classes, cfg.trainer),
                    n_params(model), meta)
 
@@ -303,20 +305,20 @@ def run(cfg: DictConfig, run: Run) -> None:
     for v, t in trained.items():
         base = {"arch": v.arch, "kind": v.kind, "width": v.width, "seed": v.seed, "labels": v.labels,
                 "first_layer": v.first_layer, "dataset": dataset}
-        # with a stopping rule: the fit at half, at and at twice the stopping point (consistency at the point)
-        points = {phase: step for phase, step in t.phases.items()} or {None: None}
+        # with a stopping rule: the fit at half, at and at twice the stopping point (consistency at the
+        # point); without one: at the end of the training (phase=end)
+        points = {phase: step for phase, step in t.phases.items()} or {"end": None}
         for phase, step in points.items():
             prof = _profile(t, pca, subtract, v, step)
-            extra = {} if phase is None else {"phase": phase}
-            fit_of, headline = rows_of(prof, {**base, **extra, "weights": "trained"})
+            fit_of, headline = rows_of(prof, {**base, "phase": phase, "weights": "trained"})
             rows += fit_of
-            if phase in (None, "stop"):
+            if phase in ("end", "stop"):
                 profiles[v.id], fits[v.id] = prof, headline
-            if phase is not None:
+            if f"train_acc_{phase}" in t.meta:
                 rows.append(dict(metric="train_acc", value=t.meta[f"train_acc_{phase}"], split="train",
                                  params={**base, "phase": phase, "step": step},
                                  n=len(datamodules[v.labels].train)))
-        if t.meta:
+        if "stop_epoch" in t.meta:
             rule = next(r.removeprefix("rule_") for r in t.meta if r.startswith("rule_"))
             rows.append(dict(metric="stop_epoch", value=t.meta["stop_epoch"], higher_is_better=None,
                              params={**base, "rule": rule}))

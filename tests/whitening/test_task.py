@@ -28,7 +28,10 @@ def test_whitening_study_end_to_end(compose, bench_root):
     assert list((bench_root / "outputs" / "wandb").glob("wandb/offline-run-*")), "W&B offline run directory"
     names = {r["metric"] for r in rows}
     assert names == {"formula_fit_r", "fit_edge", "formula_t", "formula_lambda_distance", "fit_margin", "lambda_r",
-                     "power_r", "consistency_r", "autocorr", "autocorr_ratio", "label_pca_corr", "test_acc"}
+                     "power_r", "consistency_r", "autocorr", "autocorr_ratio", "label_pca_corr", "test_acc", "train_acc"}
+    # without a stopping rule every model is fitted at the end of its training, its training accuracy beside it
+    assert {r["params"]["phase"] for r in rows if r["metric"] in ("formula_fit_r", "train_acc")
+            and r["params"].get("weights") != "init"} == {"end"}
     axes = {r["params"]["axis"] for r in rows if r["metric"] == "consistency_r"}
     assert axes == {"seed", "labels", "arch", "init"}
     fits = [r for r in rows if r["metric"] == "formula_fit_r" and r["params"]["over"] == "model"]
