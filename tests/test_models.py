@@ -31,13 +31,16 @@ FIXED = ("efficientnet_lite0", "keras_cifar_cnn")  # pretrained architectures wi
 
 @pytest.mark.parametrize("name", list_models())
 def test_fast_dev_run(name):
+    torch.manual_seed(0)  # the init: a run is the same every time
     width = 1.0 if name.startswith("tv_") or name in FIXED else 0.25
     model = create_model(name, num_classes=4, in_chans=3, width=width)
     conv = first_conv(model)
     assert conv.in_channels == 3
     before = conv.weight.detach().clone()
     dm = TinyData(batch_size=4)
-    fit(build_trainer(TRAINER), ClassifierModule(model, 4, optim={"lr": 0.1}), dm)
+    # the ImageNet EfficientNet-Lite0 (depthwise convs, batch 4) diverged at lr 0.1 in 1 of 3 runs
+    lr = 0.01 if name in FIXED else 0.1
+    fit(build_trainer(TRAINER), ClassifierModule(model, 4, optim={"lr": lr}), dm)
     assert not torch.equal(before, first_conv(model).weight), "training must move the first layer"
 
 
