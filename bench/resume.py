@@ -11,7 +11,8 @@ A checkpoint folder has one owner at a time (:func:`claim`): the process trainin
 process that needs the same training waits for it rather than sharing the folder, so no run resumes,
 overwrites or deletes a live run's checkpoint; a folder whose owner died is taken over and resumed.
 Each save goes to the writer's own temporary name. A checkpoint that does not load (torn by a full
-disk, garbage) is discarded with a warning and the training starts over.
+disk, garbage) or was written with other numerics (another thread count) is discarded with a warning
+and the training starts over.
 """
 from __future__ import annotations
 
