@@ -367,6 +367,28 @@ def test_a_failed_checkpoint_save_leaves_no_temporary_file(compose, tmp_path, mo
     assert sorted(p.name for p in ckpt.iterdir()) == ["last.ckpt"] and (ckpt / "last.ckpt").read_bytes() == before
 
 
+def test_a_record_with_no_room_for_an_atomic_copy_is_still_marked_failed(tmp_path, monkeypatch):
+    """The last write of a run on a full disk: metrics.jsonl cannot be written, nor a temporary copy of
+    run.json; the record is rewritten in place and says failed, and the error reaches the caller."""
+    import errno
+
+    import bench.store
+
+    os.environ.pop(RUN_ID_ENV, None)
+    config = {"task": {"name": "toy"}, "seed": 0}
+    run = Run(tmp_path, "toy", config, config_hash=config_hash(config), overrides=[], seed=0, provenance=PROVENANCE)
+
+    def no_space(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(OSError, match="No space left"), run:
+        run.log_metric("acc", 0.5, flush=False)
+        monkeypatch.setattr(bench.store, "atomic_write_text", no_space)
+        monkeypatch.setattr(bench.store, "atomic_write_json", no_space)
+    record = json.loads((run.dir / "run.json").read_text())
+    assert record["status"] == "failed" and "No space left" in record["error"] and "metrics.jsonl" in record["error"]
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="a full disk is a small tmpfs mounted as root")
 def test_a_full_disk_mid_run_leaves_the_record_failed_and_no_temporary_file(tmp_path):
     root = tmp_path / "small"
