@@ -24,8 +24,9 @@ def test_the_scorecard_counts_every_verdict_per_seed_group_and_leads_the_markdow
                 paper.blocks)
     shift = papers["shift"].blocks[0]
     assert shift.models == ["resnet20, width=0.5", "mlp_mixer, width=0.25"]
-    # monotone_decline and mixer_least_robust hold on the fixture; it has no aug or n_train rows
-    assert shift.counts == [("reproduced", 2), ("not measured", 2)] and shift.targeted == (1, 1)
+    # monotone_decline holds on the fixture; mixer_least_robust is invalid (its rows carry no items: 0 of the 20
+    # declared deciding images); no aug rows, one training-set size, no full-width classifier (the paper's sizes)
+    assert shift.counts == [("reproduced", 1), ("invalid", 1), ("not measured", 7)] and shift.targeted == (1, 4)
     md = report.outputs["markdown"].read_text()
     order = [md.index(s) for s in ("## Scorecard", "](forest/modality_gap.png)", "| rank | model |",
                                    "### Paper claims: modality_gap")]
