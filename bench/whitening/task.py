@@ -307,7 +307,7 @@ def run(cfg: DictConfig, run: Run) -> None:
                 "first_layer": v.first_layer, "dataset": dataset}
         # with a stopping rule: the fit at half, at and at twice the stopping point (consistency at the
         # point); without one: at the end of the training (phase=end)
-        points = {phase: step for phase, step in t.phases.items()} or {"end": None}
+        points = t.phases or {"end": None}
         for phase, step in points.items():
             prof = _profile(t, pca, subtract, v, step)
             fit_of, headline = rows_of(prof, {**base, "phase": phase, "weights": "trained"})

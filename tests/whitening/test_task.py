@@ -1,13 +1,11 @@
 """task=whitening end to end on a tiny config: records validate, plots exist, caches are reused."""
 import json
-from pathlib import Path
 
 import pytest
 import torch
 
 from bench.cli import execute
 from bench.store import read_run
-from bench.whitening.patch_pca import cache_path
 
 TINY = ["task=whitening", "data=digits", "data.n_train=200", "data.n_test=100", "data.batch_size=50",
         "model=linear_cnn", "model.width=0.25", "trainer.max_epochs=1", "trainer.enable_progress_bar=false",
