@@ -28,7 +28,7 @@ from bench.errors import ConfigError, DataError
 from bench.seeding import derive
 from bench.models import n_params as count_params
 from bench.shift import plots
-from bench.shift.ablations import Variant, check_recipes, recipe, variants
+from bench.shift.ablations import Variant, check_recipes, recipe, trains_on, variants
 from bench.shift.config import SCHEMAS, GeneratorConfig, ShiftTaskConfig  # noqa: F401  (SCHEMAS: the task API)
 from bench.shift.dataset import SetSpec, ShardedDatasets
 from bench.shift.evaluate import auc, binomial_stderr, correct, train_classifier, train_steps
@@ -112,6 +112,9 @@ def run(cfg: DictConfig, run) -> None:
     task = cfg.task
     sweep = sweeps(task)
     grid = variants(cfg)
+    for family in task.ablate_families or ():
+        if family not in sweep:
+            raise ConfigError(f"task.ablate_families names {family}, which is not a swept family ({', '.join(sweep)})")
     check_rng(task.rng)
     if task.rng == "reference":
         check_reference_sizes(n_train=task.n_train, n_val=task.n_val, n_test=task.n_test)
@@ -191,7 +194,7 @@ def run(cfg: DictConfig, run) -> None:
         images, labels = store.load(train_specs[families[0]])
         val_set = store.load(val_specs[families[0]])
         base_name = "+".join(families)
-        for variant in grid:
+        for variant in (v for v in grid if trains_on(v, families, task)):
             log.info("training %s on the %s base set", variant.label, base_name)
             train = recipe(task, variant.model["name"])
             # every size trains for the steps the full set takes in trainer.max_epochs
