@@ -30,6 +30,7 @@ run: assets
 
 test: assets
 	bash scripts/install_chromium.sh
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 

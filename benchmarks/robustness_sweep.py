@@ -228,7 +228,8 @@ def main() -> None:
     args = ap.parse_args()
     device = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = getattr(torch, args.dtype)
-    print(f"robustness sweep ({args.mode} shift): {len(ALPHAS)} alphas x {len(LEVELS)} Gaussian levels x {args.trials} trials, "
+    print(f"robustness sweep ({args.mode} shift): {len(ALPHAS)} alphas x {len(LEVELS)} Gaussian levels "
+          f"x {args.trials} trials, "
           f"d={args.d}, {args.classes} classes, {args.dtype} on {device} ({torch.get_num_threads()} threads)")
     rows = [run_size(n, args, device, dtype) for n in args.sizes]
     result = {"benchmark": "robustness_sweep", "device": device, "dtype": args.dtype,

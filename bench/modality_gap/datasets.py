@@ -141,7 +141,8 @@ def load_eval_data(name: str, *, split: str = "test", n: int | None = None, root
         return _karpathy(captions_file, root, split, n)
     if name == "aokvqa":
         return _aokvqa(captions_file, root, split, n)
-    raise DataError(f"unknown evaluation set {name!r}; choose one of {', '.join(CLASSIFICATION + RETRIEVAL + MULTIPLE_CHOICE)}")
+    known = ', '.join(CLASSIFICATION + RETRIEVAL + MULTIPLE_CHOICE)
+    raise DataError(f"unknown evaluation set {name!r}; choose one of {known}")
 
 
 def _mnist_pairs(data: EvalData) -> EvalData:

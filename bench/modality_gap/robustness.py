@@ -7,7 +7,8 @@ every alpha: one GEMM of the queries against the clean set and every trial of ev
 (as many as fit a memory budget) serves the whole alpha sweep, and each alpha only adds per-item
 and per-query terms before its argmax (``_additive_predictions``; chunked over queries, in the
 task's dtype, on GPU when one is given). Quantisation and paraphrases are not additive, and per-query
-candidates (multiple choice) have no shared GEMM to save: they take the direct path, per alpha the clean set and every perturbed set
+candidates (multiple choice) have no shared GEMM to save: they take the direct path, per alpha the
+clean set and every perturbed set
 stacked into one fused ``addmm`` (2 y.x - ||x||^2), the clean search once per alpha, perturbed sets
 built once per level when X does not move. The randomness of each level is drawn once and shared by
 every alpha (common random numbers), so differences between alphas are not noise draws.

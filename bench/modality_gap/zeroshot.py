@@ -48,7 +48,8 @@ def load_class_set(name_or_path: str, classnames: list[str] | None = None) -> Cl
     table = spec.get("paraphrases", {})
     if table and set(table) != set(spec["templates"]):
         raise DataError(f"{path}: 'paraphrases' must map every template (and only those) to its paraphrase; "
-                        f"missing: {sorted(set(spec['templates']) - set(table))}, extra: {sorted(set(table) - set(spec['templates']))}")
+                        f"missing: {sorted(set(spec['templates']) - set(table))}, "
+                        f"extra: {sorted(set(table) - set(spec['templates']))}")
     paraphrased = [table[t] for t in spec["templates"]] if table else []
     if any("{c}" not in t for t in spec["templates"] + paraphrased):
         raise DataError(f"{path}: every template and paraphrase must contain the placeholder {{c}}")

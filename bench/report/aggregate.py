@@ -4,8 +4,9 @@ Runs that differ only by seed form a *seed group*: their config hash computed wi
 equal. A leaderboard row is one model under test (the card's ``ranking_unit``, see
 :mod:`bench.report.units`) in one seed group: a group whose run trains two classifiers is two
 rows; the figures of such a run that name none of its models (a comparison between them, a
-property of its data) are the group's own row in a second table, never ranked. Every metric is aggregated per group and per params combination (mean, sample std, number
-of seeds); the headline columns of a task come from its card's metrics, and the rows of each
+property of its data) are the group's own row in a second table, never ranked. Every metric is
+aggregated per group and per params combination (mean, sample std, number of seeds); the headline
+columns of a task come from its card's metrics, and the rows of each
 table are ranked by its first headline column. Claims are checked per seed group.
 """
 from __future__ import annotations

@@ -4,7 +4,6 @@ retrieval (Karpathy-split dataset_coco.json + image folder) and A-OKVQA multiple
 import json
 
 import pytest
-from PIL import Image
 
 from bench.cli import execute
 from bench.errors import DataError

@@ -60,7 +60,8 @@ def test_retrieval_both_directions_and_the_subspace_choice(compose):
 def test_embedded_model_shows_the_papers_claims(compose):
     """Full embedded training (issue 12's acceptance): acc1 >= 0.85 and exactly flat in alpha; the gap
     forms from an isotropic init (>= 2x the random-halves reference at the end); at the smallest
-    sigma^2 (E||eps||^2 = sigma^2) Rob >= 0.8 at alpha 0 and closing the gap raises it; the paraphrase drop is reported at alpha 0 and 1."""
+    sigma^2 (E||eps||^2 = sigma^2) Rob >= 0.8 at alpha 0 and closing the gap raises it; the paraphrase drop
+    is reported at alpha 0 and 1."""
     _, rows = read_run(execute(compose(["experiment=modality_gap/embedded_mnist", "logger=none",
                                         "task.perturbations.quantize=[]", "task.modes=[paper]"])))
     acc = {r["params"]["alpha"]: r["value"] for r in _rows(rows, "acc1")}

@@ -106,7 +106,8 @@ PAPER = {"truncation": [0.9, 0.95, 1.0, 1.05, 1.1], "extend": [0.5, 0.6, 0.7, 0.
 @pytest.mark.parametrize("d, sweeps", [(16, EMBEDDED), (3072, PAPER)])
 def test_knn_support_share_moves_along_every_family(d, sweeps):
     """The effective-support divergence: where the exact support share is 0 (truncation; overlap over
-    the paper's s <= 0.4) the k-NN estimate still grows with every step; it rises above its base value (the estimator's own miss
+    the paper's s <= 0.4) the k-NN estimate still grows with every step; it rises above its base value (the
+    estimator's own miss
     rate) at the first step of every family and never falls (in d = 3072 it saturates at 1)."""
     anchors = draw_anchors(d, 0)
     for family, values in sweeps.items():

@@ -155,7 +155,8 @@ def test_ctrl_shift_sets_are_byte_equal_to_the_reference(edm_pickle, tmp_path):
             state = np.random.get_state()
             labels, _, z = _reference_split(0, n, d, exp, value)
             np.random.set_state(state)
-        scaled = np.concatenate([_ctrl_shift_sampler(net, z[i:i + 100].view(100, 3, 8, 8), torch.eye(10)[labels[i:i + 100]], 5)
+        scaled = np.concatenate([_ctrl_shift_sampler(net, z[i:i + 100].view(100, 3, 8, 8),
+                                                     torch.eye(10)[labels[i:i + 100]], 5)
                                    for i in range(0, n, 100)])
         images, y = store.load(spec)
         assert torch.equal(y, labels)

@@ -55,7 +55,8 @@ def test_embedded_pipeline_end_to_end(compose):
     acc = {(r["params"]["family"], r["params"]["intensity"]): r for r in _rows(run_dir, "accuracy")}
     assert {r["item_set"] for r in acc.values()} == {next(iter(acc.values()))["item_set"]}
     for r in acc.values():
-        assert len(r["items"]) == 300 and set(r["items"]) <= {0.0, 1.0} and sum(r["items"]) / 300 == pytest.approx(r["value"])
+        assert len(r["items"]) == 300 and set(r["items"]) <= {0.0, 1.0}
+        assert sum(r["items"]) / 300 == pytest.approx(r["value"])
     for drop in _rows(run_dir, "accuracy_drop"):
         f = drop["params"]["family"]
         base, last = acc[(f, min(i for g, i in acc if g == f))], acc[(f, drop["params"]["intensity"])]
