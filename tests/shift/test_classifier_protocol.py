@@ -34,23 +34,25 @@ def test_crops_and_flips_differ_within_a_batch():
     assert torch.equal(_module(augment=False).augment_batch(x), x)
 
 
-def test_cosine_schedule_decays_to_zero():
-    torch.manual_seed(0)
-    images = torch.randint(0, 256, (64, 3, 8, 8), dtype=torch.uint8)
-    labels = torch.randint(0, 10, (64,))
+def _learning_rates(monkeypatch, images, labels, **kw) -> list[float]:
+    """The learning rate at each training batch of ``train_classifier`` (a resnet20 x0.25 under TRAIN)."""
     lrs = []
 
     class Recording(ClassifierModule):
         def on_train_batch_start(self, batch, batch_idx):
             lrs.append(self.optimizers().param_groups[0]["lr"])
 
-    orig = evaluate.ClassifierModule
-    evaluate.ClassifierModule = Recording
-    try:
-        evaluate.train_classifier(images, labels, {"name": "resnet20", "width": 0.25}, OmegaConf.create(TRAIN),
-                                  False, OmegaConf.create(TRAINER), None, 10, seed=0)
-    finally:
-        evaluate.ClassifierModule = orig
+    monkeypatch.setattr(evaluate, "ClassifierModule", Recording)
+    evaluate.train_classifier(images, labels, {"name": "resnet20", "width": 0.25}, OmegaConf.create(TRAIN),
+                              False, OmegaConf.create(TRAINER), None, 10, seed=0, **kw)
+    return lrs
+
+
+def test_cosine_schedule_decays_to_zero(monkeypatch):
+    torch.manual_seed(0)
+    images = torch.randint(0, 256, (64, 3, 8, 8), dtype=torch.uint8)
+    labels = torch.randint(0, 10, (64,))
+    lrs = _learning_rates(monkeypatch, images, labels)
     assert len(lrs) == 8 and lrs[0] == pytest.approx(0.05)
     assert all(b < a for a, b in zip(lrs, lrs[1:])) and lrs[-1] < 0.01
 
@@ -83,7 +85,7 @@ def test_interrupted_training_resumes_from_its_checkpoint(tmp_path, monkeypatch)
     assert not ckpt.exists()  # a finished training leaves no checkpoint behind
 
 
-def test_every_training_set_size_trains_the_same_optimizer_steps():
+def test_every_training_set_size_trains_the_same_optimizer_steps(monkeypatch):
     """The size ablation compares data, not training length: a quarter of the images runs four times
     the epochs, the same steps and the same full cosine schedule."""
     torch.manual_seed(0)
@@ -91,22 +93,5 @@ def test_every_training_set_size_trains_the_same_optimizer_steps():
     labels = torch.randint(0, 10, (64,))
     steps = evaluate.train_steps(64, 2, 16)
     assert steps == 8 and evaluate.train_steps(65, 2, 16) == 10
-    schedules = []
-
-    for n in (16, 64):
-        lrs = []
-
-        class Recording(ClassifierModule):
-            def on_train_batch_start(self, batch, batch_idx):
-                lrs.append(self.optimizers().param_groups[0]["lr"])
-
-        orig = evaluate.ClassifierModule
-        evaluate.ClassifierModule = Recording
-        try:
-            evaluate.train_classifier(images[:n], labels[:n], {"name": "resnet20", "width": 0.25},
-                                      OmegaConf.create(TRAIN), False, OmegaConf.create(TRAINER), None, 10, seed=0,
-                                      steps=steps)
-        finally:
-            evaluate.ClassifierModule = orig
-        schedules.append(lrs)
+    schedules = [_learning_rates(monkeypatch, images[:n], labels[:n], steps=steps) for n in (16, 64)]
     assert len(schedules[0]) == len(schedules[1]) == 8 and schedules[0] == pytest.approx(schedules[1])
