@@ -81,7 +81,7 @@ def test_two_identical_runs_count_once_and_the_extra_is_listed(tmp_path, capsys)
     assert "1 completed run(s) ranked" in out
     kept, dup = sorted([first.run_id, extra.run_id])  # same second: the smaller id counts as the earlier
     assert f"{dup} | duplicate of run {kept}" in md
-    assert "| 1 | m | — | model.name=m | 1 |" in md  # one seed, not two
+    assert "| 1 | m | — | — | model.name=m | 1 |" in md  # one seed, not two (rank, model, preset, dataset, …)
 
 
 def test_run_dir_without_metrics_is_flagged_not_ranked(tmp_path, capsys):
