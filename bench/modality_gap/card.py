@@ -1,6 +1,6 @@
 """The modality_gap task's card: Chowers et al. (CVPR 2026), the CLIP modality gap and robustness.
 
-The paper's statements are in /work/shared/papers/modality_gap.md (no exact numbers were available).
+The paper (arXiv 2603.29080) gives its findings in words and curves; no exact numbers were available.
 Items: every robustness / accuracy / paraphrase row of the paper-mode shift carries its per-image values
 (robustness averaged over the noise trials within an image), so intervals come from the images and the
 seeds. F = 1 − (1−Rob₁)/(1−Rob₀), the fraction of flips closing the gap removes, is the effect's size.

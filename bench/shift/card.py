@@ -1,6 +1,6 @@
 """The shift task's card: Friedman & Chowers (ECCV-W 2024), Control+Shift.
 
-The paper's curves and findings are in /work/shared/papers/control_shift.md.
+The paper (arXiv 2409.07940): its curves and findings are the claims below.
 """
 from bench.card import Metric, Paper, TaskCard
 from bench.claims import MAX, MIN, AtLeast, AtMost, Claim, Difference, Gate, Monotone, Not, Value, Within

@@ -1,6 +1,6 @@
 """The whitening task's card: Chowers & Weiss (ICML 2023), first-layer filters vs the linear-CNN formula.
 
-Headline numbers are in /work/shared/papers/whitening.md (Tables 1-3 and the whitening evidence).
+The paper (arXiv 2206.02454): Tables 1-3 and the whitening evidence.
 A fit is read against its null baselines (issue 22): ``fit_margin`` >= 0 exactly when the fit beats
 the best power law lambda^p by 0.05 and e ∝ lambda by 0.2, and the fitted formula is 0.2 away from
 e ∝ lambda (:mod:`bench.whitening.fits`). Trained CNNs are read at half and at twice their stopping
