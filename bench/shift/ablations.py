@@ -18,7 +18,7 @@ class Variant:
     model: dict
     augment: bool
     n_train: int
-    ablation: bool = False  # a star grid's one-factor variant (not the base condition)
+    ablation: bool = False  # a star grid's augmentation ablation (trains on ``augment_families`` only)
 
     @property
     def params(self) -> dict:
@@ -34,7 +34,7 @@ def variants(cfg: DictConfig) -> list[Variant]:
     """The classifiers to train on each base set (``task.grid``): ``full``, every combination; ``star``,
     each classifier at the base condition (``augment[0]``, the largest size), the ``ablate_augment`` ones
     also at each other augment value and the ``ablate_sizes`` ones at each other size, one factor at a time
-    (on the ``ablate_families`` base sets only: :func:`trains_on`)."""
+    (the augmentation ablation on the ``augment_families`` base sets only: :func:`trains_on`)."""
     task = cfg.task
     models = [OmegaConf.to_container(m, resolve=True) for m in task.classifiers] or \
         [OmegaConf.to_container(cfg.model, resolve=True)]
@@ -61,14 +61,15 @@ def variants(cfg: DictConfig) -> list[Variant]:
         if m["name"] in ablated["ablate_augment"]:
             out += [Variant(m, a, full, ablation=True) for a in augment[1:]]
         if m["name"] in ablated["ablate_sizes"]:
-            out += [Variant(m, augment[0], n, ablation=True) for n in sizes if n != full]
+            out += [Variant(m, augment[0], n) for n in sizes if n != full]
     return out
 
 
 def trains_on(variant: Variant, families: list[str], task: DictConfig) -> bool:
     """Whether ``variant`` trains on the base set of ``families``: a star grid's ablations only on the
-    ``ablate_families`` base sets (every base set when null)."""
-    return not variant.ablation or task.ablate_families is None or bool(set(families) & set(task.ablate_families))
+    ``augment_families`` base sets (every base set when null). The size ablation trains on every base set:
+    its drops are compared with the full set's family by family."""
+    return not variant.ablation or task.augment_families is None or bool(set(families) & set(task.augment_families))
 
 
 def recipe(task: DictConfig, arch: str) -> DictConfig:

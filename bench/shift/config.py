@@ -93,7 +93,7 @@ class ShiftTaskConfig:
     grid: str = "full"
     ablate_augment: Optional[list[str]] = None
     ablate_sizes: Optional[list[str]] = None
-    ablate_families: Optional[list[str]] = None  # star: the ablations train only on these families' base sets
+    augment_families: Optional[list[str]] = None  # star: the augmentation ablation trains on these families' bases only
     train: ClassifierTrainConfig = field(default_factory=ClassifierTrainConfig)
     # per-architecture recipes (registry name -> keys of ``train`` that replace it whole, e.g. an AdamW
     # ``optim`` node): each architecture trains with a recipe that makes it train

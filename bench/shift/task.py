@@ -112,9 +112,9 @@ def run(cfg: DictConfig, run) -> None:
     task = cfg.task
     sweep = sweeps(task)
     grid = variants(cfg)
-    for family in task.ablate_families or ():
+    for family in task.augment_families or ():
         if family not in sweep:
-            raise ConfigError(f"task.ablate_families names {family}, which is not a swept family ({', '.join(sweep)})")
+            raise ConfigError(f"task.augment_families names {family}, which is not a swept family ({', '.join(sweep)})")
     check_rng(task.rng)
     if task.rng == "reference":
         check_reference_sizes(n_train=task.n_train, n_val=task.n_val, n_test=task.n_test)

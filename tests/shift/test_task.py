@@ -100,8 +100,8 @@ def test_embedded_ablations_are_one_factor_at_a_time_with_each_architectures_rec
     assert mixer.optim._target_ == "torch.optim.AdamW" and mixer.optim.momentum == 0  # not SGD's 0.9
     assert mixer.scheduler._target_.endswith("OneCycleLR") and mixer.gradient_clip_val == 1.0
     assert cnn.optim._target_ == "torch.optim.SGD" and cnn.optim.momentum == 0.9 and cnn.gradient_clip_val is None
-    # the ablations train on the extend/overlap base set only
-    assert [trains_on(v, ["truncation"], cfg.task) for v in variants(cfg)] == [True, False, True, False]
+    # the augmentation ablation trains on the extend/overlap base set only; the size ablation on every one
+    assert [trains_on(v, ["truncation"], cfg.task) for v in variants(cfg)] == [True, True, True, False]
     assert all(trains_on(v, ["extend", "overlap"], cfg.task) for v in variants(cfg))
     full = [(v.augment, v.n_train) for v in variants(compose(["experiment=shift/embedded", "task.grid=full"]))]
     assert len(full) == 8 and len(set(full)) == 4
