@@ -121,8 +121,9 @@ def last_checkpoint(checkpoint_dir: str | Path | None, discard: bool = True) -> 
         reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
         return _discard(last, f"does not load ({reason})", discard)
     saved = state.get("callbacks", {}).get("bench.ResumeCheckpoint", {}).get("numerics")
-    if saved is not None and saved != numerics():  # resumed, it would match neither thread count's bits
-        return _discard(last, f"was written with {saved}, this run computes with {numerics()}", discard)
+    if saved != numerics():  # resumed, it would match neither thread count's bits (None: not bench's, or older)
+        written = "records no numerics" if saved is None else f"was written with {saved}"
+        return _discard(last, f"{written}, this run computes with {numerics()}", discard)
     return str(last)
 
 

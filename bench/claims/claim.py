@@ -51,15 +51,15 @@ class Claim:
         """The verdict on the rows of several seeds of one config (one list of rows per seed).
 
         ``min_items``: the units per seed and item set the preset declares (fewer read: invalid). A
-        check that raises is recorded as not measured, with the error: a bug in one check must not lose
-        a finished run's record."""
+        check that raises is recorded as invalid, with the error (not "not measured", which says the
+        rows are absent): a bug in one check must not lose a finished run's record."""
         try:
             return self._evaluate(Resampler(runs, self.id, n_boot), min_items)
         except Unmeasured as e:
             return self._done(Verdict(self.id, NOT_MEASURED, note=str(e)))
         except Exception as e:
             log.exception("claim %s: check failed", self.id)
-            return self._done(Verdict(self.id, NOT_MEASURED, note=f"check failed: {type(e).__name__}: {e}"))
+            return self._done(Verdict(self.id, INVALID, note=f"check failed: {type(e).__name__}: {e}"))
 
     def _done(self, verdict: Verdict, **changes: Any) -> Verdict:
         return dataclasses.replace(verdict, claim=self.id, kind=self.kind, paper_value=self.paper_value, **changes)

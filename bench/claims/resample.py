@@ -146,11 +146,18 @@ class Resampler:
                 values = np.array([r["items"] for r in rs], dtype=float)
                 differ = (values != values[0]).any(axis=0) if len(rs) > 1 else np.ones(values.shape[1], bool)
                 sizes[name] = min(values.shape[1], sizes.get(name, values.shape[1]))
-                deciding[name] = differ if name not in deciding else deciding[name] | differ
+                deciding[name] = differ if name not in deciding else _union(deciding[name], differ)
         if not sizes:
             return ItemCount(None, None, seeds, None)
         return ItemCount(sum(len(d) for d in deciding.values()), sum(int(d.sum()) for d in deciding.values()),
                          seeds, min(sizes.values()))
+
+
+def _union(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Index-wise OR of two seeds' deciding masks of one item set (a seed that evaluated fewer units
+    decides none of the ones it did not read)."""
+    n = max(len(a), len(b))
+    return np.pad(a, (0, n - len(a))) | np.pad(b, (0, n - len(b)))
 
 
 @dataclass(frozen=True)

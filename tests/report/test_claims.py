@@ -5,7 +5,7 @@ import pytest
 
 from bench.card import Metric, Paper, TaskCard
 from bench.claims import (
-    INCONCLUSIVE, MAX, MIN, NOT_MEASURED, NOT_REPRODUCED, REPRODUCED, AtLeast, AtMost, Claim, Deviation, Difference,
+    INCONCLUSIVE, INVALID, MAX, MIN, NOT_MEASURED, NOT_REPRODUCED, REPRODUCED, AtLeast, AtMost, Claim, Deviation, Difference,
     Monotone, Not, Value)
 from bench.tasks import get_task, task_names
 
@@ -86,9 +86,20 @@ def test_seed_groups_pool_by_params_with_the_seeds_spread():
     assert 0.90 - 1e-12 <= v.low < 0.92 < v.high <= 0.94 + 1e-12  # (up to rounding)
 
 
-def test_a_failing_check_is_not_measured_with_the_error():
+def test_a_failing_check_is_invalid_with_the_error():
     v = Claim("c", "t", "p", check=AtLeast(Value("r"), "not a number")).evaluate([row("r", 1.0)])
-    assert v.status == NOT_MEASURED and v.note.startswith("check failed: ")
+    assert v.status == INVALID and v.note.startswith("check failed: ")
+
+
+def test_seeds_that_read_an_item_set_at_different_lengths_count_deciding_items_by_index():
+    """Seed 0 evaluated 4 units, seed 1 only 3: the deciding items are the union by index (no error)."""
+    def items(values, alpha):
+        return {"metric": "acc", "value": sum(values) / len(values), "stderr": None, "params": {"alpha": alpha},
+                "items": values, "item_set": "test"}
+    seeds = [[items([1.0, 0.0, 1.0, 1.0], 0), items([1.0, 1.0, 1.0, 1.0], 1)],
+             [items([1.0, 1.0, 0.0], 0), items([1.0, 1.0, 1.0], 1)]]
+    v = Claim("c", "t", "p", AtLeast(Difference(Value("acc", alpha=1), Value("acc", alpha=0)), 0.0)).evaluate_seeds(seeds)
+    assert v.n_deciding == 2 and v.n_items == 4 and v.status != INVALID, v
 
 
 def test_card_validates_its_targets_and_names():

@@ -346,6 +346,21 @@ def test_a_checkpoint_written_with_another_thread_count_is_not_resumed(compose, 
     assert trainer.global_step == 8 and f"'threads': {threads}" in caplog.text and "discarded" in caplog.text
 
 
+def test_a_checkpoint_that_records_no_numerics_is_not_resumed(compose, tmp_path, caplog):
+    """A last.ckpt without bench's numerics record (another tool's, or an older bench's) is not trusted."""
+    import torch
+
+    trainer_cfg = compose(["trainer.enable_progress_bar=false"]).trainer
+    ckpt = tmp_path / "ckpt"
+    _tiny_fit(trainer_cfg, ckpt, max_epochs=1)
+    state = torch.load(ckpt / "last.ckpt", weights_only=True)
+    state["callbacks"].pop("bench.ResumeCheckpoint")
+    torch.save(state, ckpt / "last.ckpt")
+    with caplog.at_level("WARNING", logger="bench"):
+        trainer = _tiny_fit(trainer_cfg, ckpt, max_epochs=2)
+    assert trainer.global_step == 8 and "records no numerics" in caplog.text and "discarded" in caplog.text
+
+
 def test_a_failed_checkpoint_save_leaves_no_temporary_file(compose, tmp_path, monkeypatch):
     """A full disk mid-save: the writer's temporary file is removed; the previous checkpoint stays whole."""
     import errno
