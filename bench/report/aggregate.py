@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -178,12 +179,19 @@ def _named(record: dict, key: str, config_key: str | None = None) -> str:
     return str(record[key]["name"] or fallback or "—")
 
 
+# A value beyond sqrt(float max) has no finite square, so no finite spread over seeds: such a value
+# (a hand-edited or overflowing record) is shown but never ranked.
+RANKABLE = math.sqrt(sys.float_info.max)
+
+
 def _rank(rows: list[Row], column: Column | None) -> None:
-    """Rank rows by ``column`` (ties share a rank; rows without a value are unranked, listed last)."""
+    """Rank rows by ``column`` (ties share a rank; rows without a value, or with one beyond
+    ``RANKABLE``, are unranked, listed last)."""
     if column is None:
         return
     means = pd.Series([r.cells[column.key].mean if column.key in r.cells else math.nan for r in rows],
                       dtype="float64")
+    means[means.abs() > RANKABLE] = math.nan
     ranks = means.rank(method="min", ascending=not column.higher_is_better)
     for row, rank in zip(rows, ranks, strict=True):
         row.rank = None if math.isnan(rank) else int(rank)

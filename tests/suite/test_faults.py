@@ -84,6 +84,15 @@ def test_two_identical_runs_count_once_and_the_extra_is_listed(tmp_path, capsys)
     assert "| 1 | m | — | — | model.name=m | 1 |" in md  # one seed, not two (rank, model, preset, dataset, …)
 
 
+def test_a_value_beyond_the_float_range_of_a_spread_is_shown_not_ranked(tmp_path, capsys):
+    """A hand-edited record of 1e308 (its square overflows) does not rank first above a real 0.87."""
+    _record(tmp_path, value=1e308, model="edited")
+    _record(tmp_path, value=0.87, model="m")
+    _, md = _report(tmp_path, capsys)
+    assert "| 1 | m |" in md and "| 1 | edited |" not in md and "| 2 | edited |" not in md
+    assert "edited" in md and "1e+308" in md  # shown, not hidden
+
+
 def test_run_dir_without_metrics_is_flagged_not_ranked(tmp_path, capsys):
     run = _record(tmp_path)
     (run.dir / "metrics.jsonl").unlink()
