@@ -98,7 +98,7 @@ class TaskCard:
     version: str  # bump when the protocol changes what a metric means
     paper: Paper
     groups: tuple[str, ...]  # the config groups its SCHEMAS validate
-    preset: str  # the embedded preset `make run` runs (``conf/experiment/<preset>.yaml``)
+    preset: str  # the embedded preset `make run` runs (``experiment/<preset>.yaml`` in the task's ``conf/``)
     metrics: tuple[Metric, ...] = ()
     claims: tuple[Claim, ...] = ()
     # preset -> the claims it is meant to reproduce (checked by ``bench-report --check-claims``)

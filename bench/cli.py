@@ -28,10 +28,10 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from bench.errors import BenchError
+from bench.searchpath import CONF_DIR, register as register_search_path
 from bench.tasks import register_config_schemas
 
 log = logging.getLogger("bench")
-CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 DDP_JOB_ENV = "BENCH_DDP_JOB"
 # What Lightning's subprocess launcher exports in the launching process; cleared after each job
 # so that the next job of a sequential sweep launches (and rendezvouses with) its own ranks.
@@ -342,7 +342,8 @@ def main() -> None:
     # (with a CPU-bound neighbour, two spinning threads ran 1.9x slower than one). The thread count
     # itself is config (``threads``), set in :func:`execute`.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    register_config_schemas()  # before Hydra composes conf/: each group's defaults come from its dataclass
+    register_config_schemas()  # before Hydra composes bench/conf/: each group's defaults come from its dataclass
+    register_search_path()  # each task's own bench/<task>/conf/ (and a plugin task's conf/)
     sys.argv = ddp_child_argv(sys.argv)
     _app()
 

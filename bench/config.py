@@ -1,6 +1,6 @@
 """Structured config schemas: the composed Hydra config is checked against these at start-up.
 
-Hydra composes ``conf/``; :func:`validate` then merges each top-level group into its
+Hydra composes ``bench/conf/`` and each task's ``conf/``; :func:`validate` then merges each top-level group into its
 dataclass schema, so a misspelt key or a wrong type fails before any work with a
 message naming the key (``trainer.max_epoch: not a key of TrainerConfig``). Each
 task registers the schemas of the groups it reads (see :mod:`bench.tasks`).

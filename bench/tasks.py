@@ -104,7 +104,7 @@ def task_names() -> list[str]:
 
 
 def register_config_schemas() -> None:
-    """Register every discovered task's config schemas with Hydra (before composing ``conf/``)."""
+    """Register every discovered task's config schemas with Hydra (before composing ``bench/conf/``)."""
     from bench.config import register_schemas
 
     register_schemas({name: get_task(name).schemas() for name in task_names()})

@@ -15,7 +15,16 @@ os.environ.setdefault("WANDB_SILENT", "true")
 # or in a `bench` subprocess.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+CONF_DIR = Path(__file__).resolve().parent.parent / "bench" / "conf"  # the core groups; each task's are in its package
+
+
+def conf_roots() -> list[Path]:
+    """Every folder Hydra composes from: the core ``bench/conf`` and each discovered task's ``conf/``."""
+    from importlib import import_module
+
+    from bench.searchpath import task_conf_packages
+
+    return [CONF_DIR, *(Path(import_module(package).__path__[0]) for package in task_conf_packages())]
 
 
 @pytest.fixture(autouse=True)
@@ -28,10 +37,13 @@ def bench_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture(scope="session", autouse=True)
 def _config_schemas() -> None:
-    """Each config group's defaults in Hydra's ConfigStore, as `bench`'s main() puts them before composing."""
+    """Each config group's defaults in Hydra's ConfigStore and each task's conf/ on the search path, as `bench`'s
+    main() puts them before composing."""
+    from bench.searchpath import register as register_search_path
     from bench.tasks import register_config_schemas
 
     register_config_schemas()
+    register_search_path()
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -43,13 +55,15 @@ def _one_thread() -> None:
 
 @pytest.fixture
 def compose() -> Callable[[list[str]], object]:
-    """Compose ``conf/`` with Hydra exactly as ``bench`` does, given command-line overrides."""
+    """Compose ``bench/conf/`` and every task's conf/ exactly as ``bench`` does, given command-line overrides."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
+    from bench.searchpath import register as register_search_path
     from bench.tasks import register_config_schemas
 
     register_config_schemas()  # as bench.cli does: each group's defaults come from its dataclass
+    register_search_path()  # and each task's conf/ on the search path
 
     def _compose(overrides: list[str] | None = None):
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):

@@ -10,11 +10,13 @@ from bench.config import validate
 from bench.errors import ConfigError
 from bench.tasks import get_task, task_names
 
-CONF = Path(__file__).resolve().parent.parent / "conf"
+from tests.conftest import conf_roots
 
 
 def _options(group: str) -> list[str]:
-    return sorted(str(p.relative_to(CONF / group).with_suffix("")) for p in (CONF / group).rglob("*.yaml"))
+    """A group's options over every conf folder (core and tasks')."""
+    return sorted(str(p.relative_to(root / group).with_suffix("")) for root in conf_roots()
+                  for p in (root / group).rglob("*.yaml"))
 
 
 @pytest.mark.parametrize("experiment", _options("experiment"))
@@ -120,7 +122,7 @@ def test_yaml_only_overrides_the_schema_defaults(compose):
     repeats, checked = [], 0
     for pattern, schema in schemas.items():
         defaults = schema_defaults(schema)
-        for path in sorted(CONF.glob(f"{pattern}.yaml")):
+        for root, path in sorted((root, p) for root in conf_roots() for p in root.glob(f"{pattern}.yaml")):
             checked += 1
             raw = yaml.safe_load(path.read_text()) or {}
             raw.pop("defaults", None)
@@ -129,7 +131,7 @@ def test_yaml_only_overrides_the_schema_defaults(compose):
                 for k in key:
                     default = default.get(k, KeyError) if isinstance(default, dict) else KeyError
                 if default is not KeyError and value == default and not (isinstance(value, str) and "${" in value):
-                    repeats.append(f"{path.relative_to(CONF)}: {'.'.join(key)}={value!r}")
+                    repeats.append(f"{path.relative_to(root)}: {'.'.join(key)}={value!r}")
     assert checked > 40 and not repeats, repeats
     cfg = compose(["task=shift", "trainer.deterministic=true", "generator.train.optim.lr=0.01"])  # keys only in schemas
     assert cfg.trainer.deterministic is True and cfg.generator.train.optim.lr == 0.01 and cfg.trainer.max_epochs == 1

@@ -64,7 +64,7 @@ def _trained_gate(labels: str, floor: float) -> Gate:
                                        f"or at the end ≥ {floor:g})")
 
 
-TABLE3 = ("vgg11_bn", "resnet18", "resnet20")  # conf/experiment/whitening/table3.yaml
+TABLE3 = ("vgg11_bn", "resnet18", "resnet20")  # conf/experiment/whitening/table3.yaml (in this folder)
 # registry name -> (claim id suffix, what it is)
 PRETRAINED = {"tv_mobilenet_v2": ("mobilenet_v2", "MobileNetV2 (torchvision, ImageNet)"),
               "efficientnet_lite0": ("efficientnet_lite0", "EfficientNet-Lite0 (ImageNet)"),

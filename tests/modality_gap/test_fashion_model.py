@@ -13,7 +13,7 @@ from bench.data.fashion_mnist import SYSTEM_DIR, asset_dir
 from bench.modality_gap.gap import GapShift, gap_geometry, predicted_flip_reduction, random_orthogonality
 from bench.modality_gap.robustness import robustness_sweep
 
-CONF = Path(__file__).resolve().parents[2] / "conf"
+CONF = Path(__file__).resolve().parents[2] / "bench" / "modality_gap" / "conf"
 
 
 @pytest.mark.parametrize("preset", ["vit_b16_openai", "vit_l14_openai"])

@@ -1,0 +1,1 @@
+"""Hydra plugin: the conf folder of every bench task on the config search path."""
