@@ -50,6 +50,11 @@ class Resampler:
         """The index of the seed (run) a row came from."""
         return self._seed_of[id(row)]
 
+    def item_set_of(self, row: dict) -> str:
+        """The units a row's items belong to: its ``item_set``, or a name of its own (unpaired: one per
+        seed and row, so no two rows share it)."""
+        return row.get("item_set") or f"unpaired row {self.seed_of(row)}:{self._position[id(row)]}"
+
     def prepare(self, rows: Sequence[dict]) -> None:
         """Compute the replicate values of ``rows`` (batched per seed and item set: one pass each)."""
         groups: dict[tuple[int, str], list[dict]] = {}
@@ -58,8 +63,7 @@ class Resampler:
                 continue
             s = self.seed_of(r)
             if r.get("items"):
-                name = r.get("item_set") or f"unpaired row {self._position[id(r)]}"
-                groups.setdefault((s, name), []).append(r)
+                groups.setdefault((s, self.item_set_of(r)), []).append(r)
             else:
                 self._draws[id(r)] = self._plain(r, s)
         for (s, name), group in groups.items():
@@ -141,7 +145,7 @@ class Resampler:
             same: dict[tuple[str, int], list[dict]] = {}
             for r in group:
                 if r.get("items"):
-                    same.setdefault((r.get("item_set") or f"row {id(r)}", self.seed_of(r)), []).append(r)
+                    same.setdefault((self.item_set_of(r), self.seed_of(r)), []).append(r)
             for (name, _), rs in same.items():
                 values = np.array([r["items"] for r in rs], dtype=float)
                 differ = (values != values[0]).any(axis=0) if len(rs) > 1 else np.ones(values.shape[1], bool)
