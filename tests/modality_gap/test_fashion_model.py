@@ -152,6 +152,7 @@ TINY = ["experiment=modality_gap/embedded", "logger=none", "clip.train.epochs=1"
 
 
 @needs_fashion
+@pytest.mark.integration  # the task run end to end, two seeds
 def test_fashion_task_rows_carry_items_and_pool_over_seeds(compose, monkeypatch):
     """Per-image items on the rows claims read, the noise ratio measured (not a param), F with kappa's
     prediction, per-template paraphrases; two seeds' robustness rows share their params (one group)."""

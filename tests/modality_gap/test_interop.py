@@ -4,6 +4,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from bench.cli import execute
 from bench.modality_gap.datasets import load_eval_data
 from bench.modality_gap.zeroshot import ASSETS
@@ -36,6 +38,7 @@ print(json.dumps({"acc1": acc1}))
 """
 
 
+@pytest.mark.integration  # trains and runs a CLIP, then a second Python
 def test_trained_clip_loads_in_plain_open_clip_with_the_same_acc1(compose, bench_root, tmp_path):
     _, rows = read_run(execute(compose(TINY + ["task.modes=[paper]", "task.perturbations.quantize=[]",
                                                "task.perturbations.paraphrase=[]"])))

@@ -57,6 +57,7 @@ def aokvqa(tmp_path):
     return root
 
 
+@pytest.mark.integration  # an evaluation run on files in the real format
 def test_coco_karpathy_retrieval_both_directions(compose, coco):
     data = load_eval_data("karpathy", captions_file=str(coco / "dataset_coco.json"), root=str(coco), split="test")
     assert len(data.images) == 12 and len(data.captions) == 30 and data.positives.sum() == 30
@@ -70,6 +71,7 @@ def test_coco_karpathy_retrieval_both_directions(compose, coco):
     assert {r["value"] for r in _rows(rows, "clean_predictions_changed")} == {0}
 
 
+@pytest.mark.integration  # an evaluation run on files in the real format
 def test_aokvqa_multiple_choice_accuracy_and_robustness(compose, aokvqa):
     questions = aokvqa / "aokvqa_v1p0_val.json"
     data = load_eval_data("aokvqa", captions_file=str(questions), root=str(aokvqa), split="val")

@@ -7,6 +7,7 @@ foreign files, so the report is exercised on everything a real results folder ca
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -168,14 +169,24 @@ def _damage(res: Results) -> None:
     res.bad_paths["foreign_dir"] = runs / "shift" / "scratch"
 
 
-@pytest.fixture
-def results(tmp_path: Path) -> Results:
-    """A results folder with good, unfinished and broken runs (see the module docstring)."""
-    res = Results(tmp_path / "results")
+@pytest.fixture(scope="session")
+def _results_once(tmp_path_factory: pytest.TempPathFactory) -> Results:
+    """The folder written once per session (through the real store: ~1 s of fsync'd writes and plots)."""
+    res = Results(tmp_path_factory.mktemp("report") / "results")
     _whitening(res)
     _modality_gap(res)
     _shift(res)
     _unregistered(res)
     _damage(res)
     os.environ.pop(RUN_ID_ENV, None)
+    return res
+
+
+@pytest.fixture
+def results(_results_once: Results, tmp_path: Path) -> Results:
+    """A results folder with good, unfinished and broken runs (see the module docstring): each test gets its
+    own copy, which it may change."""
+    res = Results(tmp_path / "results", dict(_results_once.ids))
+    shutil.copytree(_results_once.dir, res.dir, symlinks=True)
+    res.bad_paths = {k: res.dir / p.relative_to(_results_once.dir) for k, p in _results_once.bad_paths.items()}
     return res

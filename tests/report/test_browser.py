@@ -25,6 +25,7 @@ from bench.report.browser import chromium_path, dump_dom, find_chromium, page_ur
 from bench.tasks import card_for
 
 REPO = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.integration  # headless Chromium renders the page
 
 SCREEN = (1400, 900)
 

@@ -44,6 +44,7 @@ def records(results: Path) -> dict[bool, dict]:
     return out
 
 
+@pytest.mark.integration  # reads the bench sweep of the fixture task
 def test_bench_runs_a_task_found_outside_bench_and_records_its_claims(results):
     by_shuffle = records(results)
     assert set(by_shuffle) == {False, True}
@@ -57,6 +58,7 @@ def test_bench_runs_a_task_found_outside_bench_and_records_its_claims(results):
     assert by_shuffle[False]["claims"][0]["value"] > 0.9 and by_shuffle[True]["claims"][0]["value"] < 0.3
 
 
+@pytest.mark.integration  # reads the bench sweep of the fixture task
 def test_bench_report_shows_the_claims_table_and_gates_on_targeted_claims(results, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("BENCH_TASKS", "tests.fixture_task")
     assert report_main(["--results-dir", str(results), "--claims", "--check-claims"]) == 1
@@ -135,6 +137,7 @@ def test_outside_its_own_package_no_module_names_a_task():
     assert named == []
 
 
+@pytest.mark.integration  # reads the bench sweep of the fixture task
 def test_a_task_package_without_a_card_is_one_clear_error(results, monkeypatch, capsys):
     monkeypatch.setenv("BENCH_TASKS", "tests.report")  # a package, but not a task
     assert report_main(["--results-dir", str(results)]) == 2

@@ -50,6 +50,7 @@ def test_mmd2_is_unbiased_and_detects_a_shift():
     assert mmd2_unbiased(x, y + 1.0, bandwidth=4.0) > 20 * abs(same)
 
 
+@pytest.mark.integration  # a fine grid search: ~5 s
 def test_support_of_the_slerp_base_matches_a_brute_force_search():
     """A point is in the support of slerp(c, eps; 1/2) iff some eps maps onto it: search eps in
     the plane of c and z (the only place it can be) on a fine grid of angle and radius."""
@@ -67,6 +68,7 @@ def test_support_of_the_slerp_base_matches_a_brute_force_search():
     assert out.any() and (~out).any()
 
 
+@pytest.mark.integration  # 3072-dimensional samples at the paper's size
 def test_extend_at_full_prior_is_far_and_partly_outside_the_base_support():
     anchors = draw_anchors(3072, 0)
     base = Shift("extend", 0.5)
@@ -103,7 +105,7 @@ PAPER = {"truncation": [0.9, 0.95, 1.0, 1.05, 1.1], "extend": [0.5, 0.6, 0.7, 0.
          "overlap": [0.0, 0.1, 0.2, 0.3, 0.4]}
 
 
-@pytest.mark.parametrize("d, sweeps", [(16, EMBEDDED), (3072, PAPER)])
+@pytest.mark.parametrize("d, sweeps", [(16, EMBEDDED), pytest.param(3072, PAPER, marks=pytest.mark.integration)])
 def test_knn_support_share_moves_along_every_family(d, sweeps):
     """The effective-support divergence: where the exact support share is 0 (truncation; overlap over
     the paper's s <= 0.4) the k-NN estimate still grows with every step; it rises above its base value (the

@@ -102,7 +102,8 @@ def test_labels_and_noise_equal_the_scripts_global_draws(global_rngs, n, d):
 SWEEPS = {"truncation": (0.9, 1.1), "extend": (0.5, 0.7, 1.0), "overlap": (0.0, 0.4)}
 
 
-@pytest.mark.parametrize("n, d", [(500, 16), (5000, 16), (500, 3072), (5000, 3072)])
+@pytest.mark.parametrize("n, d", [(500, 16), (5000, 16), (500, 3072),
+                                  pytest.param(5000, 3072, marks=pytest.mark.integration)])  # the paper's size
 def test_latents_equal_the_scripts_float32_latents(global_rngs, tmp_path, n, d):
     """Every shard's latents (bench's float32 reference maths) equal the script's, batch by batch."""
 

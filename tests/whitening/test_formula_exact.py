@@ -23,6 +23,8 @@ import torch
 from bench.whitening.profile import energy_profile, formula_profile, pearson, pearson_rows
 from tests.whitening.theory import natural_tiles, train_theory_snapshots
 
+pytestmark = pytest.mark.integration  # the module fixture trains the theory model on natural patches
+
 N_IMAGES, GRID, K_SIZE, FILTERS, DRAWS = 500, 2, 3, 2, 512
 STEP = 0.8  # eta_formula * lambda_1^2 per GD step
 RECORD = (1, 12, 125, 375)  # tau lambda_1^2 = 0.8, 9.6, 100, 300

@@ -41,7 +41,8 @@ def _rms_r(profiles, formula, idx):
     return pearson(profiles[idx].pow(2).mean(0).sqrt(), formula)
 
 
-@pytest.mark.parametrize("steps", [10, 200, pytest.param(5000, marks=pytest.mark.slow)])
+@pytest.mark.parametrize("steps", [10, pytest.param(200, marks=pytest.mark.integration),
+                                   pytest.param(5000, marks=pytest.mark.slow)])  # 200 label draws trained
 def test_rms_over_label_draws_matches_formula(data, steps):
     profiles = _profiles(data, steps)
     formula = formula_profile(data[2], data[5], steps)
@@ -55,6 +56,7 @@ def test_rms_over_label_draws_matches_formula(data, steps):
         assert sum(singles) / DRAWS < 0.8
 
 
+@pytest.mark.integration  # 200 label draws trained
 def test_single_run_correlates_only_moderately(data):
     profiles = _profiles(data, 200)
     formula = formula_profile(data[2], data[5], 200)
