@@ -3,7 +3,9 @@ folder (``<task package>/conf/``), so that a task is one folder and a wheel inst
 
 The plugin is found by Hydra's scan of the ``hydra_plugins`` namespace (``hydra_plugins/bench_tasks``)
 and registered again by :func:`register`, which ``bench``'s ``main()`` calls: an editable install maps
-only ``bench`` onto ``sys.path``, so the scan alone would miss it there.
+only ``bench`` onto ``sys.path``, so the scan alone would miss it there. Both name the same class (Hydra
+keeps one entry per class), and the plugin adds a folder only when the path lacks it, so a task's conf/
+is on the search path once however often the plugin runs or is listed (``hydra.searchpath`` too).
 """
 from __future__ import annotations
 
@@ -28,8 +30,10 @@ class BenchTasksSearchPath(SearchPathPlugin):
     """Adds ``pkg://<task package>.conf`` for every task that :mod:`bench.tasks` discovers."""
 
     def manipulate_search_path(self, search_path: ConfigSearchPath) -> None:
+        present = {element.path for element in search_path.get_path()}
         for package in task_conf_packages():
-            search_path.append(provider="bench-tasks", path=f"pkg://{package}")
+            if f"pkg://{package}" not in present:
+                search_path.append(provider="bench-tasks", path=f"pkg://{package}")
 
 
 def register() -> None:

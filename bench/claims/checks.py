@@ -153,7 +153,9 @@ class Monotone:
 
     Reproduced: no step's interval lies against the direction, and the first-to-last change clears 0
     (``each=True``: the curve that moves least; ``each=False``: the curves' mean change). Not
-    reproduced: a step, or that change, lies wholly against it. Inconclusive otherwise. The steps'
+    reproduced: a step, or that change, lies wholly against it. Inconclusive otherwise. The verdict's
+    value and interval are those of what decides: the step most against the direction when one is, else
+    the first-to-last change. The steps'
     intervals are Bonferroni-widened (level 1 - (1 - level) / number of steps): with many steps, a flat
     one would otherwise read "against" by chance."""
 
@@ -192,21 +194,20 @@ class Monotone:
         stacked = np.array(changes)
         signed = stacked.min(axis=0) if self.each else stacked.mean(axis=0)
         iv = Interval.of(self.sign * signed, level)
-        status = iv.side(0.0, self.sign)
-        margin = iv.margin(0.0, self.sign)
-        if against:  # the deciding criterion is the step most clearly against the direction
-            status = NOT_REPRODUCED
-            worst = min(against, key=lambda s: self.sign * s[0].value)[0]
-            margin = worst.margin(0.0, self.sign)
+        # the deciding criterion: the step most clearly against the direction, else the first-to-last change;
+        # the verdict's value and interval are that criterion's
+        decides = min(against, key=lambda s: self.sign * s[0].value)[0] if against else iv
+        status = NOT_REPRODUCED if against else iv.side(0.0, self.sign)
         direction = "rises" if self.sign > 0 else "falls"
         note = (f"{len(found)} curve(s) of {describe(self.metric, self.where)}; "
                 f"{'the least-moving curve' if self.each else 'their mean'} {direction} first→last "
                 f"(change {iv.text()}), no step's {step_level:.2%} interval against it ({n_steps} steps)")
         if against:
             more = f" (+{len(against) - 3} more)" if len(against) > 3 else ""
-            note += "; against: " + "; ".join(text for _, text in against[:3]) + more
+            note += (f"; decided by the step most against it (value and {step_level:.2%} interval: "
+                     f"{decides.text()}); against: " + "; ".join(text for _, text in against[:3]) + more)
         shown = figures if len(figures) <= 6 else figures[:6] + [f"… {len(figures) - 6} more curve(s)"]
-        return _verdict(status, iv, 0.0, margin, shown, note)
+        return _verdict(status, decides, 0.0, decides.margin(0.0, self.sign), shown, note)
 
 
 @dataclass(frozen=True)
@@ -229,8 +230,9 @@ class Gate:
         return self.stat.rows(rows)
 
     def failure(self, sample: Resampler) -> str | None:
-        """Why the gate fails (the measured value and the bound), or None when it holds."""
-        value = float(self.stat.draws(sample)[0])
+        """Why the gate fails (the measured value and the bound), or None when it holds. A gate reads the
+        statistic's point value only: no bootstrap."""
+        value = self.stat.point(sample)
         low_ok = self.at_least is None or value >= self.at_least
         high_ok = self.at_most is None or value <= self.at_most
         if low_ok and high_ok and math.isfinite(value):

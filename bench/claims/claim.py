@@ -11,9 +11,14 @@ from typing import Any
 from bench.claims.checks import Gate
 from bench.claims.resample import N_BOOT, Resampler
 from bench.claims.stats import Unmeasured
-from bench.claims.verdict import INVALID, KINDS, NOT_APPLICABLE, NOT_MEASURED, Verdict
+from bench.claims.verdict import (
+    INCONCLUSIVE, INVALID, KINDS, NOT_APPLICABLE, NOT_MEASURED, NOT_REPRODUCED, REPRODUCED, Verdict)
 
 log = logging.getLogger(__name__)
+
+DECIDED = (REPRODUCED, NOT_REPRODUCED)
+NO_UNITS = ("the value has no sampling units (one seed; no row carries items or a stderr), so nothing measures its "
+            "uncertainty: a statistic exact by construction is declared with Claim(exact=True); ")
 
 
 @dataclass(frozen=True)
@@ -23,7 +28,10 @@ class Claim:
     ``kind``: "direction" (an effect's sign) or "magnitude" (its size, against ``paper_value`` or a
     size the card declares as this suite's reading). ``gates``: validity gates (any failing -> "invalid",
     naming it). ``applies``: preconditions about the mechanism (any failing -> "not applicable", with the
-    measured reason). ``min_deciding``: fewer items whose compared values differ -> "invalid"."""
+    measured reason). ``min_deciding``: fewer items whose compared values differ -> "invalid".
+    ``exact``: the statistic is exact by construction (a deterministic property of fixed inputs, such as
+    "no clean prediction changes" on the evaluated set), so a value with no sampling units (one seed, no
+    items, no stderr) is judged as written; without it such a value reads "inconclusive"."""
     id: str
     text: str
     paper: str  # the paper's own figure(s), or what it states when it gives none
@@ -34,6 +42,7 @@ class Claim:
     gates: tuple[Gate, ...] = ()
     applies: tuple[Gate, ...] = ()
     min_deciding: int | None = None
+    exact: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -83,6 +92,8 @@ class Claim:
         if self.min_deciding is not None and (n_deciding or 0) < self.min_deciding:
             return dataclasses.replace(verdict, status=INVALID, note=f"{n_deciding or 0} deciding item(s), fewer "
                                        f"than the {self.min_deciding} declared; " + verdict.note)
+        if not self.exact and verdict.status in DECIDED and sample.unsampled(self.check.rows(sample.rows)):
+            return dataclasses.replace(verdict, status=INCONCLUSIVE, note=NO_UNITS + verdict.note)
         return verdict
 
 

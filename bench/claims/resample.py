@@ -5,9 +5,13 @@ draws ``k`` seeds with replacement (``k`` = the number of seeds; none drawn when
 and for every drawn slot ``j`` resamples the items of that seed: a row with ``items`` is worth the
 mean of its items under the slot's resample, and every row of that seed and ``item_set`` uses the
 *same* resampled indices, so two conditions measured on the same images are compared image by
-image (a paired bootstrap). A condition's value in a replicate is the mean over the drawn slots.
-Rows without ``items`` fall back to their ``stderr`` (a normal draw around the value) or, without
-one, to their value: their spread then comes from the seeds alone.
+image (a paired bootstrap). The pairing is by (seed, item set): every row of one seed and item set
+is resampled in one pass, drawn from a generator keyed by the claim, the seed, the slot and the
+item set's name, whichever of those rows a statistic asks for first. A condition's value in a
+replicate is the mean over the drawn slots. Rows without ``items`` fall back to their ``stderr`` (a
+normal draw around the value) or, without one, to their value: their spread then comes from the
+seeds alone, and a single seed's such rows have no sampling units at all (:meth:`Resampler.unsampled`:
+a claim reads them "inconclusive" unless its statistic is exact by construction).
 
 Monte-Carlo trials never enter here: a task averages them within an item, so running 10x more
 trials only makes each item's value more precise, never the items more numerous.
@@ -22,6 +26,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from bench.claims.rows import params_key
 
 N_BOOT = 2000  # replicates per interval (percentile intervals at 95% want >= 1000)
 _CHUNK = 2_000_000  # resampled indices held at once (memory: 16 bytes each)
@@ -40,6 +46,11 @@ class Resampler:
         self.rows = [r for rows in self.runs for r in rows]
         self._seed_of = {id(r): s for s, rows in enumerate(self.runs) for r in rows}
         self._position = {id(r): i for rows in self.runs for i, r in enumerate(rows)}
+        self._units: dict[tuple[int, str], list[dict]] = {}  # (seed, item set) -> its rows with items
+        # in a canonical order (metric, params), so the draws do not depend on the order rows were logged in
+        for r in sorted(self.rows, key=lambda r: (r["metric"], params_key(r["params"]))):
+            if r.get("items"):
+                self._units.setdefault((self.seed_of(r), self.item_set_of(r)), []).append(r)
         self.k, self.n_boot, self.key = len(self.runs), n_boot, stable_hash(key)
         rng = np.random.default_rng([self.key, 0])
         # slots[b, j]: the seed drawn in slot j of replicate b
@@ -55,20 +66,35 @@ class Resampler:
         seed and row, so no two rows share it)."""
         return row.get("item_set") or f"unpaired row {self.seed_of(row)}:{self._position[id(row)]}"
 
+    def unsampled(self, rows: Sequence[dict]) -> bool:
+        """True when ``rows`` carry no sampling units: at most one seed, and no row with items or a stderr
+        (every replicate then equals the value, whatever the data's real uncertainty)."""
+        return len({self.seed_of(r) for r in rows}) <= 1 and not any(r.get("items") or r.get("stderr") for r in rows)
+
     def prepare(self, rows: Sequence[dict]) -> None:
-        """Compute the replicate values of ``rows`` (batched per seed and item set: one pass each)."""
-        groups: dict[tuple[int, str], list[dict]] = {}
+        """Compute the replicate values of ``rows``; a row with items brings every row of its seed and item
+        set into the same pass, so rows asked for in different calls are still paired item by item."""
         for r in rows:
             if id(r) in self._draws:
                 continue
             s = self.seed_of(r)
-            if r.get("items"):
-                groups.setdefault((s, self.item_set_of(r)), []).append(r)
-            else:
+            if not r.get("items"):
                 self._draws[id(r)] = self._plain(r, s)
-        for (s, name), group in groups.items():
-            for r, draws in zip(group, self._resample_items(group, s, name), strict=True):
-                self._draws[id(r)] = draws
+                continue
+            name = self.item_set_of(r)
+            group = self._units[(s, name)]
+            for row, draws in zip(group, self._resample_items(group, s, name), strict=True):
+                self._draws[id(row)] = draws
+
+    def point(self, rows: Sequence[dict]) -> float:
+        """One condition's value over the seeds, without resampling: the mean over seeds of each seed's
+        mean row value."""
+        per_seed: dict[int, list[dict]] = {}
+        for r in rows:
+            per_seed.setdefault(self.seed_of(r), []).append(r)
+        with np.errstate(over="ignore", invalid="ignore"):
+            points = [sum(r["value"] / len(same) for r in same) for same in per_seed.values()]
+            return sum(p / len(points) for p in points)
 
     def _plain(self, row: dict, s: int) -> np.ndarray:
         """A row without items: its value, spread by its stderr when it has one."""
@@ -118,17 +144,15 @@ class Resampler:
         for r in rows:
             per_seed.setdefault(self.seed_of(r), []).append(r)
         table = np.full((self.k, self.k, self.n_boot), np.nan)  # (seed, slot, replicate)
-        points = []
         with np.errstate(over="ignore", invalid="ignore"):
             for s, same in per_seed.items():
                 table[s] = sum(self._draws[id(r)] / len(same) for r in same)
-                points.append(sum(r["value"] / len(same) for r in same))
             drawn = table[self.slots, np.arange(self.slots.shape[1])[None, :], np.arange(self.n_boot)[:, None]]
             present = ~np.isnan(drawn)
             count = present.sum(axis=1)
             reps = (np.where(present, drawn, 0.0) / np.where(count, count, 1)[:, None]).sum(axis=1)  # v/n: no overflow
         reps[count == 0] = np.nan
-        return np.concatenate([[sum(p / len(points) for p in points)], reps])
+        return np.concatenate([[self.point(rows)], reps])
 
     def items_read(self, compared: Sequence[Sequence[dict]]) -> ItemCount:
         """How many units a claim read, and how many of them decide it.

@@ -1,8 +1,9 @@
 """Statistics: the numbers a check judges, each a function of Values with bootstrap replicates.
 
-A statistic has ``rows(all_rows)`` (the rows it reads) and ``draws(sample)``: an array whose
+A statistic has ``rows(all_rows)`` (the rows it reads), ``draws(sample)``: an array whose
 element 0 is its value on the data and the rest its value on each bootstrap replicate
-(:class:`bench.claims.resample.Resampler`). Functions of Values (``Difference``, ``Expr``) are
+(:class:`bench.claims.resample.Resampler`), and ``point(sample)``: element 0 alone, without
+resampling (what a gate reads). Functions of Values (``Difference``, ``Expr``) are
 computed replicate by replicate, so they inherit the pairing of their Values' items.
 """
 from __future__ import annotations
@@ -44,15 +45,23 @@ class Value:
         """The groups of rows whose items are compared: each condition on its own."""
         return list(cells(self.rows(rows)).values())
 
-    def draws(self, sample: Resampler) -> np.ndarray:
+    def _cells(self, sample: Resampler) -> list[list[dict]]:
         found = cells(self.rows(sample.rows))
         if not found:
             raise Unmeasured(f"no {describe(self.metric, self.where)} rows")
-        per_cell = np.array([sample.pooled(rows) for rows in found.values()])
+        return list(found.values())
+
+    def _reduce(self, per_cell: np.ndarray) -> np.ndarray:
         with np.errstate(over="ignore", invalid="ignore"):
             if self.reduce == "mean":
                 return (per_cell / len(per_cell)).sum(axis=0)
             return per_cell.max(axis=0) if self.reduce == "max" else per_cell.min(axis=0)
+
+    def draws(self, sample: Resampler) -> np.ndarray:
+        return self._reduce(np.array([sample.pooled(rows) for rows in self._cells(sample)]))
+
+    def point(self, sample: Resampler) -> float:
+        return float(self._reduce(np.array([sample.point(rows) for rows in self._cells(sample)])))
 
     def figure(self, sample: Resampler) -> str:
         """``metric[...] = v`` (with the conditions' range when there are several)."""
@@ -90,6 +99,11 @@ class Expr:
         with np.errstate(all="ignore"):
             return np.asarray(self.fn(*args), dtype=float)
 
+    def point(self, sample: Resampler) -> float:
+        args = [np.array([s.point(sample)]) for s in self.stats]  # fn takes arrays
+        with np.errstate(all="ignore"):
+            return float(np.asarray(self.fn(*args), dtype=float).reshape(-1)[0])
+
     def figure(self, sample: Resampler) -> str:
         return "; ".join(s.figure(sample) for s in self.stats)
 
@@ -101,12 +115,19 @@ class Difference(Expr):
         super().__init__(np.subtract, a, b, text=f"{a!r} − {b!r}")
         self.a, self.b = a, b
 
-    def draws(self, sample: Resampler) -> np.ndarray:
+    def _distinct(self, sample: Resampler) -> None:
         if isinstance(self.a, Value) and isinstance(self.b, Value):
             ids = {id(r) for r in self.a.rows(sample.rows)}
             if ids and ids == {id(r) for r in self.b.rows(sample.rows)}:
                 raise Unmeasured(f"{self.a!r} and {self.b!r} are the same rows (one condition only)")
+
+    def draws(self, sample: Resampler) -> np.ndarray:
+        self._distinct(sample)
         return super().draws(sample)
+
+    def point(self, sample: Resampler) -> float:
+        self._distinct(sample)
+        return super().point(sample)
 
 
 class Deviation:
@@ -125,16 +146,23 @@ class Deviation:
         """Each curve's rows."""
         return [[r for _, at_x in points for r in at_x] for points in curves(self.rows(rows), self.along).values()]
 
-    def draws(self, sample: Resampler) -> np.ndarray:
+    def _deviation(self, sample: Resampler, value: Callable[[list[dict]], Any]) -> Any:
+        """The largest deviation, with ``value`` giving a condition's value (its draws, or its point)."""
         devs = []
         for points in curves(self.rows(sample.rows), self.along).values():
-            ref = [sample.pooled(rows) for x, rows in points if x == self.ref]
+            ref = [value(rows) for x, rows in points if x == self.ref]
             if ref and len(points) > 1:
-                devs.append(np.max([np.abs(sample.pooled(rows) - ref[0]) for _, rows in points], axis=0))
+                devs.append(np.max([np.abs(value(rows) - ref[0]) for _, rows in points], axis=0))
         if not devs:
             raise Unmeasured(f"no {describe(self.metric, self.where)} rows at {self.along}={self.ref} "
                              f"and another {self.along}")
         return np.max(devs, axis=0)
+
+    def draws(self, sample: Resampler) -> np.ndarray:
+        return self._deviation(sample, sample.pooled)
+
+    def point(self, sample: Resampler) -> float:
+        return float(self._deviation(sample, sample.point))
 
     def figure(self, sample: Resampler) -> str:
         found = curves(self.rows(sample.rows), self.along)

@@ -14,8 +14,8 @@ def row(metric, value, stderr=None, **params):
     return {"metric": metric, "value": value, "stderr": stderr, "params": params}
 
 
-def verdict(check, rows):
-    return Claim("c", "text", "paper", check).evaluate(rows)
+def verdict(check, rows, exact=False):
+    return Claim("c", "text", "paper", check, exact=exact).evaluate(rows)
 
 
 def test_threshold_checks_report_value_interval_and_figures():
@@ -30,22 +30,40 @@ def test_threshold_checks_report_value_interval_and_figures():
                                                                                            abs=0.25 * se)
     assert v.margin == pytest.approx(0.04 / se, rel=0.1)
     assert v.figures[0].startswith("r[kind='cnn'] = 0.94 [95%: 0.92") and v.figures[0].endswith("(2 values, 0.93…0.95)")
-    assert verdict(AtLeast(Value("r", kind="linear"), 0.9), rows).status == NOT_REPRODUCED
+    assert verdict(AtLeast(Value("r", kind="linear"), 0.9), rows, exact=True).status == NOT_REPRODUCED
     # a pinned param must be present; nothing matching is "not measured", with the reason
     missing = verdict(AtLeast(Value("r", kind="cnn", labels="random"), 0.9), rows)
     assert missing.status == NOT_MEASURED and "no r[kind='cnn', labels='random'] rows" in missing.note
     # an interval across the threshold is inconclusive, not a pass or a fail
     assert verdict(AtLeast(Value("r", kind="cnn"), 0.94), rows).status == INCONCLUSIVE
-    # an exact value (no stderr, no items) is judged as written
-    assert verdict(AtMost(Value("r", reduce="min"), 0.5), rows).status == REPRODUCED
+    # a value declared exact (no stderr, no items, one seed) is judged as written
+    assert verdict(AtMost(Value("r", reduce="min"), 0.5), rows, exact=True).status == REPRODUCED
+
+
+def test_a_value_without_sampling_units_is_inconclusive_unless_declared_exact():
+    """One seed, no items, no stderr: a zero-width interval that measures nothing; judging it as exact would
+    pass or fail a claim on a single draw."""
+    rows = [row("r", 0.5, kind="linear"), row("r", 0.95, kind="cnn")]
+    for check, written in ((AtLeast(Value("r", kind="linear"), 0.9), NOT_REPRODUCED),
+                           (AtLeast(Value("r", kind="cnn"), 0.9), REPRODUCED),
+                           (AtLeast(Difference(Value("r", kind="cnn"), Value("r", kind="linear")), 0.0), REPRODUCED)):
+        v = verdict(check, rows)
+        assert v.status == INCONCLUSIVE and v.note.startswith("the value has no sampling units"), v
+        assert verdict(check, rows, exact=True).status == written
+    # a stderr, items, or a second seed are sampling units: judged on their interval
+    assert verdict(AtLeast(Value("r"), 0.9), [row("r", 0.95, 0.01)]).status == REPRODUCED
+    seeds = [[row("r", 0.95)], [row("r", 0.96)]]
+    assert Claim("c", "t", "p", AtLeast(Value("r"), 0.9)).evaluate_seeds(seeds).status == REPRODUCED
+    items = {"metric": "r", "value": 0.95, "stderr": None, "params": {}, "items": [1.0] * 19 + [0.0], "item_set": "s"}
+    assert verdict(AtLeast(Value("r"), 0.5), [items]).status == REPRODUCED
 
 
 def test_difference_not_and_extremes():
     rows = [row("drop", 0.4, arch="mixer", n=100), row("drop", 0.1, arch="cnn", n=100),
             row("drop", 0.2, arch="cnn", n=200)]
-    v = verdict(AtLeast(Difference(Value("drop", arch="mixer"), Value("drop", arch=Not("mixer"))), 0.0), rows)
+    v = verdict(AtLeast(Difference(Value("drop", arch="mixer"), Value("drop", arch=Not("mixer"))), 0.0), rows, True)
     assert v.status == REPRODUCED and v.value == pytest.approx(0.25)
-    v = verdict(AtMost(Difference(Value("drop", n=MIN), Value("drop", n=MAX)), 0.0), rows)
+    v = verdict(AtMost(Difference(Value("drop", n=MIN), Value("drop", n=MAX)), 0.0), rows, True)
     assert v.value == pytest.approx(0.25 - 0.2) and v.status == NOT_REPRODUCED
     one_size = [r for r in rows if r["params"]["n"] == 100 and r["params"]["arch"] == "cnn"]
     v = verdict(AtMost(Difference(Value("drop", n=MIN), Value("drop", n=MAX)), 0.0), one_size)
@@ -54,9 +72,9 @@ def test_difference_not_and_extremes():
 
 def test_deviation_is_exact():
     rows = [row("acc", 0.8, alpha=a, mode="paper") for a in (0.0, 0.5, 1.0)]
-    assert verdict(AtMost(Deviation("acc", "alpha", 0.0, mode="paper"), 0.0), rows).status == REPRODUCED
+    assert verdict(AtMost(Deviation("acc", "alpha", 0.0, mode="paper"), 0.0), rows, exact=True).status == REPRODUCED
     rows[1] = row("acc", 0.8 + 1e-4, alpha=0.5, mode="paper")
-    v = verdict(AtMost(Deviation("acc", "alpha", 0.0, mode="paper"), 0.0), rows)
+    v = verdict(AtMost(Deviation("acc", "alpha", 0.0, mode="paper"), 0.0), rows, exact=True)
     assert v.status == NOT_REPRODUCED and v.value == pytest.approx(1e-4)
 
 
@@ -72,9 +90,12 @@ def test_monotone_within_noise_and_beyond_it():
     v = verdict(Monotone("rob", "alpha", span=(0.0, 1.0)), dip)
     assert v.status == NOT_REPRODUCED and "alpha 0→0.5 moves 0.5→0.4" in v.note
     assert v.margin < -4  # the deciding criterion is the step against the rise (-0.1 over 0.014), not the rise
+    # and the value and interval shown are that step's (the first-to-last change, +0.2, clears 0: it decides nothing)
+    assert v.value == pytest.approx(-0.1) and v.low < -0.1 < v.high < 0, v
     flat = curve([0.5, 0.5, 0.51, 0.5], 0.01)
     assert verdict(Monotone("rob", "alpha", span=(0.0, 1.0)), flat).status == INCONCLUSIVE
-    assert verdict(Monotone("rob", "alpha", rising=False), curve([0.9, 0.8, 0.7, 0.6], None)).status == REPRODUCED
+    assert verdict(Monotone("rob", "alpha", rising=False), curve([0.9, 0.8, 0.7, 0.6], None),
+                   exact=True).status == REPRODUCED
     assert verdict(Monotone("rob", "beta"), flat).status == NOT_MEASURED
 
 

@@ -24,9 +24,10 @@ def test_the_scorecard_counts_every_verdict_per_seed_group_and_leads_the_markdow
                 paper.blocks)
     shift = papers["shift"].blocks[0]
     assert shift.models == ["resnet20, width=0.5", "mlp_mixer, width=0.25"]
-    # monotone_decline holds on the fixture; mixer_least_robust is invalid (its rows carry no items: 0 of the 20
-    # declared deciding images); no aug rows, one training-set size, no full-width classifier (the paper's sizes)
-    assert shift.counts == [("reproduced", 1), ("invalid", 1), ("not measured", 7)] and shift.targeted == (1, 4)
+    # monotone_decline declines on the fixture but is inconclusive: one seed whose rows carry no items or stderr
+    # measures no uncertainty; mixer_least_robust is invalid (no items: 0 of the 20 declared deciding images);
+    # no aug rows, one training-set size, no full-width classifier (the paper's sizes)
+    assert shift.counts == [("inconclusive", 1), ("invalid", 1), ("not measured", 7)] and shift.targeted == (0, 4)
     md = report.outputs["markdown"].read_text()
     order = [md.index(s) for s in ("## Scorecard", "](forest/modality_gap.png)", "| rank | model |",
                                    "### Paper claims: modality_gap")]
