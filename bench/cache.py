@@ -2,10 +2,10 @@
 weights, generated shards): one key rule, one write rule, one integrity check.
 
 - **Key**: ``<cache_dir>/<kind>/[<name>-]<digest><suffix>``, where ``digest`` hashes the kind, the
-  cache format, the task's version (its card's), the caller's ``key`` (the canonical config
-  subset that determines the payload and the code versions that change it) and the numerics
-  (threads, CPU kernels, torch version: :func:`numerics`); a changed key is a new entry, never a
-  stale hit.
+  cache format, the task's version (its card's: the one code version of every artefact a task caches,
+  bumped when its code changes what an entry holds), the caller's ``key`` (the canonical config
+  subset that determines the payload) and the numerics (threads, CPU kernels, torch version:
+  :func:`numerics`); a changed key is a new entry, never a stale hit.
 - **Write**: the payload is written atomically (:mod:`bench.atomic`), then ``<file>.sha256``
   beside it (``sha256sum`` format; for a payload in an entry folder, one line per file of the
   folder, see :func:`covered_files`). A crash between the two leaves a payload without a sidecar,

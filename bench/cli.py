@@ -139,8 +139,10 @@ def execute(cfg: DictConfig, overrides: list[str] | None = None) -> Path | None:
     cfg = validate(cfg, schemas)  # before the heavy imports: a config error is reported in about a second
     _check_names(cfg, schemas)  # torch only (the registry), not Lightning: a wrong name costs ~2 s, not ~7
     _check_accelerator(cfg.trainer)
-    import lightning
+    import lightning  # noqa: F401  (its log handlers must exist before _one_line_per_log drops them)
 
+    from bench.context import RunContext
+    from bench.seeding import seed_everything
     from bench.tracking import Tracker
 
     _one_line_per_log()
@@ -163,7 +165,7 @@ def execute(cfg: DictConfig, overrides: list[str] | None = None) -> Path | None:
         if skip and (done := find_completed(results_dir, cfg.task.name, digest)):
             log.info("skip_existing: %s already completed this config (%s)", done, digest[:12])
             return done
-        lightning.seed_everything(cfg.seed, workers=True, verbose=False)
+        seed_everything(cfg.seed)
         group = cfg.logger.group or (sweep["name"] if sweep else cfg.task.name)
         tracker = Tracker(cfg.logger.mode, cfg.logger.project, cfg.paths.wandb_dir,
                           name=cfg.get("run_name"), group=group,
@@ -177,7 +179,7 @@ def execute(cfg: DictConfig, overrides: list[str] | None = None) -> Path | None:
                     overrides=overrides if overrides is not None else hydra_overrides,
                     seed=cfg.seed, provenance=provenance, tracker=tracker, sweep=sweep, run_id=run_id) as run:
             log.info("run %s -> %s", run.run_id, run.dir)
-            task_run(cfg, run)
+            task_run(RunContext.of(cfg, run))
             record_claims(task, run)
         log.info("completed %s: %d metrics, artifacts in %s", run.run_id, len(run.metrics), run.artifacts_dir)
         return run.dir

@@ -32,3 +32,12 @@ def torch_generator(seed: int, *purpose: Any) -> "torch.Generator":  # noqa: F82
     import torch
 
     return torch.Generator().manual_seed(derive(seed, *purpose))
+
+
+def seed_everything(seed: int) -> None:
+    """Reseed the global RNGs (Python's, numpy's, torch's; DataLoader workers too) with ``seed``: the only
+    place bench does, called by the CLI at the start of a run and by
+    :meth:`bench.context.RunContext.trained` before each training (the model's init and data order)."""
+    import lightning
+
+    lightning.seed_everything(seed, workers=True, verbose=False)

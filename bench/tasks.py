@@ -1,8 +1,8 @@
 """The task registry: tasks are found, not listed.
 
 A task is a package with ``card.py`` (``CARD``: a :class:`bench.card.TaskCard`) and ``task.py``
-(``run(cfg, run)`` and ``SCHEMAS: dict[str, type]``), plus its conf files. Three places are
-searched, in this order (a name found twice is an error):
+(``run(ctx)``, ``ctx`` a :class:`bench.context.RunContext`, and ``SCHEMAS: dict[str, type]``), plus its
+conf files. Three places are searched, in this order (a name found twice is an error):
 
 1. every subpackage of ``bench`` that has a ``card`` module;
 2. the ``bench.tasks`` entry points of installed distributions (value: the task package), e.g. in
@@ -42,7 +42,7 @@ class Task:
         return self.card.name
 
     def load(self) -> tuple[Callable, dict[str, type]]:
-        """The task's ``run(cfg, run)`` and config ``SCHEMAS`` (imports the heavy task module)."""
+        """The task's ``run(ctx)`` and config ``SCHEMAS`` (imports the heavy task module)."""
         mod = import_module(f"{self.package}.task")
         return mod.run, mod.SCHEMAS
 

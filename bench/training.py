@@ -130,8 +130,8 @@ class ClassifierModule(L.LightningModule):
     """Supervised training of any registry model.
 
     ``loss='ce'`` is the usual cross-entropy; ``loss='mse'`` regresses one-hot targets (the
-    linear-CNN theory of Chowers & Weiss, ICML 2023, is derived for MSE). A NaN/inf loss stops the
-    run with a :class:`TrainingError` instead of silently training on garbage. ``augment``: a
+    linear-CNN theory of Chowers & Weiss, ICML 2023, is derived for MSE). A diverged training (a NaN/inf
+    loss, or one grown 1e4-fold) stops the run: :class:`FiniteGuard`, on every Trainer. ``augment``: a
     random crop and flip drawn per image (:func:`augmentation`); ``optim``/``scheduler``: partial
     config nodes (:class:`OptimConfig`, :class:`SchedulerConfig`; ``scheduler=None``: a constant
     learning rate) built by :func:`build_optimizer` / :func:`build_scheduler`.
@@ -168,9 +168,6 @@ class ClassifierModule(L.LightningModule):
         x, y = batch
         x = self.augment_batch(x)
         loss = self._loss(self(x), y)
-        if not torch.isfinite(loss):
-            raise TrainingError(f"training loss became {loss.item()} at step {self.global_step}; "
-                                f"lower optim.lr (now {self.hparams.optim['lr']}) or add trainer.gradient_clip_val")
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=False)
         return loss
 
@@ -280,11 +277,19 @@ def fit(trainer: L.Trainer, module: L.LightningModule, datamodule: L.LightningDa
         raise
 
 
-def weight_settings(trainer_cfg: Any = None) -> dict:
-    """The ``trainer`` settings that change trained weights beyond the recipe (numerics and the global
-    batch): part of the cache key of every model bench trains and caches."""
+#: The ``trainer`` settings that change trained weights beyond the recipe: numerics, the global batch and the
+#: training's length (a ``fast_dev_run`` smoke test is cached apart, never read as the trained model). Part of
+#: the cache key of every model bench trains (:meth:`bench.context.RunContext.trained`).
+WEIGHT_SETTINGS = ("precision", "devices", "num_nodes", "sync_batchnorm", "deterministic", "max_epochs", "max_steps",
+                   "limit_train_batches", "fast_dev_run", "gradient_clip_val")
+
+
+def weight_settings(trainer_cfg: Any = None, overrides: dict | None = None) -> dict:
+    """The :data:`WEIGHT_SETTINGS` of ``trainer_cfg`` (partial: :class:`TrainerConfig`'s defaults) under the
+    training's ``overrides`` (those of its Trainer arguments)."""
     cfg = schema_node(trainer_cfg, TrainerConfig)
-    return {k: cfg[k] for k in ("precision", "devices", "num_nodes", "sync_batchnorm")}
+    cfg.update(overrides or {})
+    return {k: cfg[k] for k in WEIGHT_SETTINGS}
 
 
 class AccuracyModule(L.LightningModule):

@@ -38,7 +38,8 @@ import torch
 
 from bench.atomic import atomic_write_json
 from bench.modality_gap.gap import GapShift
-from bench.modality_gap.robustness import Perturbation, robustness_sweep, sweep_predictions
+from bench.modality_gap.perturbation import Perturbation
+from bench.modality_gap.robustness import robustness_sweep, sweep_predictions
 from bench.seeding import torch_generator
 
 ALPHAS = [0.0, 0.25, 0.5, 0.75, 1.0, 1.5]

@@ -101,9 +101,11 @@ def test_build_model_errors_are_one_clear_line():
 
 
 @pytest.mark.integration
-def test_whitening_and_shift_build_their_models_from_the_model_node(compose):
+def test_whitening_and_shift_build_their_models_from_the_model_node(compose, tmp_path):
     """Both call sites go through build_model: the node's ``_target_`` takes effect (and a variant's arch/width)."""
+    from bench.cache import Cache
     from bench.cli import execute
+    from bench.context import RunContext
     from bench.shift.evaluate import train_classifier
 
     target = "model._target_=tests.test_models.made_by_test_factory"
@@ -111,9 +113,9 @@ def test_whitening_and_shift_build_their_models_from_the_model_node(compose):
         execute(compose(["task=whitening", "data=digits", "data.n_train=64", "data.n_test=32", "model=linear_cnn",
                          "model.width=0.25", "logger=none", "task.variants=[{}]", target]))
     with pytest.raises(ModelError, match="test factory: resnet20 10 classes, 3 channels, width 0.5"):
-        train_classifier(torch.zeros(4, 3, 8, 8, dtype=torch.uint8), torch.zeros(4, dtype=torch.long),
-                         {"_target_": "tests.test_models.made_by_test_factory", "width": 0.5}, {}, False,
-                         TRAINER, None, 10, seed=0)
+        train_classifier(RunContext(Cache(tmp_path), trainer_cfg=TRAINER), torch.zeros(4, 3, 8, 8, dtype=torch.uint8),
+                         torch.zeros(4, dtype=torch.long),
+                         {"_target_": "tests.test_models.made_by_test_factory", "width": 0.5}, {}, False, 10, seed=0)
     with pytest.raises(ConfigError, match="model._target_='nowhere.model' is not an importable model factory"):
         execute(compose(["task=whitening", "logger=none", "model._target_=nowhere.model"]))
 

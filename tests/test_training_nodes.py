@@ -69,13 +69,15 @@ def test_another_clip_scheduler_needs_its_own_arguments(compose):
 def test_a_bogus_clip_optimizer_fails_before_any_training(compose, tmp_path):
     from omegaconf import OmegaConf
 
-    from bench.modality_gap.contrastive import TrainSpec, train_embedded_clip
+    from bench.cache import Cache
+    from bench.context import RunContext
+    from bench.modality_gap.clip_training import train_embedded_clip
 
     cfg = validate(compose(["task=modality_gap", "clip.train.optim._target_=torch.optim.Nope"]),
                    get_task("modality_gap").schemas())
     with pytest.raises(ConfigError, match=r"^clip.train.optim._target_='torch.optim.Nope' is not a torch.optim "
                                           r"optimizer; use e.g. clip.train.optim._target_=torch.optim.SGD"):
-        train_embedded_clip(TrainSpec(**OmegaConf.to_container(cfg.clip.train)), tmp_path)
+        train_embedded_clip(RunContext(Cache(tmp_path)), OmegaConf.to_container(cfg.clip.train), seed=0)
     assert not list(tmp_path.rglob("*"))  # nothing cached, nothing trained
 
 
@@ -104,6 +106,8 @@ def test_the_generator_optimizers_come_from_generator_train(compose):
 
 
 def test_a_bogus_generator_optimizer_fails_before_any_training(compose, tmp_path):
+    from bench.cache import Cache
+    from bench.context import RunContext
     from bench.shift.generators import build_generator
 
     for generator in ("vae", "unet"):
@@ -111,7 +115,7 @@ def test_a_bogus_generator_optimizer_fails_before_any_training(compose, tmp_path
                        get_task("shift").schemas())
         with pytest.raises(ConfigError, match=r"^generator.train.optim._target_='torch.nn.Linear' is not a "
                                               r"torch.optim optimizer"):
-            build_generator(cfg.generator, tmp_path)
+            build_generator(cfg.generator, RunContext(Cache(tmp_path)))
     assert not list(tmp_path.rglob("*"))
 
 

@@ -1,81 +1,17 @@
-"""Train bench's small CLIPs on images paired with template captions of their class, with CLIP's
-contrastive loss and learnable temperature, and record how the modality gap forms (paper, section on
-dynamics): ||g||, each modality's variance along g, and how doubly stochastic the batch similarity
-matrix is. Variants: ``scratch`` (MNIST, both towers from scratch), ``locked_text`` (MNIST, MiniLM text
-tower locked) and ``fashion_lit`` (Fashion-MNIST: MiniLM locked, LiT-style, + a ModifiedResNet image
-tower from scratch). The trained model is cached as an open_clip ``local-dir:`` folder and reused.
+"""CLIP's contrastive training as Lightning pieces: the captioned-image pairs and their batching, the
+symmetric InfoNCE loss with the learnable temperature, the isotropic init, and the record of how the
+modality gap forms (paper, section on dynamics): ||g||, each modality's variance along g, and how doubly
+stochastic the batch similarity matrix is. :mod:`bench.modality_gap.clip_training` trains with them.
 """
 from __future__ import annotations
 
-import json
-import logging
-import math
-import shutil
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import Dataset, Sampler
 
-from bench.cache import Cache, as_cache
-from bench.errors import TrainingError
-from bench.modality_gap.clip_models import (FASHION_CLIP, SMALL_CLIP, SMALL_CLIP_MINILM, WEIGHTS_FILE, ClipBundle,
-                                            export_open_clip_dir, load_clip)
-from bench.modality_gap.config import ClipTrainConfig
 from bench.modality_gap.gap import permutation_null_gap
-from bench.modality_gap.zeroshot import ClassSet, load_class_set
-
-log = logging.getLogger(__name__)
-VARIANTS = {"scratch": SMALL_CLIP, "locked_text": SMALL_CLIP_MINILM, "fashion_lit": FASHION_CLIP}
-TRAIN_DATA = {SMALL_CLIP: "mnist", SMALL_CLIP_MINILM: "mnist", FASHION_CLIP: "fashion_mnist"}  # per architecture
-INITS = ("default", "isotropic")
-BATCHINGS = ("random", "class_unique")
-# 2: no weight decay on gains, biases and logit_scale (open_clip's recipe); 3: a locked text tower runs once
-# per caption (eval mode, no dropout) and training reads its pooled output; batching
-RECIPE_VERSION = 3
-PROBE = 512  # pairs on which the gap dynamics are measured (and the isotropic init centres the towers)
-
-
-@dataclass(frozen=True)
-class TrainSpec:
-    """What defines a trained embedded CLIP (its cache key)."""
-    variant: str = "scratch"  # scratch | locked_text | fashion_lit (see VARIANTS)
-    init: str = "isotropic"  # isotropic (both towers' outputs centred at init) | default (open_clip's init)
-    epochs: int = 20
-    batch_size: int = 128
-    optim: dict[str, Any] = field(default_factory=lambda: asdict(ClipTrainConfig())["optim"])  # clip.train.optim
-    scheduler: dict[str, Any] | None = field(default_factory=lambda: ClipTrainConfig().scheduler)
-    n_train: int = 4000
-    batching: str = "random"  # random | class_unique (contrastive softmax over one image per class)
-    init_temperature: float = 0.07  # where the learnable temperature starts (CLIP's 0.07; its clamp is 0.01)
-    dynamics_every: int = 10  # steps between gap-dynamics measurements
-    seed: int = 0
-
-    @property
-    def arch(self) -> str:
-        if self.variant not in VARIANTS:
-            raise ValueError(f"embedded CLIP variant must be one of {sorted(VARIANTS)}, not {self.variant!r}")
-        if self.init not in INITS:
-            raise ValueError(f"embedded CLIP init must be one of {INITS}, not {self.init!r}")
-        if self.init == "isotropic" and self.variant != "scratch":
-            raise ValueError("init=isotropic re-centres a tower trained from scratch; use variant=scratch")
-        if not 0.01 <= self.init_temperature <= 1:
-            raise ValueError(f"init_temperature must be in [0.01, 1] (CLIP clamps it at 0.01), "
-                             f"not {self.init_temperature}")
-        if self.batching not in BATCHINGS:
-            raise ValueError(f"batching must be one of {BATCHINGS}, not {self.batching!r}")
-        return VARIANTS[self.variant]
-
-
-def training_captions(class_set: ClassSet) -> list[list[str]]:
-    """Per class, every template filled with every name of the class ("a handwritten 7", ...)."""
-    out = []
-    for i, name in enumerate(class_set.classnames):
-        names = dict.fromkeys((name,) + (class_set.aliases[i] if class_set.aliases else ()))
-        out.append([t.format(c=n) for t in class_set.templates for n in names])
-    return out
 
 
 class CaptionedImages(Dataset):
@@ -165,9 +101,6 @@ class ContrastiveCLIP(L.LightningModule):
         images, ids = batch
         img = torch.nn.functional.normalize(self.model.encode_image(images), dim=-1)
         loss = contrastive_loss(img, self.text_features(ids), self.model.logit_scale.exp(), self.group)
-        if not torch.isfinite(loss):
-            raise TrainingError(f"contrastive loss became {loss.item()} at step {self.global_step}; "
-                                f"lower clip.train.optim.lr (now {self.optim_cfg['lr']})")
         self.log("train/clip_loss", loss, prog_bar=True, on_step=True, on_epoch=False)
         return loss
 
@@ -260,74 +193,3 @@ class GapDynamics(L.Callback):
 
     def load_state_dict(self, state_dict: dict) -> None:
         self.history = list(state_dict.get("history", []))
-
-
-def _preprocessed(bundle: ClipBundle, dataset: str, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The first ``n`` training images of ``dataset`` (a fixed subset), through the model's preprocessing."""
-    from bench.modality_gap.datasets import load_eval_data
-
-    data = load_eval_data(dataset, split="train", n=n)
-    return torch.stack([bundle.preprocess(data.images[i]) for i in range(len(data.images))]), data.labels
-
-
-def train_embedded_clip(spec: TrainSpec, cache: Cache | str | Path, trainer_cfg: Any = None,
-                        run: Any = None) -> tuple[Path, list[dict[str, float]]]:
-    """Train (or reuse from the cache) the embedded CLIP; return its open_clip ``local-dir:`` folder and
-    the gap dynamics (kept in the weights' metadata, so one sha256-checked file holds both)."""
-    from safetensors import safe_open
-
-    from bench.training import build_trainer, fit, optimizer_node, scheduler_node, weight_settings
-
-    optimizer_node(spec.optim, "clip.train.optim")  # a wrong node fails before any data or training
-    scheduler_node(spec.scheduler, "clip.train.scheduler")
-    cache = as_cache(cache)
-    # the key: the spec, the training recipe's version (a recipe change retrains) and the trainer
-    # settings that change the weights (precision, the global batch)
-    key = {**asdict(spec), "recipe": RECIPE_VERSION, "trainer": weight_settings(trainer_cfg)}
-    folder = cache.path("modality_gap/clip", key, suffix="", name=spec.arch)
-    if cache.verify(folder / WEIGHTS_FILE):
-        log.info("embedded CLIP from cache %s", folder)
-        with safe_open(str(folder / WEIGHTS_FILE), framework="pt") as f:
-            return folder, json.loads(f.metadata()["dynamics"])
-    L.seed_everything(spec.seed, verbose=False)
-    bundle = load_clip(spec.arch, None)
-    model = bundle.model.train()
-    with torch.no_grad():
-        model.logit_scale.fill_(math.log(1 / spec.init_temperature))
-    dataset = TRAIN_DATA[spec.arch]
-    per_class = training_captions(load_class_set(dataset))
-    captions = bundle.tokenizer([c for options in per_class for c in options])
-    starts = torch.tensor([0] + [len(o) for o in per_class]).cumsum(0).tolist()
-    caption_ids = [torch.arange(starts[c], starts[c + 1]) for c in range(len(per_class))]
-    frozen_text = None
-    if spec.arch in (SMALL_CLIP_MINILM, FASHION_CLIP):  # LiT: the pretrained text tower is locked
-        model.lock_text_tower(unlocked_layers=0, freeze_layer_norm=True)
-        frozen_text = locked_text_features(model, captions)
-    images, labels = _preprocessed(bundle, dataset, spec.n_train)
-    gen = torch.Generator().manual_seed(spec.seed)
-    probe = torch.randperm(len(labels), generator=gen)[:PROBE]
-    probe_ids = torch.stack([ids[torch.randint(len(ids), (), generator=gen)]
-                             for ids in (caption_ids[int(labels[i])] for i in probe)])
-    clip = ContrastiveCLIP(model, spec.optim, spec.scheduler, captions, frozen_text,
-                           group=len(per_class) if spec.batching == "class_unique" else 0)
-    if spec.init == "isotropic":
-        centre_towers(model, images[probe], captions[probe_ids])
-    dynamics = GapDynamics(images[probe], probe_ids, spec.dynamics_every)
-    dataset_pairs = CaptionedImages(images, labels, caption_ids)
-    if spec.batching == "class_unique":
-        loader = DataLoader(dataset_pairs, batch_sampler=ClassUniqueBatches(labels, spec.batch_size, spec.seed))
-    else:
-        loader = DataLoader(dataset_pairs, batch_size=spec.batch_size, shuffle=True, drop_last=True,
-                            generator=torch.Generator().manual_seed(spec.seed))
-    overrides = {"max_epochs": spec.epochs, "max_steps": -1, "limit_train_batches": None, "num_sanity_val_steps": 0}
-    ckpt = folder / "checkpoint"  # resumable; removed once the model is exported
-    trainer = build_trainer(trainer_cfg, run, callbacks=[dynamics], checkpoint_dir=ckpt, log_prefix="clip",
-                            **overrides)
-    fit(trainer, clip, checkpoint_dir=ckpt, train_dataloaders=loader)
-    if trainer.is_global_zero:
-        meta = {"train_spec": json.dumps(asdict(spec)), "dynamics": json.dumps(dynamics.history)}
-        export_open_clip_dir(model, spec.arch, folder, metadata=meta)
-        cache.seal(folder / WEIGHTS_FILE)  # the weights go last: a sealed folder is complete
-        shutil.rmtree(ckpt, ignore_errors=True)
-    trainer.strategy.barrier()
-    return folder, dynamics.history

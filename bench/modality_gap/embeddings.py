@@ -19,8 +19,6 @@ from torch.utils.data import DataLoader, Dataset
 
 from bench.cache import Cache, as_cache, sha256_file
 
-CACHE_VERSION = 1
-
 
 class _Indexed(Dataset):
     """Yields ``(index, transformed item)`` so every embedding row knows where it belongs."""
@@ -104,12 +102,11 @@ def file_fingerprint(path: str | Path) -> str:
 
 def cache_path(cache: Cache | str | Path, key: dict) -> Path:
     """Where the embeddings of ``key`` are cached."""
-    return as_cache(cache).path("modality_gap/embeddings", {"v": CACHE_VERSION, **key})
+    return as_cache(cache).path("modality_gap/embeddings", key)
 
 
 def cached(cache: Cache | str | Path, key: dict, build: Callable[[], dict[str, torch.Tensor]],
            write: bool = True) -> dict[str, torch.Tensor]:
     """``build()``'s tensors, from the cache when an intact entry exists (sha256-checked, :mod:`bench.cache`)."""
-    return as_cache(cache).tensors("modality_gap/embeddings", {"v": CACHE_VERSION, **key}, build,
-                                   metadata={"key": json.dumps({"v": CACHE_VERSION, **key}, sort_keys=True)},
-                                   write=write)
+    return as_cache(cache).tensors("modality_gap/embeddings", key, build,
+                                   metadata={"key": json.dumps(key, sort_keys=True)}, write=write)

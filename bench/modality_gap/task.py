@@ -18,41 +18,38 @@ from typing import Any, Optional
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from bench.cache import Cache
+from bench.context import RunContext
 from bench.errors import ConfigError
-from bench.seeding import derive, torch_generator
 from bench.modality_gap import plots
 from bench.modality_gap.clip_models import (FASHION_CLIP, LOCAL_DIR, SMALL_CLIP, SMALL_CLIP_MINILM, WEIGHTS_FILE,
                                             ClipBundle, load_clip)
 from bench.modality_gap.config import SCHEMAS  # noqa: F401  (the task API)
-from bench.modality_gap.contrastive import TrainSpec, train_embedded_clip
+from bench.modality_gap.clip_training import clip_arch, train_embedded_clip
 from bench.modality_gap.datasets import EvalData, load_eval_data
 from bench.modality_gap.embeddings import cached, extract, file_fingerprint, trainer_kwargs
 from bench.modality_gap.gap import (GapShift, gap_geometry, gap_orthogonality, gap_vector, permutation_null_gap,
                                     predicted_flip_reduction, random_orthogonality)
 from bench.modality_gap.paraphrase import paraphrase_rows
 from bench.modality_gap.metrics import choice_scores, classification_metrics, nn_scores, recall_at_k, topk_accuracy
-from bench.modality_gap.robustness import Perturbation, robustness_sweep
+from bench.modality_gap.perturbation import Perturbation
+from bench.modality_gap.robustness import robustness_sweep
+from bench.modality_gap.sweep_rows import paraphrase_template_rows, robustness_rows
 from bench.modality_gap.zeroshot import prototypes
 
 log = logging.getLogger(__name__)
 
 
-def _model(cfg: DictConfig, run: Any) -> tuple[ClipBundle, str, list[dict] | None]:
+def _model(ctx: RunContext) -> tuple[ClipBundle, str, list[dict] | None]:
     """The model, its weights' identity for cache keys, and the gap dynamics if it was trained here."""
-    c = cfg.clip
+    c = ctx.cfg.clip
     if c.pretrained is None and c.name in (SMALL_CLIP, SMALL_CLIP_MINILM, FASHION_CLIP):
         train = OmegaConf.to_container(c.train)
-        spec = TrainSpec(**train, seed=derive(cfg.seed, "clip", train["variant"]))
-        try:
-            spec.arch
-        except ValueError as e:
-            raise ConfigError(f"clip.train: {e}") from None
-        if spec.arch != c.name:
-            raise ConfigError(f"clip.train.variant={spec.variant} trains {spec.arch}, but clip.name={c.name}")
-        folder, history = train_embedded_clip(spec, Cache.from_config(cfg), cfg.trainer, run)
-        bundle = load_clip(c.name, f"{LOCAL_DIR}{folder}")  # the open_clip folder any program can load
-        return bundle, f"sha:{file_fingerprint(folder / WEIGHTS_FILE)}", history
+        if clip_arch(train) != c.name:
+            raise ConfigError(f"clip.train.variant={train['variant']} trains {clip_arch(train)}, but clip.name={c.name}")
+        # a seed sweep trains one CLIP per seed
+        trained = train_embedded_clip(ctx, train, seed=ctx.derive("clip", train["variant"]))
+        bundle = load_clip(c.name, f"{LOCAL_DIR}{trained.folder}")  # the open_clip folder any program can load
+        return bundle, f"sha:{file_fingerprint(trained.folder / WEIGHTS_FILE)}", trained.dynamics
     if c.pretrained is None:
         raise ConfigError(f"clip.pretrained is null for {c.name}: give an open_clip tag (e.g. openai) or a checkpoint path")
     bundle = load_clip(c.name, c.pretrained, cache_dir=c.cache_dir)
@@ -65,9 +62,9 @@ def _model(cfg: DictConfig, run: Any) -> tuple[ClipBundle, str, list[dict] | Non
     return bundle, weights, None
 
 
-def _embeddings(bundle: ClipBundle, weights: str, data: EvalData, cfg: DictConfig,
-                write: bool) -> dict[str, torch.Tensor]:
+def _embeddings(ctx: RunContext, bundle: ClipBundle, weights: str, data: EvalData) -> dict[str, torch.Tensor]:
     """Image, text (per template) and paraphrase embeddings of ``data``, through the cache."""
+    cfg = ctx.cfg
     kw = trainer_kwargs(cfg.trainer)
     bs = cfg.clip.batch_size
     tokenize = lambda s: bundle.tokenizer([s])[0]  # noqa: E731
@@ -100,7 +97,7 @@ def _embeddings(bundle: ClipBundle, weights: str, data: EvalData, cfg: DictConfi
                                          trainer_kwargs=kw, batch_size=bs).view(len(cs.templates), c, -1)
         return out
 
-    return cached(Cache.from_config(cfg), key, build, write=write)  # rank 0 alone writes the cache
+    return cached(ctx.cache, key, build, write=ctx.writes)  # rank 0 alone writes the cache
 
 
 def _device(name: str) -> str:
@@ -159,39 +156,49 @@ def _clean_metrics(query: torch.Tensor, retrieval: torch.Tensor, targets: torch.
     return classification_metrics(scores, targets)
 
 
-def run(cfg: DictConfig, run: Any) -> None:
-    """Entry point (see module docstring)."""
-    t = cfg.task
+def run(ctx: RunContext) -> None:
+    """Entry point (see module docstring): the model, its embeddings of the evaluation set, the gap, then each
+    shift mode on each view."""
+    cfg, run = ctx.cfg, ctx.run
+    shifts = _shifts(cfg.task)
+    bundle, weights, history = _model(ctx)
+    run.set_model(bundle.name, bundle.source, bundle.n_params, weights=weights)
+    data = _data(cfg)
+    run.set_dataset(data.name, data.split, len(data.images))
+    if history:
+        _log_dynamics(run, history)
+    views = _views(_embeddings(ctx, bundle, weights, data), data)
+    if cfg.task.perturbations.get("paraphrase") and views[0].paraphrased is None:
+        raise ConfigError(f"{data.name} has no paraphrase table; set task.perturbations.paraphrase=[] "
+                          "or give zeroshot.classes a class set with 'paraphrases'")
+    _log_gap(run, views[0].query, views[0].retrieval, list(cfg.task.orthogonality_k), seed=ctx.derive("gap_null"))
+    if hasattr(bundle.model, "logit_scale"):  # the learned temperature's inverse (CLIP: 100 at its clamp)
+        run.log_metric("logit_scale", float(bundle.model.logit_scale.exp()), higher_is_better=False)
+    device = _device(cfg.task.device)
+    for shift in shifts.values():
+        for view in views:
+            _evaluate(ctx, shift, view, device, f"{bundle.name} on {data.name}")
+
+
+def _shifts(t: DictConfig) -> dict[str, GapShift]:
+    """The gap shift of each ``task.modes``, its settings checked before any model or data is loaded."""
     try:
         shifts = {mode: GapShift(mode, str(t.subspace), t.renormalize) for mode in t.modes}
         Perturbation("gaussian", 1.0, t.gaussian_convention)
     except ValueError as e:
         raise ConfigError(f"task: {e}") from None
-    bundle, weights, history = _model(cfg, run)
-    run.set_model(bundle.name, bundle.source, bundle.n_params, weights=weights)
+    return shifts
+
+
+def _data(cfg: DictConfig) -> EvalData:
     z = cfg.zeroshot
-    data = load_eval_data(z.name, split=z.split, n=z.n, root=z.root, data_dir=cfg.paths.data_dir,
+    return load_eval_data(z.name, split=z.split, n=z.n, root=z.root, data_dir=cfg.paths.data_dir,
                           classes=z.classes, captions_file=z.captions_file, download=z.download)
-    run.set_dataset(data.name, data.split, len(data.images))
-    if history:
-        _log_dynamics(run, history)
-    emb = _embeddings(bundle, weights, data, cfg, write=run.is_writer)
-    views = _views(emb, data)
-    if t.perturbations.get("paraphrase") and views[0].paraphrased is None:
-        raise ConfigError(f"{data.name} has no paraphrase table; set task.perturbations.paraphrase=[] "
-                          "or give zeroshot.classes a class set with 'paraphrases'")
-    _log_gap(run, views[0].query, views[0].retrieval, list(t.orthogonality_k), seed=derive(cfg.seed, "gap_null"))
-    if hasattr(bundle.model, "logit_scale"):  # the learned temperature's inverse (CLIP: 100 at its clamp)
-        run.log_metric("logit_scale", float(bundle.model.logit_scale.exp()), higher_is_better=False)
-    device = _device(t.device)
-    for mode, shift in shifts.items():
-        for view in views:
-            _evaluate(run, cfg, shift, view, device, f"{bundle.name} on {data.name}")
 
 
-def _evaluate(run: Any, cfg: DictConfig, shift: GapShift, view: View, device: str, title: str) -> None:
+def _evaluate(ctx: RunContext, shift: GapShift, view: View, device: str, title: str) -> None:
     """Clean metrics and robustness of one view under one shift mode over the alpha sweep."""
-    t = cfg.task
+    run, t = ctx.run, ctx.cfg.task
     base = {"mode": shift.mode, **view.params}
     direction = shift.direction(view.query, view.retrieval)  # float64; shared by clean metrics and sweeps
     if shift.mode == "paper" and float(direction.norm()) < 1e-9 * float(gap_vector(view.query, view.retrieval).norm()):
@@ -221,20 +228,20 @@ def _evaluate(run: Any, cfg: DictConfig, shift: GapShift, view: View, device: st
         # one noise draw per kind, shared by every mode and view size: modes are compared on paired draws
         rows = robustness_sweep(view.query, view.retrieval, view.targets, alphas=list(t.alphas), shift=shift,
                                 perturbation=kind, levels=list(levels), trials=t.trials,
-                                seed=derive(cfg.seed, "robustness", kind),
+                                seed=ctx.derive("robustness", kind),
                                 paraphrased=view.paraphrased, convention=t.gaussian_convention,
                                 direction=direction, device=device)
-        run.log_metrics(_robustness_rows(rows, base, kind, view.item_set, with_items=shift.mode == "paper"))
+        run.log_metrics(robustness_rows(rows, base, kind, view.item_set, with_items=shift.mode == "paper"))
         suffix = "".join(f"_{v}" for v in view.params.values())
         run.save_figure(f"alpha_sweep_{shift.mode}{suffix}_{kind}",
                         plots.alpha_sweep(rows, f"{title}: {kind}, {shift.mode} shift {suffix.strip('_')}"))
     if shift.mode == "paper" and view.templates is not None and view.paraphrases is not None:
         per_view = paraphrase_rows(view.query, view.templates, view.paraphrases, view.targets, list(t.alphas),
-                                   str(t.subspace), derive(cfg.seed, "paraphrase"))
-        run.log_metrics(_paraphrase_rows(per_view, base, view.item_set))
+                                   str(t.subspace), ctx.derive("paraphrase"))
+        run.log_metrics(paraphrase_template_rows(per_view, base, view.item_set))
     if not view.params and view.retrieval.dim() == 2:  # the 2-D picture of the classification view
         q1, r1 = shift.apply(view.query, view.retrieval, 1.0, direction)
-        sub = torch.randperm(len(view.query), generator=torch_generator(cfg.seed, "scatter"))[:t.n_scatter]
+        sub = torch.randperm(len(view.query), generator=ctx.generator("scatter"))[:t.n_scatter]
         run.save_figure(f"modalities_2d_{shift.mode}", plots.modalities_2d(view.query[sub], view.retrieval, q1[sub], r1,
                                                                            f"{title}: {shift.mode} shift, alpha=1"))
 
@@ -255,68 +262,6 @@ def _log_gap(run: Any, query: torch.Tensor, retrieval: torch.Tensor, ks: list[in
                 rows.append({"metric": "gap_orthogonality_null", "value": random_orthogonality(points, k, seed=seed),
                              "params": params, "n": len(points)})
     run.log_metrics(rows)
-
-
-def _robustness_rows(rows: list[dict], base: dict, kind: str, item_set: str, with_items: bool) -> list[dict]:
-    """Metric rows of one sweep. Robustness and accuracy rows carry their per-query values (averaged over
-    the trials) as ``items`` when ``with_items`` (the rows claims read); gaussian rows carry the convention
-    as a param and the measured mean ||eps||/||x|| as ``measured`` (it differs per seed: seeds pool by
-    config). Per level: the queries that flip at the first alpha (``flipping_queries``) and, at alpha 1,
-    the measured fraction of flips removed F = 1 - (1 - Rob_1)/(1 - Rob_0) (``flip_reduction``, a point
-    value: claims compute it with intervals from the robustness items); robustness_gain is robustness
-    minus that at the first alpha; paraphrase rows add the accuracy drop (clean minus paraphrased)."""
-    out, first = [], {}
-    for r in rows:
-        params = {**base, "alpha": r["alpha"], "perturbation": kind, "level": r["level"], "trials": r["trials"]}
-        extra: dict = {}
-        if kind == "gaussian":
-            params["convention"] = r["convention"]
-            extra["measured"] = {"noise_ratio": round(r["noise_ratio"], 6)}
-        n = len(r["robustness_items"])
-        for metric, key in (("robustness", "robustness_items"), ("accuracy", "accuracy_items")):
-            items = {"items": r[key], "item_set": item_set} if with_items else {}
-            out.append({"metric": metric, "value": float(r[key].mean()), "stderr": r[f"{metric}_stderr"],
-                        "params": params, "n": n, **items, **extra})
-        level_params = {k: v for k, v in params.items() if k != "alpha"}
-        rob0 = first.setdefault(r["level"], r)
-        if rob0 is r:
-            out.append({"metric": "flipping_queries", "value": int((r["robustness_items"] < 1).sum()),
-                        "params": params, "n": n, "higher_is_better": False, **extra})
-        else:
-            out.append({"metric": "robustness_gain", "value": r["robustness_gain"],
-                        "stderr": r["robustness_gain_stderr"], "params": {**params, "reference_alpha": rob0["alpha"]},
-                        "n": n, **extra})
-        if r["alpha"] == 1.0 and rob0["robustness"] < 1:
-            f = 1 - (1 - r["robustness"]) / (1 - rob0["robustness"])
-            out.append({"metric": "flip_reduction", "value": f, "params": {**level_params, "alpha": 1.0,
-                                                                           "reference_alpha": rob0["alpha"]},
-                        "n": n, **extra})
-        if kind == "paraphrase":
-            out.append({"metric": "accuracy_drop", "value": r["clean_accuracy"] - r["accuracy"],
-                        "stderr": r["accuracy_stderr"], "params": params, "n": n, "higher_is_better": False})
-    return out
-
-
-def _paraphrase_rows(rows: list[dict], base: dict, item_set: str) -> list[dict]:
-    """Per template (and the ensemble) and alpha: the accuracy drop under paraphrase (items: per-query
-    clean minus paraphrased correctness) and robustness to it (items: prediction unchanged); per
-    template: the paraphrase shift's share along g' (``paraphrase_shift_along_gap``) and the 95th
-    percentile of that share over random directions (``paraphrase_shift_along_gap_null``)."""
-    out = []
-    for r in rows:
-        params = {**base, "perturbation": "paraphrase", "template": r["template"]}
-        if "share_along_gap" in r:
-            out.append({"metric": "paraphrase_shift_along_gap", "value": r["share_along_gap"], "params": params})
-            out.append({"metric": "paraphrase_shift_along_gap_null", "value": r["share_random_95"], "params": params})
-            continue
-        params["alpha"] = r["alpha"]
-        drop = r["clean"] - r["paraphrased"]
-        n = len(drop)
-        out.append({"metric": "accuracy_drop", "value": float(drop.mean()), "params": params, "n": n,
-                    "items": drop, "item_set": item_set, "higher_is_better": False})
-        out.append({"metric": "robustness", "value": float(r["unchanged"].mean()), "params": params, "n": n,
-                    "items": r["unchanged"], "item_set": item_set})
-    return out
 
 
 def _log_dynamics(run: Any, history: list[dict]) -> None:

@@ -2,24 +2,24 @@
 per-intensity accuracy table reduced to ``accuracy_drop`` and ``auc``."""
 from __future__ import annotations
 
+import hashlib
 import math
-import shutil
 from dataclasses import dataclass
 from typing import Any
-from pathlib import Path
 
 import lightning as L
 import numpy as np
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 from torch import nn
 from torch.utils.data import DataLoader
 
+from bench.context import RunContext, Training
 from bench.data.datamodule import TensorImages, batch_as_is, channel_stats
 from bench.shift.config import ClassifierTrainConfig
 from bench.models import build_model
 from bench.errors import TrainingError
-from bench.training import ClassifierModule, build_trainer, fit
+from bench.training import ClassifierModule, build_trainer
 
 
 @dataclass(frozen=True)
@@ -48,33 +48,40 @@ def train_steps(n_full: int, epochs: int, batch_size: int) -> int:
     return epochs * math.ceil(n_full / batch_size)
 
 
-def train_classifier(images: torch.Tensor, labels: torch.Tensor, model_cfg: dict, train_cfg: DictConfig,
-                     augment: bool, trainer_cfg: DictConfig, run, num_classes: int,
-                     seed: int, log_prefix: str = "", checkpoint_dir: Path | None = None,
+def train_classifier(ctx: RunContext, images: torch.Tensor, labels: torch.Tensor, model_cfg: dict, train_cfg: Any,
+                     augment: bool, num_classes: int, *, seed: int, name: str = "classifier",
                      steps: int | None = None) -> tuple[nn.Module, Normaliser]:
-    """Train a registry model on uint8 ``images`` with the shared Lightning module; return it in
-    eval mode with the normalisation it was trained under. ``steps``: train exactly this many optimizer
-    steps (enough epochs, then ``max_steps``), else ``trainer.max_epochs``.
-
-    With ``checkpoint_dir`` (unique to this training's inputs) the trainer keeps ``last.ckpt`` there
-    after every epoch and an interrupted training resumes from it; it is removed once training ends."""
-    L.seed_everything(seed, verbose=False)
-    norm = Normaliser.fit(images)
-    model = build_model(model_cfg, num_classes=num_classes, in_chans=images.shape[1])
+    """Train a registry model on uint8 ``images`` with the shared Lightning module, through the run's
+    :meth:`~bench.context.RunContext.trained` (resumable: an interrupted training resumes from its
+    checkpoint, keyed by the images, labels and recipe); return it in eval mode with the normalisation it
+    was trained under. ``steps``: train exactly this many optimizer steps (enough epochs, then
+    ``max_steps``), else ``trainer.max_epochs``. ``name``: the training's name in W&B."""
     train_cfg = OmegaConf.merge(OmegaConf.structured(ClassifierTrainConfig), train_cfg)  # a partial one: defaults
-    module = ClassifierModule(model, num_classes, optim=train_cfg.optim, scheduler=train_cfg.scheduler,
-                              augment=augment, hflip=train_cfg.hflip)
     overrides = {}
     if steps is not None:
         overrides = {"max_steps": steps, "max_epochs": math.ceil(steps / math.ceil(len(labels) / train_cfg.batch_size))}
     if train_cfg.gradient_clip_val is not None:
         overrides["gradient_clip_val"] = train_cfg.gradient_clip_val
-    trainer = build_trainer(trainer_cfg, run, log_prefix=log_prefix, checkpoint_dir=checkpoint_dir, **overrides)
-    fit(trainer, module, checkpoint_dir=checkpoint_dir,
-        train_dataloaders=_loader(norm.dataset(images, labels), train_cfg.batch_size, True, seed))
-    if checkpoint_dir is not None and trainer.is_global_zero:
-        shutil.rmtree(checkpoint_dir, ignore_errors=True)
-    return model.eval(), norm
+    key = {"data": _digest(images, labels), "model": model_cfg, "train": OmegaConf.to_container(train_cfg, resolve=True),
+           "augment": augment, "num_classes": num_classes, "seed": seed}
+
+    def train(training: Training) -> tuple[nn.Module, Normaliser]:
+        norm = Normaliser.fit(images)
+        model = build_model(model_cfg, num_classes=num_classes, in_chans=images.shape[1])
+        module = ClassifierModule(model, num_classes, optim=train_cfg.optim, scheduler=train_cfg.scheduler,
+                                  augment=augment, hflip=train_cfg.hflip)
+        training.fit(module, train_dataloaders=_loader(norm.dataset(images, labels), train_cfg.batch_size, True, seed))
+        return model.eval(), norm
+
+    return ctx.trained(name, "shift/classifiers", key, train, seed=seed, trainer=overrides)
+
+
+def _digest(*tensors: torch.Tensor) -> str:
+    """sha256 of the tensors' bytes: a training's data, in its checkpoint's key."""
+    h = hashlib.sha256()
+    for t in tensors:
+        h.update(t.contiguous().numpy().tobytes())
+    return h.hexdigest()
 
 
 class _Correct(L.LightningModule):

@@ -14,18 +14,16 @@
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from bench.atomic import atomic_save
-from bench.cache import Cache
+from bench.context import RunContext
 from bench.errors import ConfigError, DataError
-from bench.seeding import derive
+from bench.seeding import derive, torch_generator
 from bench.models import n_params as count_params
 from bench.shift import plots
 from bench.shift.ablations import Variant, check_recipes, recipe, trains_on, variants
@@ -77,14 +75,6 @@ def _join_launched_ranks(trainer: DictConfig) -> None:
     dist.init_process_group("nccl" if gpu else "gloo")
 
 
-def _checkpoint_dir(cache_dir: Path, base_set: Path, variant: Variant, train: DictConfig, trainer: DictConfig,
-                    seed: int, steps: int) -> Path:
-    """Where one classifier training keeps its resumable checkpoint: keyed by everything it trains on."""
-    key = json.dumps([str(base_set), variant.params, variant.model, OmegaConf.to_container(train, resolve=True),
-                      OmegaConf.to_container(trainer, resolve=True), seed, steps], sort_keys=True, default=str)
-    return cache_dir / "shift" / "checkpoints" / hashlib.sha256(key.encode()).hexdigest()[:16]
-
-
 def _save_png(run, name: str, image: torch.Tensor) -> None:
     from torchvision.utils import save_image
 
@@ -108,7 +98,8 @@ def _real_data(task: DictConfig, generator: Generator):
     return (dm.train.images, dm.train.labels), (dm.test.images, dm.test.labels)
 
 
-def run(cfg: DictConfig, run) -> None:
+def run(ctx: RunContext) -> None:
+    cfg, run = ctx.cfg, ctx.run
     task = cfg.task
     sweep = sweeps(task)
     grid = variants(cfg)
@@ -121,9 +112,8 @@ def run(cfg: DictConfig, run) -> None:
     check_recipes(task, grid)
     # the generator and the sets derive from the data seed; classifiers from the run's seed
     data_seed = cfg.seed if task.data_seed is None else task.data_seed
-    cache = Cache.from_config(cfg)
-    generator = build_generator(cfg.generator, cache, seed=derive(data_seed, "generator", cfg.generator.kind),
-                                trainer_cfg=cfg.trainer)
+    cache = ctx.cache
+    generator = build_generator(cfg.generator, ctx, seed=derive(data_seed, "generator", cfg.generator.kind))
     log.info("generator %s (weights %s), latent dim %d", generator.id, generator.weights_hash[:12], generator.latent_dim)
     run.save_json("generator", generator.describe())
     # bench: every draw derives from the data seed by purpose (bench.seeding): anchors, then each
@@ -155,7 +145,7 @@ def run(cfg: DictConfig, run) -> None:
     div_rows, latent = [], {}
     for family, specs in test_specs.items():
         angle_eps = torch.randn(task.mmd_samples, generator.latent_dim, dtype=torch.float64,
-                                generator=torch.Generator().manual_seed(derive(data_seed, "shift", "latent_angle")))
+                                generator=torch_generator(data_seed, "shift", "latent_angle"))
         for spec in specs:
             s = spec.shift
             measured = s.measured_angle(anchors, angle_eps)
@@ -199,13 +189,11 @@ def run(cfg: DictConfig, run) -> None:
             train = recipe(task, variant.model["name"])
             # every size trains for the steps the full set takes in trainer.max_epochs
             steps = train_steps(task.n_train, cfg.trainer.max_epochs, train.batch_size)
-            seed = derive(cfg.seed, "classifier", base_name, variant.model, variant.augment, variant.n_train)
-            checkpoints = _checkpoint_dir(cache.root, store.path(train_specs[families[0]]), variant, train,
-                                          cfg.trainer, seed, steps)
-            model, norm = train_classifier(images[:variant.n_train], labels[:variant.n_train], variant.model,
-                                           train, variant.augment, cfg.trainer, run, generator.num_classes,
-                                           seed=seed, log_prefix=f"{base_name}/{variant.label}",
-                                           checkpoint_dir=checkpoints, steps=steps)
+            model, norm = train_classifier(ctx, images[:variant.n_train], labels[:variant.n_train], variant.model,
+                                           train, variant.augment, generator.num_classes,
+                                           seed=ctx.derive("classifier", base_name, variant.model, variant.augment,
+                                                           variant.n_train),
+                                           name=f"{base_name}/{variant.label}", steps=steps)
             n_params = count_params(model) if n_params is None else n_params
             sets = [val_set, *([real[1]] if real is not None else []),
                     *(load(spec) for family in families for spec in test_specs[family])]
@@ -228,8 +216,8 @@ def run(cfg: DictConfig, run) -> None:
     if real is not None:  # the same recipe and optimizer steps as the generated-data classifiers
         variant = Variant(grid[0].model, False, len(real[0][1]))
         train = recipe(task, variant.model["name"])
-        model, norm = train_classifier(*real[0], variant.model, train, False, cfg.trainer, run, generator.num_classes,
-                                       seed=derive(cfg.seed, "classifier", "real", variant.model), log_prefix="real",
+        model, norm = train_classifier(ctx, *real[0], variant.model, train, False, generator.num_classes,
+                                       seed=ctx.derive("classifier", "real", variant.model), name="real",
                                        steps=train_steps(task.n_train, cfg.trainer.max_epochs, train.batch_size))
         gen_tests = [load(test_specs[families[0]][0]) for families in bases.values()]
         hits = correct(model, norm, [real[1], *gen_tests], cfg.trainer)

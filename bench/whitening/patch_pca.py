@@ -20,8 +20,6 @@ from tqdm.auto import tqdm
 
 from bench.cache import Cache, as_cache
 
-CACHE_VERSION = "patch-pca-v2"
-
 
 @dataclass
 class PatchPCA:
@@ -90,7 +88,8 @@ def patch_pca(batches: Iterable[torch.Tensor], kernel_size: int, progress: bool 
 
 
 def _key(data_key: str, kernel_size: int) -> dict:
-    return {"version": CACHE_VERSION, "data": data_key, "kernel_size": kernel_size}
+    # the code's version is the task's (its card's), part of every cache key (bench.cache)
+    return {"data": data_key, "kernel_size": kernel_size}
 
 
 def cache_path(cache: Cache | str | Path, data_key: str, kernel_size: int) -> Path:

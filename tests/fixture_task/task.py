@@ -8,10 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from omegaconf import DictConfig
 
-from bench.seeding import derive
-from bench.store import Run
+from bench.context import RunContext
 
 
 @dataclass
@@ -25,12 +23,12 @@ class LsqDigitsConfig:
 SCHEMAS = {"task": LsqDigitsConfig}
 
 
-def run(cfg: DictConfig, run: Run) -> None:
+def run(ctx: RunContext) -> None:
     from sklearn.datasets import load_digits
 
-    t = cfg.task
+    t, run = ctx.cfg.task, ctx.run
     x, y = load_digits(return_X_y=True)
-    rng = np.random.default_rng(derive(cfg.seed, "split"))
+    rng = np.random.default_rng(ctx.derive("split"))
     order = rng.permutation(len(y))
     train, test = order[:t.n_train], order[t.n_train:]
     features = np.c_[x / 16.0, np.ones(len(x))]

@@ -7,7 +7,8 @@ import torch
 
 from bench.modality_gap.gap import GapShift, gap_orthogonality, gap_vector, pca_basis, permutation_null_gap
 from bench.modality_gap.metrics import classification_metrics, nn_scores, recall_at_k
-from bench.modality_gap.robustness import Perturbation, robustness_sweep
+from bench.modality_gap.perturbation import Perturbation
+from bench.modality_gap.robustness import robustness_sweep
 from bench.seeding import torch_generator
 
 

@@ -4,6 +4,8 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from bench.cache import Cache
+from bench.context import RunContext
 from bench.models import create_model
 from bench.shift import evaluate
 from bench.training import ClassifierModule
@@ -34,7 +36,7 @@ def test_crops_and_flips_differ_within_a_batch():
     assert torch.equal(_module(augment=False).augment_batch(x), x)
 
 
-def _learning_rates(monkeypatch, images, labels, **kw) -> list[float]:
+def _learning_rates(monkeypatch, folder, images, labels, **kw) -> list[float]:
     """The learning rate at each training batch of ``train_classifier`` (a resnet20 x0.25 under TRAIN)."""
     lrs = []
 
@@ -43,16 +45,16 @@ def _learning_rates(monkeypatch, images, labels, **kw) -> list[float]:
             lrs.append(self.optimizers().param_groups[0]["lr"])
 
     monkeypatch.setattr(evaluate, "ClassifierModule", Recording)
-    evaluate.train_classifier(images, labels, {"name": "resnet20", "width": 0.25}, OmegaConf.create(TRAIN),
-                              False, OmegaConf.create(TRAINER), None, 10, seed=0, **kw)
+    evaluate.train_classifier(RunContext(Cache(folder), trainer_cfg=OmegaConf.create(TRAINER)), images, labels,
+                              {"name": "resnet20", "width": 0.25}, OmegaConf.create(TRAIN), False, 10, seed=0, **kw)
     return lrs
 
 
-def test_cosine_schedule_decays_to_zero(monkeypatch):
+def test_cosine_schedule_decays_to_zero(monkeypatch, tmp_path):
     torch.manual_seed(0)
     images = torch.randint(0, 256, (64, 3, 8, 8), dtype=torch.uint8)
     labels = torch.randint(0, 10, (64,))
-    lrs = _learning_rates(monkeypatch, images, labels)
+    lrs = _learning_rates(monkeypatch, tmp_path, images, labels)
     assert len(lrs) == 8 and lrs[0] == pytest.approx(0.05)
     assert all(b < a for a, b in zip(lrs, lrs[1:])) and lrs[-1] < 0.01
 
@@ -71,21 +73,21 @@ def test_interrupted_training_resumes_from_its_checkpoint(tmp_path, monkeypatch)
             return super().training_step(batch, batch_idx)
 
     monkeypatch.setattr(evaluate, "ClassifierModule", Interrupted)
-    ckpt = tmp_path / "ckpt"
-    args = (images, labels, {"name": "resnet20", "width": 0.25}, OmegaConf.create(TRAIN), True,
-            OmegaConf.create(TRAINER), None, 10)
+    ctx = RunContext(Cache(tmp_path), trainer_cfg=OmegaConf.create(TRAINER))
+    args = (ctx, images, labels, {"name": "resnet20", "width": 0.25}, OmegaConf.create(TRAIN), True, 10)
     with pytest.raises(RuntimeError, match="killed"):
-        evaluate.train_classifier(*args, seed=0, checkpoint_dir=ckpt)
+        evaluate.train_classifier(*args, seed=0)
     assert epochs_run == [0] * 4, epochs_run
+    (ckpt,) = tmp_path.glob("shift/classifiers/classifier-*.ckpt")  # the training's own folder, keyed by its data
     assert (ckpt / "last.ckpt").is_file(), list(tmp_path.rglob("*"))
     crash[0] = False
     epochs_run.clear()
-    evaluate.train_classifier(*args, seed=0, checkpoint_dir=ckpt)
+    evaluate.train_classifier(*args, seed=0)
     assert epochs_run == [1] * 4  # only the epoch that was lost
     assert not ckpt.exists()  # a finished training leaves no checkpoint behind
 
 
-def test_every_training_set_size_trains_the_same_optimizer_steps(monkeypatch):
+def test_every_training_set_size_trains_the_same_optimizer_steps(monkeypatch, tmp_path):
     """The size ablation compares data, not training length: a quarter of the images runs four times
     the epochs, the same steps and the same full cosine schedule."""
     torch.manual_seed(0)
@@ -93,5 +95,5 @@ def test_every_training_set_size_trains_the_same_optimizer_steps(monkeypatch):
     labels = torch.randint(0, 10, (64,))
     steps = evaluate.train_steps(64, 2, 16)
     assert steps == 8 and evaluate.train_steps(65, 2, 16) == 10
-    schedules = [_learning_rates(monkeypatch, images[:n], labels[:n], steps=steps) for n in (16, 64)]
+    schedules = [_learning_rates(monkeypatch, tmp_path, images[:n], labels[:n], steps=steps) for n in (16, 64)]
     assert len(schedules[0]) == len(schedules[1]) == 8 and schedules[0] == pytest.approx(schedules[1])

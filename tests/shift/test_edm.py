@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 import torch
 
+from bench.cache import Cache
+from bench.context import RunContext
 from bench.errors import ConfigError, ModelError
 from bench.shift.config import GeneratorConfig
 from bench.shift.generators import build_generator
@@ -18,6 +20,11 @@ from bench.shift.rng import REFERENCE_ANCHOR_SEED, draw_anchors
 from tests.shift.test_rng import _split as _reference_split
 
 SIGMA_MIN, SIGMA_MAX, S = 0.002, 80.0, 0.5
+
+
+def at(folder):
+    """The context of a library call outside a run: the cache under ``folder``."""
+    return RunContext(Cache(folder))
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +79,7 @@ def test_sampler_error_falls_at_second_order(gaussian):
 def test_network_pickle_loads_through_generator_edm(edm_pickle, tmp_path):
     path, src = edm_pickle
     cfg = GeneratorConfig(kind="edm", source=str(path), edm_src=str(src), sampler="heun", steps=6, device="cpu")
-    gen = build_generator(cfg, tmp_path)
+    gen = build_generator(cfg, at(tmp_path))
     assert gen.latent_shape == (3, 8, 8) and gen.image_shape == (3, 8, 8) and gen.num_classes == 10
     assert gen.id == "edm-edm-tiny-8x8-cond-heun6-fp64"
     z = torch.randn(4, gen.latent_dim, generator=torch.Generator().manual_seed(1))
@@ -84,7 +91,7 @@ def test_network_pickle_loads_through_generator_edm(edm_pickle, tmp_path):
     ref = _nvlabs_sampler(_unpickled(path, src), z.view(4, 3, 8, 8), torch.eye(10)[y], steps=6)
     assert torch.equal(to_uint8(images), torch.from_numpy(ref))
     # labels can index a subset of the network's classes (the paper's 10 ImageNet classes)
-    sub = build_generator(GeneratorConfig(**{**cfg.__dict__, "classes": [3, 7]}), tmp_path)
+    sub = build_generator(GeneratorConfig(**{**cfg.__dict__, "classes": [3, 7]}), at(tmp_path))
     assert sub.num_classes == 2
     assert torch.equal(sub.decode(z[:2], torch.tensor([0, 1])), gen.decode(z[:2], torch.tensor([3, 7])))
 
@@ -142,7 +149,7 @@ def test_ctrl_shift_sets_are_byte_equal_to_the_reference(edm_pickle, tmp_path):
     path, src = edm_pickle
     cfg = GeneratorConfig(kind="edm", source=str(path), edm_src=str(src), sampler="ctrl_shift", steps=5,
                           batch_size=100, device="cpu")
-    gen = build_generator(cfg, tmp_path)
+    gen = build_generator(cfg, at(tmp_path))
     assert gen.id == "edm-edm-tiny-8x8-cond-ctrl_shift5-fp32" and gen.quantize == "floor"
     net, d, n = _unpickled(path, src), gen.latent_dim, 200
     anchors = draw_anchors(d, REFERENCE_ANCHOR_SEED, "reference")
@@ -164,17 +171,17 @@ def test_ctrl_shift_sets_are_byte_equal_to_the_reference(edm_pickle, tmp_path):
         # rounding to nearest would store other bytes: the floor is part of the reference
         assert (images.numpy() != np.round(scaled).astype(np.uint8)).mean() > 0.2
     with pytest.raises(ConfigError, match="fp64"):
-        build_generator(GeneratorConfig(**{**cfg.__dict__, "fp64": True}), tmp_path)
+        build_generator(GeneratorConfig(**{**cfg.__dict__, "fp64": True}), at(tmp_path))
 
 
 def test_edm_errors_name_the_fix(edm_pickle, tmp_path):
     path, src = edm_pickle
     with pytest.raises(ModelError, match="edm_src"):  # the EDM source tree is not importable
-        build_generator(GeneratorConfig(kind="edm", source=str(path), device="cpu"), tmp_path)
+        build_generator(GeneratorConfig(kind="edm", source=str(path), device="cpu"), at(tmp_path))
     with pytest.raises(ConfigError, match="torch_utils"):
-        build_generator(GeneratorConfig(kind="edm", source=str(path), edm_src=str(tmp_path), device="cpu"), tmp_path)
+        build_generator(GeneratorConfig(kind="edm", source=str(path), edm_src=str(tmp_path), device="cpu"), at(tmp_path))
     with pytest.raises(ModelError, match="not a file"):
-        build_generator(GeneratorConfig(kind="edm", source=str(tmp_path / "none.pkl"), device="cpu"), tmp_path)
+        build_generator(GeneratorConfig(kind="edm", source=str(tmp_path / "none.pkl"), device="cpu"), at(tmp_path))
     with pytest.raises(ConfigError, match="sampler"):
         build_generator(GeneratorConfig(kind="edm", source=str(path), edm_src=str(src), sampler="ddim",
-                                        device="cpu"), tmp_path)
+                                        device="cpu"), at(tmp_path))

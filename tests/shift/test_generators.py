@@ -4,9 +4,16 @@ import time
 import pytest
 import torch
 
+from bench.cache import Cache
+from bench.context import RunContext
 from bench.errors import ConfigError, ModelError
 from bench.shift.config import GeneratorConfig, GeneratorTrainConfig
 from bench.shift.generators import build_generator
+
+
+def at(folder):
+    """The context of a library call outside a run: the cache under ``folder``."""
+    return RunContext(Cache(folder))
 
 
 def _check_deterministic(gen, n=3):
@@ -32,12 +39,13 @@ def test_vae_decoder_is_deterministic(tiny_vae):
 def test_embedded_vae_trains_caches_and_decodes(tmp_path):
     cfg = GeneratorConfig(kind="vae", latent_dim=4, hidden=16, device="cpu",
                           train=GeneratorTrainConfig(epochs=1, batch_size=256))
-    gen = build_generator(cfg, tmp_path)
+    gen = build_generator(cfg, at(tmp_path))
     _check_deterministic(gen)
     t0 = time.monotonic()
-    again = build_generator(cfg, tmp_path)  # from the cache: same weights, no training
+    again = build_generator(cfg, at(tmp_path))  # from the cache: same weights, no training
     assert time.monotonic() - t0 < 5 and again.weights_hash == gen.weights_hash
-    assert build_generator(GeneratorConfig(**{**cfg.__dict__, "latent_dim": 5}), tmp_path).weights_hash != gen.weights_hash
+    other = build_generator(GeneratorConfig(**{**cfg.__dict__, "latent_dim": 5}), at(tmp_path))
+    assert other.weights_hash != gen.weights_hash
 
 
 @pytest.fixture
@@ -55,7 +63,7 @@ def unet_dir(tmp_path):
 @pytest.mark.parametrize("sampler", ["ddim", "euler"])
 def test_unet_generator_from_local_directory(unet_dir, sampler):
     cfg = GeneratorConfig(kind="unet", source=str(unet_dir), sampler=sampler, steps=4, device="cpu")
-    gen = build_generator(cfg, unet_dir)
+    gen = build_generator(cfg, at(unet_dir))
     assert gen.latent_shape == (1, 8, 8) and gen.num_classes == 10
     _check_deterministic(gen)
 
@@ -65,12 +73,12 @@ def test_heun_schedule_outside_the_sigma_bounds_is_a_config_error(unet_dir):
     sigma 157 -> 0.01 at 50 steps, not EDM's 80 -> 0.002; bench refuses instead of sampling another ODE."""
     with pytest.raises(ConfigError, match=r"runs sigma from .* not the configured generator.sigma_max=80"):
         build_generator(GeneratorConfig(kind="unet", source=str(unet_dir), sampler="heun", steps=4, device="cpu"),
-                        unet_dir)
+                        at(unet_dir))
 
 
 def test_unknown_sampler_is_a_config_error(unet_dir):
     with pytest.raises(ConfigError, match="sampler"):
-        build_generator(GeneratorConfig(kind="unet", source=str(unet_dir), sampler="dpm++", device="cpu"), unet_dir)
+        build_generator(GeneratorConfig(kind="unet", source=str(unet_dir), sampler="dpm++", device="cpu"), at(unet_dir))
 
 
 @pytest.mark.parametrize("kind", ["unet", "dit"])
@@ -80,7 +88,7 @@ def test_uncached_hub_model_offline_is_a_fast_clear_error(kind, tmp_path, monkey
     t0 = time.monotonic()
     with pytest.raises(ModelError, match="generator.source"):
         build_generator(GeneratorConfig(kind=kind, source="nobody/not-a-cached-model", device="cpu",
-                                        classes=[1, 2]), tmp_path)
+                                        classes=[1, 2]), at(tmp_path))
     assert time.monotonic() - t0 < 10
 
 
@@ -96,11 +104,11 @@ def test_dit_generator_from_local_pipeline(tmp_path):
     DiTPipeline(transformer=transformer, vae=vae, scheduler=DDIMScheduler()).save_pretrained(tmp_path / "dit")
     cfg = GeneratorConfig(kind="dit", source=str(tmp_path / "dit"), steps=3, guidance_scale=1.5,
                           classes=[1, 2, 3], image_size=8, device="cpu")
-    gen = build_generator(cfg, tmp_path)
+    gen = build_generator(cfg, at(tmp_path))
     assert gen.latent_shape == (4, 4, 4) and gen.image_shape == (3, 8, 8) and gen.num_classes == 3
     _check_deterministic(gen)
     with pytest.raises(ConfigError, match="ImageNet ids"):
-        build_generator(GeneratorConfig(**{**cfg.__dict__, "classes": [1000]}), tmp_path)
+        build_generator(GeneratorConfig(**{**cfg.__dict__, "classes": [1000]}), at(tmp_path))
 
 
 @pytest.mark.slow
@@ -117,15 +125,15 @@ def test_embedded_unet_trains_and_samples_digits(compose, tmp_path):
 
     cfg = validate(compose(["task=shift", "generator=unet", "generator.steps=25", "generator.device=cpu"]),
                    get_task("shift").schemas())
-    gen = build_generator(cfg.generator, tmp_path)
+    gen = build_generator(cfg.generator, at(tmp_path))
     images = _check_deterministic(gen, n=200)
     x, y = load_mnist("train")
     x16 = torch.nn.functional.interpolate(x.float() / 255, size=16, mode="bilinear", antialias=True)
     trainer = OmegaConf.create({"accelerator": "cpu", "devices": 1, "max_epochs": 3, "enable_progress_bar": False})
     train = OmegaConf.create({"batch_size": 128, "optim": {"lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4},
                               "scheduler": None})
-    model, norm = train_classifier((x16 * 255).round().to(torch.uint8), y, {"name": "resnet20", "width": 0.25},
-                                   train, False, trainer, None, 10, seed=0)
+    model, norm = train_classifier(RunContext(Cache(tmp_path), trainer_cfg=trainer), (x16 * 255).round().to(torch.uint8),
+                                   y, {"name": "resnet20", "width": 0.25}, train, False, 10, seed=0)
     labels = torch.arange(200) % 10
     (hits,) = correct(model, norm, [((images * 255).round().to(torch.uint8), labels)], trainer)
     assert hits.mean() > 0.5

@@ -5,7 +5,7 @@ from bench.config import validate
 from bench.errors import ConfigError
 from bench.models import build_model, first_conv
 from bench.tasks import get_task
-from bench.whitening.task import resolve_variants
+from bench.whitening.variants import resolve_variants
 
 
 def _variants(compose, *overrides):

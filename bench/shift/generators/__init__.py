@@ -9,10 +9,7 @@
 """
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
-from bench.cache import Cache
+from bench.context import RunContext
 from bench.errors import ConfigError
 from bench.shift.config import GeneratorConfig
 from bench.shift.generators.base import Generator, resolve_device, weights_hash
@@ -23,49 +20,34 @@ EMBEDDED = "embedded"  # generator.source of the generators bench trains itself
 __all__ = ["Generator", "KINDS", "build_generator", "weights_hash"]
 
 
-def _vae(cfg: GeneratorConfig, cache: Cache | str | Path, seed: int, trainer_cfg: Any) -> Generator:
-    from bench.shift.generators.embedded import cached_state, fit_generator, mnist_train_tensors, training_nodes
+def _vae(cfg: GeneratorConfig, ctx: RunContext, seed: int) -> Generator:
+    from bench.shift.generators.embedded import mnist_train_tensors, trained_state, training_nodes
     from bench.shift.generators.vae import ConditionalVAE, VAEGenerator
-    from bench.training import weight_settings
 
     if cfg.source != EMBEDDED:
         raise ConfigError("the vae generator is trained by bench on MNIST: set generator.source=embedded "
                           "(or use generator=unet / generator=dit for a pretrained model)")
     hp = {**training_nodes(cfg), "latent_dim": cfg.latent_dim, "num_classes": 10, "hidden": cfg.hidden,
           "beta": cfg.train.beta}
-    key = {"version": 1, **hp, "epochs": cfg.train.epochs, "batch_size": cfg.train.batch_size, "seed": seed,
-           "trainer": weight_settings(trainer_cfg)}
-
-    def train(checkpoint_dir: Path) -> ConditionalVAE:
-        import lightning as L
-
-        L.seed_everything(seed, verbose=False)
-        vae = ConditionalVAE(**hp)
-        fit_generator(vae, mnist_train_tensors(), cfg.train.epochs, cfg.train.batch_size, seed, trainer_cfg,
-                      checkpoint_dir=checkpoint_dir)
-        return vae
-
-    state, tag = cached_state(cache, "vae", key, train)
+    state = trained_state(ctx, "vae", hp, lambda: ConditionalVAE(**hp), mnist_train_tensors, cfg.train, seed)
     vae = ConditionalVAE(**hp)
     vae.load_state_dict(state)
-    return VAEGenerator(vae.decoder, cfg.latent_dim, 10, tag=tag,
-                        device=resolve_device(cfg.device))
+    return VAEGenerator(vae.decoder, cfg.latent_dim, 10, tag=EMBEDDED, device=resolve_device(cfg.device))
 
 
-def build_generator(cfg: GeneratorConfig, cache: Cache | str | Path, seed: int = 0,
-                    trainer_cfg: Any = None) -> Generator:
-    """The generator a ``generator`` config describes (training and caching embedded ones with ``seed``:
-    the task passes ``derive(cfg.seed, "generator", kind)``)."""
+def build_generator(cfg: GeneratorConfig, ctx: RunContext, seed: int = 0) -> Generator:
+    """The generator a ``generator`` config describes (training and caching embedded ones with ``seed``
+    through ``ctx``: the task passes ``ctx.derive("generator", kind)`` of its data seed)."""
     if not cfg.source:
         raise ConfigError(f"generator.source is required for generator.kind={cfg.kind}: a hub id (in the local "
                           f"Hugging Face cache), a local directory, an EDM network pickle (edm), or 'embedded' "
                           f"(vae, unet: trained on MNIST)")
     if cfg.kind == "vae":
-        return _vae(cfg, cache, seed, trainer_cfg)
+        return _vae(cfg, ctx, seed)
     if cfg.kind == "unet":
         from bench.shift.generators.diffusers_unet import build_unet_generator
 
-        return build_unet_generator(cfg, cache, seed, trainer_cfg)
+        return build_unet_generator(cfg, ctx, seed)
     if cfg.kind == "dit":
         from bench.shift.generators.dit import build_dit_generator
 

@@ -15,8 +15,8 @@ import lightning as L
 import torch
 from torch.nn import functional as F
 
-from bench.cache import Cache
-from bench.errors import ConfigError, ModelError, TrainingError
+from bench.context import RunContext
+from bench.errors import ConfigError, ModelError
 from bench.shift.config import GeneratorConfig
 from bench.shift.generators.base import Generator, resolve_device, weights_hash
 from bench.shift.generators.sampling import make_scheduler, ode_sample
@@ -58,8 +58,6 @@ class DiffusionModule(L.LightningModule):
         t = torch.randint(0, self.noise.config.num_train_timesteps, (len(x),), device=x.device)
         pred = self.unet(self.noise.add_noise(x, noise, t), t, class_labels=y).sample
         loss = F.mse_loss(pred, noise)
-        if not torch.isfinite(loss):
-            raise TrainingError(f"diffusion loss became {loss.item()}; lower generator.train.optim.lr")
         self.log("unet/loss", loss, prog_bar=True, on_step=True, on_epoch=False)
         return loss
 
@@ -116,27 +114,16 @@ def load_pretrained_unet(source: str):
     return unet, scheduler_config
 
 
-def build_unet_generator(cfg: GeneratorConfig, cache: Cache | str | Path, seed: int = 0,
-                         trainer_cfg: Any = None) -> UNetGenerator:
-    """A pretrained UNet (``cfg.source``) or the embedded tiny MNIST one (trained and cached)."""
+def build_unet_generator(cfg: GeneratorConfig, ctx: RunContext, seed: int = 0) -> UNetGenerator:
+    """A pretrained UNet (``cfg.source``) or the embedded tiny MNIST one (trained and cached through ``ctx``)."""
     if cfg.source != "embedded":
         unet, scheduler_config = load_pretrained_unet(cfg.source)
         return UNetGenerator(unet, scheduler_config, cfg, tag=Path(cfg.source).name or "pretrained")
-    from bench.shift.generators.embedded import cached_state, fit_generator, mnist_train_tensors, training_nodes
-    from bench.training import weight_settings
+    from bench.shift.generators.embedded import mnist_train_tensors, trained_state, training_nodes
 
     hp = {**training_nodes(cfg), "image_size": cfg.image_size, "hidden": cfg.hidden}
-    key = {"trainer": weight_settings(trainer_cfg), "version": 1, **hp, "epochs": cfg.train.epochs,
-           "batch_size": cfg.train.batch_size, "seed": seed, "noise_scheduler": EMBEDDED_SCHEDULER}
-
-    def train(checkpoint_dir: Path) -> DiffusionModule:
-        L.seed_everything(seed, verbose=False)
-        module = DiffusionModule(**hp)
-        fit_generator(module, mnist_train_tensors(cfg.image_size), cfg.train.epochs, cfg.train.batch_size,
-                      seed, trainer_cfg, checkpoint_dir=checkpoint_dir)
-        return module
-
-    state, tag = cached_state(cache, "unet", key, train)
+    state = trained_state(ctx, "unet", {**hp, "noise_scheduler": EMBEDDED_SCHEDULER}, lambda: DiffusionModule(**hp),
+                          lambda: mnist_train_tensors(cfg.image_size), cfg.train, seed)
     module = DiffusionModule(**hp)
     module.load_state_dict(state)
-    return UNetGenerator(module.unet, EMBEDDED_SCHEDULER, cfg, tag=tag)
+    return UNetGenerator(module.unet, EMBEDDED_SCHEDULER, cfg, tag="embedded")

