@@ -136,6 +136,7 @@ class ImageDataConfig:
     root: Optional[str] = None
     labels: str = "true"  # true | random (one fixed permutation of the targets)
     image_size: int = 32
+    pool: int = 1  # average each image over pool x pool pixel blocks after loading (28x28 -> 14x14 at 2)
     n_train: Optional[int] = None
     n_test: Optional[int] = None
     n_val: int = 0  # validation images carved from the training split (0: no validation)

@@ -7,6 +7,7 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
+from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from bench.data import DATASETS, EMBEDDED, embedded, real
@@ -15,7 +16,7 @@ from bench.seeding import derive
 
 
 class TensorImages(Dataset):
-    """Uint8 images in memory, normalised batch-wise on access (``__getitems__`` skips per-item overhead)."""
+    """Images in memory (uint8, or float on the same 0-255 scale), normalised batch-wise on access (``__getitems__`` skips per-item overhead)."""
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> None:
         self.images, self.labels = images, labels
@@ -56,8 +57,10 @@ class ImageDataModule(L.LightningDataModule):
                  image_size: int = 32, n_train: int | None = None, n_test: int | None = None,
                  batch_size: int = 256, num_workers: int = 0, download: bool = False, normalize: bool = True,
                  classes: list[int] | None = None, seed: int = 0, attribute: str = "Smiling",
-                 norm_stats: tuple[list[float], list[float]] | None = None, n_val: int = 0) -> None:
+                 norm_stats: tuple[list[float], list[float]] | None = None, n_val: int = 0, pool: int = 1) -> None:
         super().__init__()
+        if pool < 1:
+            raise DataError(f"data.pool must be a positive integer (1: the images as they are), not {pool}")
         if name not in DATASETS:
             raise DataError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
         if labels not in ("true", "random"):
@@ -71,6 +74,7 @@ class ImageDataModule(L.LightningDataModule):
         # attribute: CelebA's label; norm_stats: a pretrained model's own (mean, std) instead of the data's
         self.attribute, self.norm_stats = attribute, norm_stats
         self.n_val = n_val  # validation images carved from the training split (never from the test split)
+        self.pool = pool
         self.train: Dataset | None = None
         self.val: Dataset | None = None
         self.test: Dataset | None = None
@@ -103,7 +107,17 @@ class ImageDataModule(L.LightningDataModule):
             images, labels = (EMBEDDED[self.name](split) if self.name in EMBEDDED
                               else real.load_cifar(self.name, self.root, split, self.download))
         idx, labels = self._select(labels, n, split)
-        return images[idx], labels
+        return self._pooled(images[idx]), labels
+
+    def _pooled(self, images: torch.Tensor) -> torch.Tensor:
+        """Block means over ``pool`` x ``pool`` pixels: a coarser copy of the same images (float, 0-255 scale)."""
+        if self.pool == 1:
+            return images
+        h, w = images.shape[-2:]
+        if h % self.pool or w % self.pool:
+            raise DataError(f"data.pool={self.pool} does not divide {self.name}'s {h}x{w} images; "
+                            f"choose a divisor of {h} and {w}")
+        return F.avg_pool2d(images.float(), self.pool)
 
     def _select(self, labels: torch.Tensor, n: int | None, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         """Indices kept (classes subset, then ``n`` drawn with the run's seed for this split) and their labels."""
@@ -178,7 +192,7 @@ class ImageDataModule(L.LightningDataModule):
         """Identifies the exact training pixels and normalisation (labels excluded: they do not change patches;
         the seed only when it draws a subset)."""
         parts = [self.name, str(Path(self.root).resolve()) if self.root else "",
-                 str(self.image_size), str(self.n_train), str(self.classes), str(self.normalize),
+                 str(self.image_size), str(self.pool), str(self.n_train), str(self.classes), str(self.normalize),
                  str(self.seed) if self.n_train is not None else "", str(self.norm_stats),
                  self.attribute if self.name == "celeba" else ""]
         return "|".join(parts)

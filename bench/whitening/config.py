@@ -49,14 +49,16 @@ class FitConfig:
 class StoppingConfig:
     """Stage C's stopping rule (:class:`bench.whitening.recording.StoppingRule`), fixed before any fit:
     the first epoch E with training accuracy >= ``train_acc``, or a training-loss plateau (no
-    ``plateau_rel`` improvement on the best for ``plateau_epochs`` epochs), or ``max_epochs``; every
-    model then trains to 2E and is fitted at ceil(E/2), E and 2E. Off (``enabled: false``): each model
+    ``plateau_rel`` improvement on the best for ``plateau_epochs`` epochs), or ``max_epochs``, read
+    every ``check_every`` epochs (each read evaluates the whole training set); every model then trains
+    to 2E and is fitted at ceil(E/2), E and 2E. Off (``enabled: false``): each model
     trains ``trainer.max_epochs`` (or its variant's ``epochs``) and is fitted at the end."""
     enabled: bool = False
     train_acc: float = 0.99
     plateau_epochs: int = 10
     plateau_rel: float = 0.01
     max_epochs: int = 100
+    check_every: int = 1
 
 
 @dataclass

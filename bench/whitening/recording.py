@@ -59,17 +59,20 @@ class FirstLayerRecorder(L.Callback):
 class StoppingRule(FirstLayerRecorder):
     """A stopping rule fixed before any fit is seen, and training to twice its stopping point.
 
-    After every epoch the whole training set is evaluated (eval mode): the stopping point E is the first
-    epoch whose training accuracy reaches ``train_acc`` (rule ``acc``), or whose training loss has not
-    improved on its best by the fraction ``plateau_rel`` for ``plateau_epochs`` epochs (``plateau``), or
-    ``max_epochs`` (``cap``: the rule never fired). Training then goes on to epoch 2E; the first conv is
-    kept at every epoch end, so the fit can be read at ceil(E/2), E and 2E."""
+    Every ``check_every`` epochs the whole training set is evaluated (eval mode): the stopping point E
+    is the first such epoch whose training accuracy reaches ``train_acc`` (rule ``acc``), or whose
+    training loss has not improved on its best by the fraction ``plateau_rel`` for ``plateau_epochs``
+    epochs (``plateau``), or ``max_epochs`` (``cap``: the rule never fired). Training then goes on to
+    epoch 2E; the first conv is kept at every epoch end, so the fit can be read at ceil(E/2), E and 2E."""
 
-    def __init__(self, loader, train_acc: float, plateau_epochs: int, plateau_rel: float, max_epochs: int) -> None:
+    def __init__(self, loader, train_acc: float, plateau_epochs: int, plateau_rel: float, max_epochs: int,
+                 check_every: int = 1) -> None:
         super().__init__([])
         self.loader, self.train_acc = loader, train_acc
         self.plateau_epochs, self.plateau_rel, self.max_epochs = plateau_epochs, plateau_rel, max_epochs
-        self.history: list[tuple[int, float, float]] = []  # (global step, training accuracy, training loss)
+        self.check_every = check_every
+        self.history: list[tuple[int, float, float]] = []  # (epoch, training accuracy, training loss) per read
+        self.epoch_steps: dict[int, int] = {}  # epoch -> global step at its end
         self.stop_epoch: int | None = None
         self.rule = ""
 
@@ -80,37 +83,47 @@ class StoppingRule(FirstLayerRecorder):
         acc, loss = self.history[-1][1:]
         if acc >= self.train_acc:
             return "acc"
-        losses = [h[2] for h in self.history]
-        if len(losses) > self.plateau_epochs:
-            best_before = min(losses[:-self.plateau_epochs])
-            if min(losses[-self.plateau_epochs:]) > best_before * (1 - self.plateau_rel):
-                return "plateau"
+        before = [h[2] for h in self.history if h[0] <= epoch - self.plateau_epochs]
+        recent = [h[2] for h in self.history if h[0] > epoch - self.plateau_epochs]
+        if before and min(recent) > min(before) * (1 - self.plateau_rel):
+            return "plateau"
         return "cap" if epoch >= self.max_epochs else ""
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         epoch = trainer.current_epoch + 1
-        self.history.append((trainer.global_step, *self._evaluate(pl_module)))
+        self.epoch_steps[epoch] = trainer.global_step
         self._snap(pl_module, trainer.global_step)
-        if self.stop_epoch is None:
+        if self.stop_epoch is None and (epoch % self.check_every == 0 or epoch >= self.max_epochs):
+            self.history.append((epoch, *self._evaluate(pl_module)))
             self.rule = self._fires(epoch)
             if self.rule:
                 self.stop_epoch = epoch
         if self.stop_epoch is not None and epoch >= 2 * self.stop_epoch:
             trainer.should_stop = True
 
+    def accuracy_at(self, module: L.LightningModule, epoch: int) -> float:
+        """Training accuracy at the end of ``epoch``: a read of the rule's, or ``module``'s own at the last epoch."""
+        read = {h[0]: h[1] for h in self.history}
+        if epoch in read:
+            return read[epoch]
+        if epoch != max(self.epoch_steps):
+            raise ValueError(f"epoch {epoch} was not read by the stopping rule and is not the last")
+        return self._evaluate(module)[0]
+
     def phases(self) -> dict[str, int]:
-        """The global step of each reported point: half (ceil(E/2) epochs), stop (E), double (2E)."""
+        """The epoch of each reported point: half (the last read at or before ceil(E/2)), stop (E) and
+        double (2E, or the last epoch trained)."""
         if self.stop_epoch is None:
             return {}
-        step = {i + 1: h[0] for i, h in enumerate(self.history)}
-        last = len(self.history)
-        return {"half": step[math.ceil(self.stop_epoch / 2)], "stop": step[self.stop_epoch],
-                "double": step[min(2 * self.stop_epoch, last)]}
+        half = max([h[0] for h in self.history if h[0] <= math.ceil(self.stop_epoch / 2)], default=self.stop_epoch)
+        return {"half": half, "stop": self.stop_epoch, "double": min(2 * self.stop_epoch, max(self.epoch_steps))}
 
     def state_dict(self) -> dict:
-        return {**super().state_dict(), "history": list(self.history), "stop_epoch": self.stop_epoch, "rule": self.rule}
+        return {**super().state_dict(), "history": list(self.history), "epoch_steps": dict(self.epoch_steps),
+                "stop_epoch": self.stop_epoch, "rule": self.rule}
 
     def load_state_dict(self, state_dict: dict) -> None:
         super().load_state_dict(state_dict)
-        self.history = list(state_dict.get("history", []))
+        self.history = [tuple(h) for h in state_dict.get("history", [])]
+        self.epoch_steps = {int(k): v for k, v in state_dict.get("epoch_steps", {}).items()}
         self.stop_epoch, self.rule = state_dict.get("stop_epoch"), state_dict.get("rule", "")

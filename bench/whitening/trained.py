@@ -101,17 +101,17 @@ def _train(ctx: RunContext, dm, variant: Variant, training: Training) -> Trained
     stop = cfg.task.stopping
     if stop.enabled:
         recorder = StoppingRule(dm.ordered_train_dataloader(), stop.train_acc, stop.plateau_epochs,
-                                stop.plateau_rel, stop.max_epochs)
+                                stop.plateau_rel, stop.max_epochs, stop.check_every)
     else:
         recorder = FirstLayerRecorder(list(cfg.task.record_steps))
     module = ClassifierModule(model, dm.num_classes, optim=variant.optim, scheduler=cfg.task.scheduler,
                               loss=variant.loss, augment=cfg.task.augment, hflip=cfg.task.hflip)
     training.fit(module, callbacks=[recorder], train_dataloaders=dm.train_dataloader(variant.batch_size))
     if stop.enabled:
-        accs = {h[0]: h[1] for h in recorder.history}
         meta = {"stop_epoch": float(recorder.stop_epoch), f"rule_{recorder.rule}": 1.0}
-        for phase, step in recorder.phases().items():
-            meta |= {f"step_{phase}": float(step), f"train_acc_{phase}": accs[step]}
+        for phase, epoch in recorder.phases().items():
+            meta |= {f"step_{phase}": float(recorder.epoch_steps[epoch]),
+                     f"train_acc_{phase}": recorder.accuracy_at(module, epoch)}
     else:  # the training accuracy at the end: the validity gate of the claims ("the model trained")
         meta = {"step_end": float(max(recorder.snapshots)),
                 "train_acc_end": evaluate(module, dm.ordered_train_dataloader())[0]}

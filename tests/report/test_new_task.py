@@ -98,25 +98,40 @@ def test_the_guide_shows_the_fixture_files_verbatim():
         assert text == (REPO / path).read_text(), f"docs/adding_a_task.md is out of date for {path}"
 
 
-def test_make_run_runs_every_task_found_and_ends_with_the_claims(monkeypatch, capsys):
+def test_make_run_runs_every_task_found_at_once_and_ends_with_the_claims(monkeypatch, capsys, tmp_path):
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("run_embedded", REPO / "scripts" / "run_embedded.py")
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     calls = []
+
+    class Finished:  # a sweep that has ended well
+        def __init__(self, cmd, **kw):
+            calls.append(cmd[1:])
+
+        def wait(self):
+            return 0
+
     monkeypatch.setenv("BENCH_TASKS", "tests.fixture_task")
-    monkeypatch.setattr(script.subprocess, "call", lambda cmd, **kw: calls.append(cmd[1:]) or 0)
+    monkeypatch.setenv("BENCH_ROOT", str(tmp_path))
+    monkeypatch.setenv("OMP_NUM_THREADS", "4")
+    monkeypatch.setattr(script.subprocess, "Popen", Finished)
     monkeypatch.setattr(script.subprocess, "run", lambda cmd, **kw: calls.append(cmd[1:]) or
                         subprocess.CompletedProcess(cmd, 0, stdout="### Paper claims: lsq_digits\n"))
     assert script.main() == 0
     from bench.tasks import tasks
 
-    # one sweep over the seeds each card declares for its preset (the fixture: 0, 1, 2)
-    sweeps = [["-m", f"experiment={t.card.preset}", "seed=" + ",".join(map(str, t.card.seeds_for(t.card.preset)))]
-              if t.card.seeds_for(t.card.preset) else [f"experiment={t.card.preset}"] for t in tasks().values()]
+    # one sweep over the seeds each card declares for its preset (the fixture: 0, 1, 2), all started
+    # together, each with an equal share of the 4 cores as its threads
+    found = list(tasks().values())
+    share = f"threads={max(1, 4 // len(found))}"
+    sweeps = [["-m", f"experiment={t.card.preset}", "seed=" + ",".join(map(str, t.card.seeds_for(t.card.preset))),
+               share] if t.card.seeds_for(t.card.preset) else [f"experiment={t.card.preset}", share]
+              for t in found]
     assert calls == [*sweeps, ["--claims"]]
-    assert calls[0] == ["-m", "experiment=lsq_digits/tiny", "seed=0,1,2"]
+    assert calls[0][:3] == ["-m", "experiment=lsq_digits/tiny", "seed=0,1,2"]
+    assert (tmp_path / "results" / "logs").is_dir()
     assert capsys.readouterr().out.rstrip().endswith("### Paper claims: lsq_digits")
 
 

@@ -1,4 +1,5 @@
 """The sound measures: a fit counts only against its null baselines; the stopping rule; both ends."""
+import pytest
 import torch
 
 from bench.whitening.profile import (baselines, fit_counts, fit_paper, formula_profile_tau, reference_lambda2)
@@ -38,16 +39,17 @@ class _Trainer:
         self.current_epoch, self.global_step, self.should_stop = 0, 0, False
 
 
-def _rule(history):
-    """Feed (accuracy, loss) per epoch to the rule; return it and the epoch training stopped at."""
+def _rule(history, check_every=1, epochs=None):
+    """Feed (accuracy, loss) per read to the rule; return it and the epoch training stopped at."""
     from bench.whitening.recording import StoppingRule
 
-    rule = StoppingRule(loader=None, train_acc=0.99, plateau_epochs=3, plateau_rel=0.01, max_epochs=8)
+    rule = StoppingRule(loader=None, train_acc=0.99, plateau_epochs=3, plateau_rel=0.01, max_epochs=8,
+                        check_every=check_every)
     it = iter(history)
     rule._evaluate = lambda module: next(it)
     rule._snap = lambda module, step: None
     trainer = _Trainer()
-    for epoch in range(len(history)):
+    for epoch in range(epochs or len(history)):
         trainer.current_epoch, trainer.global_step = epoch, 4 * (epoch + 1)
         rule.on_train_epoch_end(trainer, None)
         if trainer.should_stop:
@@ -58,12 +60,23 @@ def _rule(history):
 def test_stopping_rule_accuracy_plateau_and_cap():
     rule, stopped = _rule([(0.5, 1.0), (0.9, 0.5), (0.995, 0.1)] + [(1.0, 0.01)] * 5)
     assert (rule.stop_epoch, rule.rule, stopped) == (3, "acc", 6)
-    assert rule.phases() == {"half": 8, "stop": 12, "double": 24}  # epochs 2, 3, 6 at 4 steps an epoch
+    assert rule.phases() == {"half": 2, "stop": 3, "double": 6}
+    assert [rule.epoch_steps[e] for e in rule.phases().values()] == [8, 12, 24]  # 4 steps an epoch
     rule, _ = _rule([(0.1, 2.30)] * 10)  # no 1% improvement on epoch 1's loss for 3 epochs
     assert (rule.stop_epoch, rule.rule) == (4, "plateau")
     falling = [(0.2, 2.0 * 0.9 ** e) for e in range(20)]
     rule, stopped = _rule(falling)
     assert (rule.stop_epoch, rule.rule, stopped) == (8, "cap", 16)
+
+
+def test_stopping_rule_read_every_few_epochs():
+    # reads at epochs 3 and 6 only: accuracy reached at 6; half is the last read at or before ceil(6/2) = 3
+    rule, stopped = _rule([(0.5, 1.0), (0.995, 0.1)], check_every=3, epochs=14)
+    assert (rule.stop_epoch, rule.rule, stopped) == (6, "acc", 12)
+    assert rule.phases() == {"half": 3, "stop": 6, "double": 12}
+    assert rule.accuracy_at(None, 3) == 0.5
+    with pytest.raises(ValueError, match="not read"):
+        rule.accuracy_at(None, 4)
 
 
 def test_both_ends_disagreeing_is_inconclusive():
