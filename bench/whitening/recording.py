@@ -63,7 +63,9 @@ class StoppingRule(FirstLayerRecorder):
     is the first such epoch whose training accuracy reaches ``train_acc`` (rule ``acc``), or whose
     training loss has not improved on its best by the fraction ``plateau_rel`` for ``plateau_epochs``
     epochs (``plateau``), or ``max_epochs`` (``cap``: the rule never fired). Training then goes on to
-    epoch 2E; the first conv is kept at every epoch end, so the fit can be read at ceil(E/2), E and 2E."""
+    epoch 2E. The first conv is kept at every read and at 2E, so the fit can be read at ceil(E/2) (the
+    last read before it), E and 2E; only those copies live in the resume checkpoint (saved every epoch:
+    a copy per epoch would make each save grow with the training's length)."""
 
     def __init__(self, loader, train_acc: float, plateau_epochs: int, plateau_rel: float, max_epochs: int,
                  check_every: int = 1) -> None:
@@ -92,13 +94,14 @@ class StoppingRule(FirstLayerRecorder):
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         epoch = trainer.current_epoch + 1
         self.epoch_steps[epoch] = trainer.global_step
-        self._snap(pl_module, trainer.global_step)
         if self.stop_epoch is None and (epoch % self.check_every == 0 or epoch >= self.max_epochs):
+            self._snap(pl_module, trainer.global_step)
             self.history.append((epoch, *self._evaluate(pl_module)))
             self.rule = self._fires(epoch)
             if self.rule:
                 self.stop_epoch = epoch
         if self.stop_epoch is not None and epoch >= 2 * self.stop_epoch:
+            self._snap(pl_module, trainer.global_step)
             trainer.should_stop = True
 
     def accuracy_at(self, module: L.LightningModule, epoch: int) -> float:

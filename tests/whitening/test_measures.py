@@ -47,7 +47,7 @@ def _rule(history, check_every=1, epochs=None):
                         check_every=check_every)
     it = iter(history)
     rule._evaluate = lambda module: next(it)
-    rule._snap = lambda module, step: None
+    rule._snap = lambda module, step: rule.snapshots.__setitem__(step, None)
     trainer = _Trainer()
     for epoch in range(epochs or len(history)):
         trainer.current_epoch, trainer.global_step = epoch, 4 * (epoch + 1)
@@ -74,6 +74,7 @@ def test_stopping_rule_read_every_few_epochs():
     rule, stopped = _rule([(0.5, 1.0), (0.995, 0.1)], check_every=3, epochs=14)
     assert (rule.stop_epoch, rule.rule, stopped) == (6, "acc", 12)
     assert rule.phases() == {"half": 3, "stop": 6, "double": 12}
+    assert sorted(rule.snapshots) == [4 * e for e in (3, 6, 12)]  # at the reads and at 2E only
     assert rule.accuracy_at(None, 3) == 0.5
     with pytest.raises(ValueError, match="not read"):
         rule.accuracy_at(None, 4)
