@@ -16,7 +16,8 @@ from bench.seeding import derive
 
 
 class TensorImages(Dataset):
-    """Images in memory (uint8, or float on the same 0-255 scale), normalised batch-wise on access (``__getitems__`` skips per-item overhead)."""
+    """Images in memory (uint8, or float on the same 0-255 scale), normalised batch-wise on access
+    (``__getitems__`` skips per-item overhead)."""
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> None:
         self.images, self.labels = images, labels

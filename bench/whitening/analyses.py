@@ -26,6 +26,13 @@ def spatial_autocorrelation(maps: torch.Tensor, max_delta: int) -> torch.Tensor:
     return c / c[0]
 
 
+def jackknife_se(without_each: list[float]) -> float:
+    """The jackknife standard error from a statistic recomputed without each unit (or each of G equal
+    groups of units) in turn: sqrt((G - 1) / G * sum_g (theta_-g - mean)^2)."""
+    t = torch.tensor(without_each, dtype=torch.float64)
+    return float(t.var(correction=0).mul(len(t) - 1).sqrt())
+
+
 def first_layer_outputs(images: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
     """Responses of a filter bank (no bias, no padding); ``None`` means the raw input channels."""
     return images if weight is None else F.conv2d(images, weight.to(images.dtype))

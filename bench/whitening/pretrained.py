@@ -7,6 +7,11 @@ centre crop, pixel scale, mean/std), and fitted on the paper's grid converted to
 count, beside the trivial baselines. The images are genuine ones that install offline
 (``scripts/assets/pretrained_weights.sh``): foolbox's 20 ImageNet validation images and 20 CIFAR-10
 test images.
+
+A pretrained layer is one fixed file, but its profile and fit are read over a PCA of 20 images: the
+images are the units sampled. Each fit figure carries its jackknife standard error over the images
+(:func:`jackknife_stderr`: the PCA, profile and fit redone without each image in turn), which the
+claims' interval draws from.
 """
 from __future__ import annotations
 
@@ -20,7 +25,9 @@ from PIL import Image
 
 from bench.errors import ConfigError, DataError
 from bench.models import build_model, first_conv
-from bench.whitening.patch_pca import PatchPCA, patch_pca
+from bench.whitening.analyses import jackknife_se
+from bench.whitening.fits import fit_rows
+from bench.whitening.patch_pca import PatchPCA, leave_one_out, patch_pca
 from bench.whitening.profile import energy_profile
 
 log = logging.getLogger(__name__)
@@ -38,6 +45,7 @@ class Pretrained:
     pca: PatchPCA
     accuracy: float  # on the image set's own labels (the file names carry them): the weights are the right ones
     n_images: int
+    without_each: list[PatchPCA]  # the PCA without image i, for each i (the jackknife over the images)
 
 
 def load_image_set(assets: Path, images: str, input_cfg: dict) -> tuple[torch.Tensor, torch.Tensor]:
@@ -86,9 +94,21 @@ def measure(model_cfg, entry, assets: Path, kernel_size: int) -> Pretrained | No
     with torch.no_grad():
         acc = float((model(x).argmax(1) == y).float().mean())
     pca = patch_pca([x[i:i + 4] for i in range(0, len(x), 4)], kernel_size, progress=False)
-    return Pretrained(entry.name, entry.images, conv.weight.detach().clone(), pca, acc, len(x))
+    return Pretrained(entry.name, entry.images, conv.weight.detach().clone(), pca, acc, len(x),
+                      leave_one_out(x, kernel_size))
 
 
 def profile(p: Pretrained) -> torch.Tensor:
     """The layer's profile as it is (no init to subtract)."""
     return energy_profile(p.weight, p.pca.eigvecs)
+
+
+def jackknife_stderr(p: Pretrained, kernel_size: int, grid: str, tau_grid_size: int) -> dict[tuple, float]:
+    """The jackknife standard error over the images of every fit row (keyed by metric and grid), from
+    the row's value without each image in turn."""
+    def values(pca: PatchPCA) -> dict[tuple, float]:
+        rows, _ = fit_rows(energy_profile(p.weight, pca.eigvecs), pca.eigvals, kernel_size, grid, tau_grid_size, {})
+        return {(r["metric"], r["params"].get("grid")): r["value"] for r in rows}
+
+    loo = [values(pca) for pca in p.without_each]
+    return {key: jackknife_se([v[key] for v in loo]) for key in loo[0]}

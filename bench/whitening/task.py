@@ -33,8 +33,8 @@ from bench.store import Run
 from bench.training import optimizer_node, scheduler_node
 from bench.whitening import plots, pretrained
 from bench.whitening.config import SCHEMAS  # noqa: F401  (the task API)
-from bench.whitening.analyses import (first_layer_outputs, label_pca_correlation, pca_energy, quantile_labels,
-                                      spatial_autocorrelation, zca_filters)
+from bench.whitening.analyses import (first_layer_outputs, jackknife_se, label_pca_correlation, pca_energy,
+                                      quantile_labels, spatial_autocorrelation, zca_filters)
 from bench.whitening.fits import fit_rows, pooled_over_seeds
 from bench.whitening.patch_pca import PatchPCA, load_or_compute
 from bench.whitening.profile import GRIDS, energy_profile, pearson
@@ -201,6 +201,9 @@ def _profile_figures(run: Run, trained: dict[Variant, Trained], profiles: dict[s
             run.save_figure(f"profile_over_time_{v.id}", plots.profile_over_time(steps, over_time, v.id))
 
 
+JACKKNIFE_GROUPS = 16
+
+
 def _autocorrelation(ctx: RunContext, dm, trained: dict[Variant, Trained], variants: list[Variant],
                      pca: PatchPCA) -> None:
     """C(delta) of the raw input, of random (init) filters, of a perfect whitening (ZCA of the
@@ -215,17 +218,22 @@ def _autocorrelation(ctx: RunContext, dm, trained: dict[Variant, Trained], varia
     banks = {"input": (None, {}), "random": (random, {}), "zca": (zca_filters(pca, first.final.shape[1:]), {})}
     banks |= {f"trained:{v.id}": (t.final, {"kind": v.kind, "labels": v.labels, "first_layer": v.first_layer})
               for v, t in trained.items()}
-    curves, rows = {}, []
+    # the images are the units: each ratio's stderr is a jackknife over JACKKNIFE_GROUPS groups of them
+    group = torch.arange(len(images)) % JACKKNIFE_GROUPS
+    curves, without, rows = {}, {}, []
     with torch.no_grad():
         for name, (weight, extra) in banks.items():
-            c = spatial_autocorrelation(first_layer_outputs(images, weight), d)
+            maps = first_layer_outputs(images, weight)
+            c = spatial_autocorrelation(maps, d)
             curves[name] = c
+            without[name] = [float(spatial_autocorrelation(maps[group != g], d)[d]) for g in range(JACKKNIFE_GROUPS)]
             kind, _, variant = name.partition(":")
             params = {"filters": kind, "variant": variant or None, **extra}
             rows += [dict(metric="autocorr", value=float(c[i]), higher_is_better=False, n=len(images),
                           params={"delta": i, **params}) for i in range(d + 1)]
             if weight is not None:
-                rows.append(dict(metric="autocorr_ratio", value=float(c[d] / curves["input"][d]),
+                se = jackknife_se([b / a for b, a in zip(without[name], without["input"])])
+                rows.append(dict(metric="autocorr_ratio", value=float(c[d] / curves["input"][d]), stderr=se,
                                  higher_is_better=False, n=len(images), params={"delta": d, **params}))
     run.log_metrics(rows)
     run.save_figure("autocorrelation", plots.autocorr_curves(curves))
@@ -243,7 +251,8 @@ def _pretrained(cfg: DictConfig, run: Run) -> None:
         profiles[entry.name] = prof
         fit_of, fits[entry.name] = fit_rows(prof, p.pca.eigvals, cfg.task.kernel_size, cfg.task.fit.grid,
                                             cfg.task.tau_grid_size, params)
-        rows += fit_of
+        se = pretrained.jackknife_stderr(p, cfg.task.kernel_size, cfg.task.fit.grid, cfg.task.tau_grid_size)
+        rows += [{**r, "n": p.n_images, "stderr": se[(r["metric"], r["params"].get("grid"))]} for r in fit_of]
         # the weights are the right ones: they classify the image set's own (file-name) labels
         rows.append(dict(metric="pretrained_acc", value=p.accuracy, params=params, n=p.n_images))
     if rows:

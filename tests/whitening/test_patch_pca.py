@@ -35,3 +35,14 @@ def test_eigenvectors_are_in_conv_weight_order():
     conv = F.conv2d(x, u.reshape(1, 3, 3, 3)).flatten()
     coeffs = F.unfold(x, 3).transpose(1, 2).reshape(-1, 27) @ u
     torch.testing.assert_close(conv, coeffs)
+
+
+def test_leave_one_out_is_the_pca_of_the_other_images():
+    from bench.whitening.patch_pca import leave_one_out
+
+    x = _images(n=6)
+    for i, pca in enumerate(leave_one_out(x, 3)):
+        direct = patch_pca([torch.cat([x[:i], x[i + 1:]])], 3, progress=False)
+        assert pca.n_images == 5 and pca.n_patches == direct.n_patches
+        torch.testing.assert_close(pca.eigvals, direct.eigvals, rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(pca.mean, direct.mean, rtol=1e-10, atol=1e-12)

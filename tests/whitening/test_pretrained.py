@@ -68,6 +68,9 @@ def test_stage_b_rows_in_a_study(compose, bench_root):
     assert {("formula_fit_r", "paper"), ("fit_margin", "paper"), ("formula_t", "paper"), ("fit_edge", "paper"),
             ("power_r", None), ("lambda_r", None), ("pretrained_acc", None)} <= metrics
     assert {r["params"]["arch"] for r in rows} == {"keras_cifar_cnn"}
+    # the images are the units: every fit figure carries its jackknife standard error over the 20 images
+    margin = next(r for r in rows if r["metric"] == "fit_margin" and r["params"]["grid"] == "paper")
+    assert margin["n"] == 20 and margin["stderr"] > 0
 
 
 def test_asset_script_without_pip_names_the_command(tmp_path):

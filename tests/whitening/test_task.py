@@ -61,6 +61,8 @@ def test_whitening_study_end_to_end(compose, bench_root):
     ratios = {(r["params"]["filters"], r["params"]["variant"]): r["value"] for r in rows if r["metric"] == "autocorr_ratio"}
     assert ratios[("zca", None)] == pytest.approx(auto[("zca", 4)] / auto[("input", 4)])
     assert ratios[("zca", None)] < 0.5 * ratios[("random", None)]  # a perfect whitening decorrelates
+    # the images are the units: each ratio carries a jackknife stderr over groups of them
+    assert all(r["stderr"] > 0 for r in rows if r["metric"] == "autocorr_ratio")
     arts = {p.name for p in (run_dir / "artifacts").iterdir()}
     for name in ("profile_vs_formula.png", "consistency_heatmap.png", "autocorrelation.png",
                  "profile_over_time_linear_cnn-w0.25-s0-true.png", "profiles.safetensors", "patch_pca.safetensors"):
