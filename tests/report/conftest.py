@@ -18,6 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 
 from bench.provenance import config_hash, git_state, versions  # noqa: E402
+from bench.report import Report, write_report  # noqa: E402
 from bench.store import RUN_ID_ENV, Run  # noqa: E402
 
 PROVENANCE = {
@@ -182,11 +183,22 @@ def _results_once(tmp_path_factory: pytest.TempPathFactory) -> Results:
     return res
 
 
+def _copy(res: Results, folder: Path) -> Results:
+    out = Results(folder / "results", dict(res.ids))
+    shutil.copytree(res.dir, out.dir, symlinks=True)
+    out.bad_paths = {k: out.dir / p.relative_to(res.dir) for k, p in res.bad_paths.items()}
+    return out
+
+
 @pytest.fixture
 def results(_results_once: Results, tmp_path: Path) -> Results:
     """A results folder with good, unfinished and broken runs (see the module docstring): each test gets its
     own copy, which it may change."""
-    res = Results(tmp_path / "results", dict(_results_once.ids))
-    shutil.copytree(_results_once.dir, res.dir, symlinks=True)
-    res.bad_paths = {k: res.dir / p.relative_to(_results_once.dir) for k, p in _results_once.bad_paths.items()}
-    return res
+    return _copy(_results_once, tmp_path)
+
+
+@pytest.fixture(scope="module")
+def reported(_results_once: Results, tmp_path_factory: pytest.TempPathFactory) -> tuple[Results, Report]:
+    """A copy of the folder and the report written from it, shared by a module's tests that only read them."""
+    res = _copy(_results_once, tmp_path_factory.mktemp("reported"))
+    return res, write_report(res.dir)

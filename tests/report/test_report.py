@@ -7,7 +7,6 @@ import re
 import pandas as pd
 import pytest
 
-from bench.report import write_report
 from bench.report.aggregate import build_leaderboards, group_hash
 from bench.report.cli import main
 from bench.report.collect import collect
@@ -15,8 +14,8 @@ from bench.shift.card import CARD
 
 
 @pytest.fixture
-def report(results):
-    return write_report(results.dir)
+def report(reported):
+    return reported[1]
 
 
 def board(boards, task):
@@ -62,7 +61,8 @@ def test_rank_follows_each_columns_direction(results):
     assert [r.model for r in gap.rows] == ["ViT-L-14, pretrained=openai", "ViT-B-16, pretrained=openai"]
 
 
-def test_rows_are_models_under_test_and_claims_are_per_seed_group(results, report):
+def test_rows_are_models_under_test_and_claims_are_per_seed_group(reported):
+    results, report = reported
     """One shift run trains two classifiers: two rows (the card's ranking unit), one set of claim lines."""
     shift = board(build_leaderboards(collect(results.dir).completed), "shift")
     assert [(r.model, r.rank) for r in shift.rows] == [("resnet20, width=0.5", 1), ("mlp_mixer, width=0.25", 2)]
@@ -91,7 +91,8 @@ def test_registry_where_keeps_the_headline_small_and_conditions_complete(results
     assert len(acc) == 6  # every alpha x mode kept apart in the per-condition table
 
 
-def test_unfinished_runs_are_listed_not_ranked(results, report):
+def test_unfinished_runs_are_listed_not_ranked(reported):
+    results, report = reported
     c = report.collection
     assert {r.record["run_id"]: r.status for r in c.unfinished} == {
         results.ids["whitening/failed"]: "failed", results.ids["whitening/running"]: "running"}
@@ -103,7 +104,8 @@ def test_unfinished_runs_are_listed_not_ranked(results, report):
     assert results.ids["whitening/running"] in listed and "| running |" in listed
 
 
-def test_bad_files_are_reported_by_path_and_good_runs_kept(results, report):
+def test_bad_files_are_reported_by_path_and_good_runs_kept(reported):
+    results, report = reported
     reasons = {p.path: p.reason for p in report.collection.problems}
     assert set(reasons) == set(results.bad_paths.values())
     assert "metrics.jsonl:2: not valid JSON" in reasons[results.bad_paths["corrupt_metrics"]]
@@ -154,7 +156,8 @@ def test_markdown_has_one_table_per_task_with_provenance(report):
     assert "runs/whitening/" in md and "energy_profiles.png" in md  # plots linked relatively
 
 
-def test_html_is_offline_small_and_links_its_plots(results, report):
+def test_html_is_offline_small_and_links_its_plots(reported):
+    results, report = reported
     page = report.outputs["html"].read_text()
     assert not re.search(r"https?://", page), "the page must work offline: no external references"
     assert page.count('<table class="sortable" id="board-') == 4

@@ -4,14 +4,13 @@ from __future__ import annotations
 import pytest
 
 from bench.claims import AtLeast, AtMost, Claim, Monotone, Value, Verdict, Within
-from bench.report import write_report
 from bench.report.claims import ClaimLine
 from bench.report.forest import claim_point
 
 
 @pytest.fixture
-def report(results):
-    return write_report(results.dir)
+def report(reported):
+    return reported[1]
 
 
 def test_the_scorecard_counts_every_verdict_per_seed_group_and_leads_the_markdown(report):
