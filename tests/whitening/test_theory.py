@@ -73,6 +73,7 @@ def test_long_training_approaches_whitening():
     assert pearson(formula_profile(eigvals, eta, 1), eigvals.sqrt()) > 0.999  # small t: e ∝ lambda
 
 
+@pytest.mark.integration  # 10 and 200 label draws trained
 def test_trained_theory_model_approaches_whitening(data):
     # Training longer moves energy from the leading components to the trailing ones (towards
     # e ∝ 1/lambda): the trailing-to-leading energy ratio grows with t, as the formula says.
