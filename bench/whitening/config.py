@@ -35,6 +35,8 @@ class VariantConfig:
     optim: Optional[dict[str, Any]] = None  # merged onto task.optim
     batch_size: Optional[int] = None
     first_layer_init_scale: Optional[float] = None
+    # with task.stopping: train on to 2E (false: stop at E, for a control whose claims read E only)
+    double: bool = True
 
 
 @dataclass

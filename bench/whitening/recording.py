@@ -63,16 +63,16 @@ class StoppingRule(FirstLayerRecorder):
     is the first such epoch whose training accuracy reaches ``train_acc`` (rule ``acc``), or whose
     training loss has not improved on its best by the fraction ``plateau_rel`` for ``plateau_epochs``
     epochs (``plateau``), or ``max_epochs`` (``cap``: the rule never fired). Training then goes on to
-    epoch 2E. The first conv is kept at every read and at 2E, so the fit can be read at ceil(E/2) (the
+    epoch 2E (with ``double``; else it stops at E). The first conv is kept at every read and at 2E, so the fit can be read at ceil(E/2) (the
     last read before it), E and 2E; only those copies live in the resume checkpoint (saved every epoch:
     a copy per epoch would make each save grow with the training's length)."""
 
     def __init__(self, loader, train_acc: float, plateau_epochs: int, plateau_rel: float, max_epochs: int,
-                 check_every: int = 1) -> None:
+                 check_every: int = 1, double: bool = True) -> None:
         super().__init__([])
         self.loader, self.train_acc = loader, train_acc
         self.plateau_epochs, self.plateau_rel, self.max_epochs = plateau_epochs, plateau_rel, max_epochs
-        self.check_every = check_every
+        self.check_every, self.double = check_every, double
         self.history: list[tuple[int, float, float]] = []  # (epoch, training accuracy, training loss) per read
         self.epoch_steps: dict[int, int] = {}  # epoch -> global step at its end
         self.stop_epoch: int | None = None
@@ -100,7 +100,7 @@ class StoppingRule(FirstLayerRecorder):
             self.rule = self._fires(epoch)
             if self.rule:
                 self.stop_epoch = epoch
-        if self.stop_epoch is not None and epoch >= 2 * self.stop_epoch:
+        if self.stop_epoch is not None and epoch >= (2 if self.double else 1) * self.stop_epoch:
             self._snap(pl_module, trainer.global_step)
             trainer.should_stop = True
 
@@ -119,7 +119,8 @@ class StoppingRule(FirstLayerRecorder):
         if self.stop_epoch is None:
             return {}
         half = max([h[0] for h in self.history if h[0] <= math.ceil(self.stop_epoch / 2)], default=self.stop_epoch)
-        return {"half": half, "stop": self.stop_epoch, "double": min(2 * self.stop_epoch, max(self.epoch_steps))}
+        out = {"half": half, "stop": self.stop_epoch}
+        return out | {"double": min(2 * self.stop_epoch, max(self.epoch_steps))} if self.double else out
 
     def state_dict(self) -> dict:
         return {**super().state_dict(), "history": list(self.history), "epoch_steps": dict(self.epoch_steps),

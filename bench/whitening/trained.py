@@ -101,7 +101,7 @@ def _train(ctx: RunContext, dm, variant: Variant, training: Training) -> Trained
     stop = cfg.task.stopping
     if stop.enabled:
         recorder = StoppingRule(dm.ordered_train_dataloader(), stop.train_acc, stop.plateau_epochs,
-                                stop.plateau_rel, stop.max_epochs, stop.check_every)
+                                stop.plateau_rel, stop.max_epochs, stop.check_every, variant.double)
     else:
         recorder = FirstLayerRecorder(list(cfg.task.record_steps))
     module = ClassifierModule(model, dm.num_classes, optim=variant.optim, scheduler=cfg.task.scheduler,

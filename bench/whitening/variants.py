@@ -38,6 +38,8 @@ class Variant:
     optim: dict = field(default_factory=dict, compare=False)
     batch_size: int = field(default=256, compare=False)
     init_scale: float = field(default=1.0, compare=False)
+    # with a stopping rule: train on to twice the stopping point E (False: stop at E, for a control read there)
+    double: bool = field(default=True, compare=False)
 
     @property
     def kind(self) -> str:
@@ -85,7 +87,7 @@ def resolve_variants(cfg: DictConfig) -> list[Variant]:
                            v.loss or cfg.task.loss, optim,
                            int(v.batch_size if v.batch_size is not None else cfg.data.batch_size),
                            float(v.first_layer_init_scale if v.first_layer_init_scale is not None
-                                 else cfg.task.first_layer_init_scale)))
+                                 else cfg.task.first_layer_init_scale), bool(v.double)))
     for v in out:
         if v.labels not in LABELS:
             raise ConfigError(f"a variant's labels must be one of {', '.join(LABELS)}, not {v.labels!r}")

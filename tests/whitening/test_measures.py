@@ -39,12 +39,12 @@ class _Trainer:
         self.current_epoch, self.global_step, self.should_stop = 0, 0, False
 
 
-def _rule(history, check_every=1, epochs=None):
+def _rule(history, check_every=1, epochs=None, double=True):
     """Feed (accuracy, loss) per read to the rule; return it and the epoch training stopped at."""
     from bench.whitening.recording import StoppingRule
 
     rule = StoppingRule(loader=None, train_acc=0.99, plateau_epochs=3, plateau_rel=0.01, max_epochs=8,
-                        check_every=check_every)
+                        check_every=check_every, double=double)
     it = iter(history)
     rule._evaluate = lambda module: next(it)
     rule._snap = lambda module, step: rule.snapshots.__setitem__(step, None)
@@ -78,6 +78,8 @@ def test_stopping_rule_read_every_few_epochs():
     assert rule.accuracy_at(None, 3) == 0.5
     with pytest.raises(ValueError, match="not read"):
         rule.accuracy_at(None, 4)
+    rule, stopped = _rule([(0.5, 1.0), (0.995, 0.1)], check_every=3, epochs=14, double=False)  # a control
+    assert (rule.stop_epoch, stopped, rule.phases()) == (6, 6, {"half": 3, "stop": 6})
 
 
 def test_both_ends_disagreeing_is_inconclusive():

@@ -205,3 +205,24 @@ def test_frozen_first_layer_and_pca_tied_labels(compose):
     x, _ = dm.train.tensors()
     labels = quantile_labels(pca_energy(x, pca, 2), pca_energy(x, pca, 2), dm.num_classes)
     assert torch.bincount(labels).max() - torch.bincount(labels).min() <= 1  # balanced
+
+
+@pytest.mark.integration
+def test_stopping_rule_in_a_study(compose):
+    """With task.stopping each model is read at half / at / twice its stopping point, the rule read every
+    few epochs; a control with double=false stops at E and is read there only."""
+    run_dir = execute(compose([
+        "task=whitening", "data=digits", "data.n_train=64", "data.n_test=50", "data.batch_size=64",
+        "model=resnet20", "model.width=0.25", "+model.kwargs={init: kaiming_fan_out}",
+        "trainer.enable_progress_bar=false", "task.autocorr_max_delta=4", "task.autocorr_images=16",
+        "task.tau_grid_size=20", "task.stopping.enabled=true", "task.stopping.max_epochs=4",
+        "task.stopping.check_every=2", "task.stopping.train_acc=1.01",  # never reached: the cap fires at 4
+        "task.variants=[{},{first_layer:frozen,double:false}]", "logger=none"]))
+    rows = read_run(run_dir)[1]
+    stops = {r["params"]["first_layer"]: r["value"] for r in rows if r["metric"] == "stop_epoch"}
+    assert stops == {"learned": 4, "frozen": 4}
+    phases = {(r["params"]["first_layer"], r["params"]["phase"], r["params"]["step"]) for r in rows
+              if r["metric"] == "train_acc" and r["params"].get("over") != "seeds"}
+    # one step an epoch (64 images, batch 64): half = the read at epoch 2, stop = 4, double = 8
+    assert phases == {("learned", "half", 2), ("learned", "stop", 4), ("learned", "double", 8),
+                      ("frozen", "half", 2), ("frozen", "stop", 4)}
