@@ -63,9 +63,10 @@ class StoppingRule(FirstLayerRecorder):
     is the first such epoch whose training accuracy reaches ``train_acc`` (rule ``acc``), or whose
     training loss has not improved on its best by the fraction ``plateau_rel`` for ``plateau_epochs``
     epochs (``plateau``), or ``max_epochs`` (``cap``: the rule never fired). Training then goes on to
-    epoch 2E (with ``double``; else it stops at E). The first conv is kept at every read and at 2E, so the fit can be read at ceil(E/2) (the
-    last read before it), E and 2E; only those copies live in the resume checkpoint (saved every epoch:
-    a copy per epoch would make each save grow with the training's length)."""
+    epoch 2E (with ``double``; else it stops at E). The first conv is kept at every read and at 2E, so
+    the fit can be read at ceil(E/2) (the last read before it), E and 2E; only those copies live in the
+    resume checkpoint (saved every epoch: a copy per epoch would make each save grow with the training's
+    length)."""
 
     def __init__(self, loader, train_acc: float, plateau_epochs: int, plateau_rel: float, max_epochs: int,
                  check_every: int = 1, double: bool = True) -> None:
