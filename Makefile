@@ -42,4 +42,4 @@ test-slow: install
 	$(BIN)/python -m pytest -q -m slow
 
 clean:
-	rm -rf outputs .cache results/runs results/leaderboard.* results/schema results/forest results/leaderboard_claims.csv
+	rm -rf outputs .cache results/runs results/logs results/leaderboard.* results/schema results/forest results/leaderboard_claims.csv
