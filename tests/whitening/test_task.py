@@ -213,7 +213,7 @@ def test_stopping_rule_in_a_study(compose):
     few epochs; a control with double=false stops at E and is read there only."""
     run_dir = execute(compose([
         "task=whitening", "data=digits", "data.n_train=64", "data.n_test=50", "data.batch_size=64",
-        "model=resnet20", "model.width=0.25", "+model.kwargs={init: kaiming_fan_out}",
+        "model=resnet20", "model.width=0.5", "+model.kwargs={init: kaiming_fan_out}",
         "trainer.enable_progress_bar=false", "task.autocorr_max_delta=4", "task.autocorr_images=16",
         "task.tau_grid_size=20", "task.stopping.enabled=true", "task.stopping.max_epochs=4",
         "task.stopping.check_every=2", "task.stopping.train_acc=1.01",  # never reached: the cap fires at 4
