@@ -29,7 +29,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from bench.errors import BenchError
 from bench.searchpath import CONF_DIR, register as register_search_path
-from bench.tasks import register_config_schemas
+from bench.config import no_task_problem
+from bench.tasks import register_config_schemas, tasks
 
 log = logging.getLogger("bench")
 DDP_JOB_ENV = "BENCH_DDP_JOB"
@@ -344,6 +345,9 @@ def main() -> None:
     # (with a CPU-bound neighbour, two spinning threads ran 1.9x slower than one). The thread count
     # itself is config (``threads``), set in :func:`execute`.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if (problem := no_task_problem(sys.argv[1:], {t.name: t.card.preset for t in tasks().values()})) is not None:
+        print(f"bench: error: {problem}", file=sys.stderr)
+        sys.exit(2)
     register_config_schemas()  # before Hydra composes bench/conf/: each group's defaults come from its dataclass
     register_search_path()  # each task's own bench/<task>/conf/ (and a plugin task's conf/)
     sys.argv = ddp_child_argv(sys.argv)

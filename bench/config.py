@@ -8,11 +8,13 @@ task registers the schemas of the groups it reads (see :mod:`bench.tasks`).
 from __future__ import annotations
 
 import dataclasses
+import enum
 import logging
 import os
 import types
 import typing
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Optional
 
 from omegaconf import DictConfig, OmegaConf
@@ -39,6 +41,17 @@ class RunConfig:
     run_name: Optional[str] = None
 
 
+def no_task_problem(argv: list[str], presets: dict[str, str]) -> str | None:
+    """Why a command line runs nothing (``task: ???`` in ``bench/conf/config.yaml``: a bare ``bench``
+    picks no task), naming the fix; None when it names a task or a preset, or passes Hydra's own flags
+    (``--help``, ``--config-name``, ...), which Hydra handles. ``presets``: task -> its embedded preset."""
+    if any(arg.lstrip("+").partition("=")[0] in ("task", "experiment") for arg in argv) or \
+            any(arg.startswith("-") and arg not in ("-m", "--multirun") for arg in argv):
+        return None
+    return (f"no task given: run a preset, bench experiment=<task>/embedded ({', '.join(presets.values())}), "
+            f"or pick a task, bench task=<task> ... ({', '.join(presets)})")
+
+
 def default_threads(environ: os._Environ | dict = os.environ) -> int:
     """``OMP_NUM_THREADS`` when the user set it to a positive integer, else the cores this process may use
     (its CPU affinity), never the load: the same machine and config give the same count at any load."""
@@ -58,9 +71,16 @@ class PathsConfig:
     wandb_dir: str
 
 
+class LoggerMode(StrEnum):
+    """W&B's mode: ``offline`` (files only, synced later with ``wandb sync``), ``online``, ``disabled``."""
+    offline = "offline"
+    online = "online"
+    disabled = "disabled"
+
+
 @dataclass
 class LoggerConfig:
-    mode: str = "offline"  # offline | online | disabled
+    mode: LoggerMode = LoggerMode.offline
     project: str = "bench"
     group: Optional[str] = None
     tags: list[str] = field(default_factory=list)
@@ -128,13 +148,19 @@ class SchedulerConfig:
 SchedulerNode = Optional[dict[str, Any]]
 
 
+class Labels(StrEnum):
+    """An image dataset's targets: its ``true`` labels or one fixed ``random`` permutation of them."""
+    true = "true"
+    random = "random"
+
+
 @dataclass
 class ImageDataConfig:
     """An image-classification dataset (see :mod:`bench.data`)."""
     _target_: str = "bench.data.datamodule.ImageDataModule"
     name: str = "embedded_photos"
     root: Optional[str] = None
-    labels: str = "true"  # true | random (one fixed permutation of the targets)
+    labels: Labels = Labels.true
     image_size: int = 32
     pool: int = 1  # average each image over pool x pool pixel blocks after loading (28x28 -> 14x14 at 2)
     n_train: Optional[int] = None
@@ -163,11 +189,32 @@ def _field_types(schema: type) -> dict[str, Any]:
 
 
 def _type_name(tp: Any) -> str:
-    """``int``, ``float or null``, ``list[int]``: how a field's type reads in an error message."""
+    """``int``, ``float or null``, ``list[int]``, ``one of ce, mse``: how a field's type reads in an error message."""
     args = [a for a in typing.get_args(tp) if a is not type(None)]
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return "one of " + ", ".join(m.value for m in tp)
     if typing.get_origin(tp) in (typing.Union, types.UnionType):
         return " or ".join([*map(_type_name, args), "null"])
+    if typing.get_origin(tp) in (list, dict) and args and isinstance(args[-1], type) and issubclass(args[-1], enum.Enum):
+        return _type_name(args[-1])  # an entry of a list (a value of a dict) of choices
     return getattr(tp, "__name__", None) if not args else str(tp).replace("typing.", "")
+
+
+def _locate(node: Any, key: str, value: Any, path: str = "") -> str | None:
+    """The path of the first ``key`` holding ``value`` in ``node``: OmegaConf names only the last key of
+    an error inside a list of dataclasses (``loss`` for ``variants[0].loss``)."""
+    if isinstance(node, dict):
+        for k, v in node.items():
+            here = f"{path}.{k}" if path else str(k)
+            if str(k) == key and not isinstance(v, (dict, list)) and str(v) == str(value):
+                return here
+            if (found := _locate(v, key, value, here)) is not None:
+                return found
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            if (found := _locate(v, key, value, f"{path}[{i}]")) is not None:
+                return found
+    return None
 
 
 def _explain(e: OmegaConfBaseException, node: DictConfig, schema: type, key: str) -> str:
@@ -182,8 +229,18 @@ def _explain(e: OmegaConfBaseException, node: DictConfig, schema: type, key: str
     if isinstance(e, ConfigKeyError):
         return f"{full} is not a key of {getattr(parent, '__name__', key)}; valid keys: {valid}"
     if isinstance(e, ValidationError) and parts:
-        expected = _type_name(_field_types(parent).get(parts[-1], Any))
-        value = OmegaConf.select(node, ".".join(parts), default=None, throw_on_missing=False)
+        holder = e.object_type if dataclasses.is_dataclass(e.object_type) else parent
+        name = parts[-1].split("[")[0]  # modes[1]: an entry of the list field `modes`
+        expected = _type_name(_field_types(holder).get(name, Any))
+        found = _locate(OmegaConf.to_container(node), name, e.value) if e.value is not None else None
+        if found is not None:  # where the value really is (OmegaConf loses the path inside lists)
+            full, value = ".".join([key, found] if key else [found]), e.value
+        else:
+            value = OmegaConf.select(node, ".".join(parts), default=None, throw_on_missing=False)
+        if expected.startswith("one of "):  # a choice (an Enum field)
+            quote = f" (a choice that reads as a boolean is quoted: {full}='{str(value).lower()}')" \
+                if isinstance(value, bool) else ""
+            return f"{full}={value}: use {expected}{quote}"
         return f"{full}={value}: expected {expected} ({str(e).splitlines()[0]})"
     return f"config group '{key}' is malformed: {str(e).splitlines()[0]} (valid keys: {valid})"
 
@@ -201,8 +258,8 @@ SCHEMA_OPTION = "schema"  # <group>/schema, and task/<task>_schema for each task
 
 
 def schema_defaults(schema: type) -> dict[str, Any]:
-    """A dataclass schema's defaults as a plain dict (unset fields are ``???``)."""
-    return OmegaConf.to_container(OmegaConf.structured(schema))
+    """A dataclass schema's defaults as a plain dict (unset fields are ``???``; a choice is its name)."""
+    return OmegaConf.to_container(OmegaConf.structured(schema), enum_to_str=True)
 
 
 def schema_node(cfg: Any, schema: type) -> dict[str, Any]:
@@ -215,7 +272,7 @@ def register_schemas(schemas_by_task: dict[str, dict[str, type]]) -> None:
     """Put each config group's defaults into Hydra's ConfigStore, from its dataclass: the one source.
 
     A group's YAML options start their defaults list with ``schema`` (a task's own file with
-    ``<task>_schema``) and hold only what differs. They are stored as plain dicts, not typed
+    ``<task>_schema``) and hold only what differs (the ``model`` group's options are the registry's names: :mod:`bench.searchpath`). They are stored as plain dicts, not typed
     nodes, so a wrong type still reaches :func:`validate` (one ``bench: error`` line naming the
     key and the expected type) instead of failing inside Hydra's composition."""
     from hydra.core.config_store import ConfigStore

@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from bench.config import LoggerMode
 from bench.store import is_rank_zero
 
 
@@ -24,8 +25,8 @@ class Tracker:
 
     def __init__(self, mode: str, project: str, save_dir: str | os.PathLike, *, name: str | None = None,
                  group: str | None = None, tags: list[str] | None = None, config: dict | None = None) -> None:
-        if mode not in ("offline", "online", "disabled"):
-            raise ValueError(f"logger.mode must be offline, online or disabled, not {mode!r}")
+        if mode not in tuple(LoggerMode):  # the config is checked by its schema; this guards a direct call
+            raise ValueError(f"logger.mode must be one of {', '.join(LoggerMode)}, not {mode!r}")
         self.mode = mode if is_rank_zero() else "disabled"
         self.run = None
         self.run_id: str | None = None

@@ -11,6 +11,7 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from bench.data import DATASETS, EMBEDDED, embedded, real
+from bench.config import Labels
 from bench.errors import DataError
 from bench.seeding import derive
 
@@ -64,8 +65,8 @@ class ImageDataModule(L.LightningDataModule):
             raise DataError(f"data.pool must be a positive integer (1: the images as they are), not {pool}")
         if name not in DATASETS:
             raise DataError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
-        if labels not in ("true", "random"):
-            raise DataError(f"data.labels must be 'true' or 'random', not {labels!r}")
+        if labels not in tuple(Labels):  # the config is checked by its schema; this guards a direct call
+            raise DataError(f"data.labels must be one of {', '.join(Labels)}, not {labels!r}")
         if name in ("cifar10", "cifar100", "imagefolder", "celeba") and not root:
             raise DataError(f"dataset {name} needs data.root=<directory holding it>")
         self.name, self.root, self.labels_kind = name, root, labels

@@ -6,6 +6,7 @@ imports torch (a config error is reported in about a second).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Optional
 
 from bench.config import OptimConfig, SchedulerNode
@@ -60,16 +61,30 @@ class ZeroShotConfig:
     download: bool = False
 
 
+class GapMode(StrEnum):
+    """How the queries move along the gap (see :class:`bench.modality_gap.gap.GapShift`)."""
+    paper = "paper"
+    symmetric = "symmetric"
+    image_only = "image_only"
+
+
+class Convention(StrEnum):
+    """How a gaussian perturbation's level reads: ``norm``, E||eps||^2 = sigma^2 (the paper's scale), or
+    ``coordinate``, sigma^2 per coordinate (see :class:`bench.modality_gap.robustness.Perturbation`)."""
+    norm = "norm"
+    coordinate = "coordinate"
+
+
 @dataclass
 class ModalityGapTaskConfig:
     name: str = "modality_gap"
     alphas: list[float] = field(default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 1.0, 1.5])
-    modes: list[str] = field(default_factory=lambda: ["paper", "symmetric"])
+    modes: list[GapMode] = field(default_factory=lambda: [GapMode.paper, GapMode.symmetric])
     subspace: str = "rank"  # PCs of the retrieval set removed from g (paper mode): rank | k=<int> | var=<fraction>
     renormalize: bool = False
     orthogonality_k: list[int] = field(default_factory=lambda: [1, 5, 10])
     perturbations: dict[str, Any] = field(default_factory=lambda: {"gaussian": [0.005, 0.022, 0.04]})
-    gaussian_convention: str = "norm"  # norm: E||eps||^2 = sigma^2 (the paper's scale) | coordinate: sigma^2 each
+    gaussian_convention: Convention = Convention.norm
     trials: int = 20
     retrieval_ks: list[int] = field(default_factory=lambda: [1, 5, 10])
     device: str = "auto"

@@ -11,7 +11,9 @@ from dataclasses import dataclass
 
 import torch
 
-MODES = ("paper", "symmetric", "image_only")
+from bench.modality_gap.config import GapMode
+
+MODES = tuple(GapMode)
 
 
 def gap_vector(query: torch.Tensor, retrieval: torch.Tensor) -> torch.Tensor:

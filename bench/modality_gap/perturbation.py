@@ -7,8 +7,10 @@ from dataclasses import dataclass
 
 import torch
 
+from bench.modality_gap.config import Convention
+
 KINDS = ("gaussian", "quantize", "paraphrase")
-CONVENTIONS = ("norm", "coordinate")
+CONVENTIONS = tuple(Convention)
 
 @dataclass(frozen=True)
 class Perturbation:

@@ -45,8 +45,6 @@ def variants(cfg: DictConfig) -> list[Variant]:
     augment = [bool(a) for a in task.augment]
     if task.grid == "full":
         return [Variant(m, a, n) for m in models for a in augment for n in sizes]
-    if task.grid != "star":
-        raise ConfigError(f"task.grid must be full or star, not {task.grid!r}")
     names = [m["name"] for m in models]
     ablated = {}
     for key in ("ablate_augment", "ablate_sizes"):

@@ -2,9 +2,46 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from typing import Any, Optional
 
 from bench.config import ModelConfig, OptimConfig, SchedulerConfig, SchedulerNode
+
+
+class GeneratorKind(StrEnum):
+    """See :class:`GeneratorConfig`."""
+    vae = "vae"
+    unet = "unet"
+    dit = "dit"
+    edm = "edm"
+
+
+class Sampler(StrEnum):
+    """A deterministic sampler: ``ddim`` (eta=0), ``euler`` and ``heun`` (EDM-style Karras sigmas) for
+    unet/dit; ``ctrl_shift``, ``heun`` and ``euler`` for edm (see :class:`GeneratorConfig`)."""
+    ddim = "ddim"
+    euler = "euler"
+    heun = "heun"
+    ctrl_shift = "ctrl_shift"
+
+
+class Unit(StrEnum):
+    """A family's intensities as its own parameter (R, t or s) or as the shift angle divided by pi."""
+    param = "param"
+    angle_pi = "angle_pi"
+
+
+class Rng(StrEnum):
+    """How eps, labels and anchors are drawn (see :mod:`bench.shift.rng`): ``bench``, from the run's
+    seed by purpose; ``reference``, the reference scripts' global-seed draws (the paper's exact sets)."""
+    bench = "bench"
+    reference = "reference"
+
+
+class Grid(StrEnum):
+    """Which classifiers train on each base set (see :class:`ShiftTaskConfig`)."""
+    full = "full"
+    star = "star"
 
 
 @dataclass
@@ -28,14 +65,14 @@ class GeneratorConfig:
     ``source``: a hub id or local directory, ``embedded`` (vae, unet: train on MNIST and cache), or
     the network pickle (edm).
     """
-    kind: str = "vae"
+    kind: GeneratorKind = GeneratorKind.vae
     source: Optional[str] = "embedded"
     latent_dim: int = 16  # vae
     hidden: int = 256  # vae: MLP width; unet: base channel count (use ~32)
     image_size: int = 28  # embedded unet: 16 or 28
     # unet/dit: ddim (eta=0) | euler | heun (EDM-style Karras sigmas); edm: ctrl_shift (the Control+Shift
     # reference's sampler: float32, last sigma 1e-5, floored to uint8; the paper's sets) | heun | euler (NVlabs')
-    sampler: str = "ddim"
+    sampler: Sampler = Sampler.ddim
     steps: int = 50
     sigma_min: float = 0.002
     sigma_max: float = 80.0
@@ -53,7 +90,7 @@ class GeneratorConfig:
 class FamilyConfig:
     """One shift family's sweep: intensities starting at its training value."""
     values: list[float] = field(default_factory=list)
-    unit: str = "param"  # param (R, t or s) | angle_pi (the shift angle divided by pi)
+    unit: Unit = Unit.param
 
 
 @dataclass
@@ -73,9 +110,7 @@ class ShiftTaskConfig:
     """The controllable-shift benchmark."""
     name: str = "shift"
     families: dict[str, Optional[FamilyConfig]] = field(default_factory=dict)  # null switches a family off
-    # how eps, labels and anchors are drawn: bench (per shard; seeds derive from the run's ``seed`` by
-    # purpose, bench.seeding) | reference (the reference scripts' global-seed draws: the paper's exact sets)
-    rng: str = "bench"  # bench: draws derived from the run's seed | reference: the reference scripts' seeds
+    rng: Rng = Rng.bench
     # the seed of the generator (embedded ones) and the generated sets (rng=bench); null: the run's seed.
     # Fixed, seeds vary only the classifiers' training (the paper's datasets are fixed)
     data_seed: Optional[int] = None
@@ -90,7 +125,7 @@ class ShiftTaskConfig:
     classifiers: list[ModelConfig] = field(default_factory=list)  # empty: the `model` group
     augment: list[bool] = field(default_factory=lambda: [False])
     train_sizes: list[Optional[int]] = field(default_factory=lambda: [None])  # null: all of n_train
-    grid: str = "full"
+    grid: Grid = Grid.full
     ablate_augment: Optional[list[str]] = None
     ablate_sizes: Optional[list[str]] = None
     augment_families: Optional[list[str]] = None  # star: the augmentation ablation trains on these families' bases only

@@ -33,7 +33,7 @@ from bench.shift.evaluate import auc, binomial_stderr, correct, train_classifier
 from bench.shift.families import (
     FAMILIES, PARAM_NAMES, Shift, parse_values, validate_sweep)
 from bench.shift.divergence import latent_kl_gauss, latent_kl_gauss_mc, sample_divergences
-from bench.shift.rng import REFERENCE_ANCHOR_SEED, REFERENCE_SEEDS, check_reference_sizes, check_rng, draw_anchors
+from bench.shift.rng import REFERENCE_ANCHOR_SEED, REFERENCE_SEEDS, check_reference_sizes, draw_anchors
 from bench.shift.generators import Generator, build_generator
 
 log = logging.getLogger("bench.shift")
@@ -106,7 +106,6 @@ def run(ctx: RunContext) -> None:
     for family in task.augment_families or ():
         if family not in sweep:
             raise ConfigError(f"task.augment_families names {family}, which is not a swept family ({', '.join(sweep)})")
-    check_rng(task.rng)
     if task.rng == "reference":
         check_reference_sizes(n_train=task.n_train, n_val=task.n_val, n_test=task.n_test)
     check_recipes(task, grid)

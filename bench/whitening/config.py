@@ -6,9 +6,42 @@ imports torch (a config error is reported in about a second).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Optional
 
 from bench.config import ImageDataConfig, ModelConfig, OptimConfig, SchedulerNode
+
+
+class VariantLabels(StrEnum):
+    """A model's targets: ``data.labels``' two, and ``pca`` (each image's class is the quantile of its
+    patches' energy along one PCA direction: the paper's counterexample)."""
+    true = "true"
+    random = "random"
+    pca = "pca"
+
+
+class FirstLayer(StrEnum):
+    """``learned`` (trained as usual) or ``frozen`` (the random init never trains: the control)."""
+    learned = "learned"
+    frozen = "frozen"
+
+
+class Loss(StrEnum):
+    """Cross-entropy, or the mean squared error to one-hot targets (the linear theory's loss)."""
+    ce = "ce"
+    mse = "mse"
+
+
+class FitGrid(StrEnum):
+    """See :class:`FitConfig`."""
+    paper = "paper"
+    wide = "wide"
+
+
+class ImageSet(StrEnum):
+    """The image sets a pretrained model is measured on (files from scripts/assets/pretrained_weights.sh)."""
+    foolbox_imagenet = "foolbox_imagenet"
+    foolbox_cifar10 = "foolbox_cifar10"
 
 
 @dataclass
@@ -24,14 +57,14 @@ class VariantConfig:
     width: Optional[float] = None
     seed: Optional[int] = None
     seed_offset: int = 0
-    labels: Optional[str] = None
+    labels: Optional[VariantLabels] = None
     epochs: Optional[int] = None
-    first_layer: Optional[str] = None  # learned (default) | frozen: the random init never trains (control)
+    first_layer: Optional[FirstLayer] = None  # unset: learned
     kwargs: Optional[dict[str, Any]] = None  # model kwargs; unset: model.kwargs if arch is model.name, else none
     # The training recipe of this model when it differs from the study's (unset: task.loss, task.optim,
     # data.batch_size, task.first_layer_init_scale). The linear theory model trains as the formula
     # assumes: MSE, full-batch gradient descent, a small init.
-    loss: Optional[str] = None
+    loss: Optional[Loss] = None
     optim: Optional[dict[str, Any]] = None  # merged onto task.optim
     batch_size: Optional[int] = None
     first_layer_init_scale: Optional[float] = None
@@ -44,7 +77,7 @@ class FitConfig:
     """Which grid the headline ``formula_fit_r`` uses: ``paper`` (the authors' eta, t grid, lambda
     convention and exact formula) or ``wide`` (eta -> 0 over a log-spaced tau grid of
     ``task.tau_grid_size`` points). With ``paper``, the wide fit is also recorded as a diagnostic."""
-    grid: str = "paper"
+    grid: FitGrid = FitGrid.paper
 
 
 @dataclass
@@ -69,7 +102,7 @@ class PretrainedConfig:
     (``foolbox_imagenet`` or ``foolbox_cifar10``: see :mod:`bench.whitening.pretrained`)."""
     name: str = "tv_mobilenet_v2"
     weights: str = ""
-    images: str = "foolbox_imagenet"
+    images: ImageSet = ImageSet.foolbox_imagenet
 
 
 @dataclass
@@ -82,7 +115,7 @@ class WhiteningTaskConfig:
     # The paper's protocol by default: SGD lr 0.01, no momentum, no weight decay, constant rate, cross-entropy.
     optim: OptimConfig = field(default_factory=OptimConfig)
     scheduler: SchedulerNode = None  # null: a constant learning rate; else a scheduler node (SchedulerConfig's keys)
-    loss: str = "ce"  # ce | mse
+    loss: Loss = Loss.ce
     augment: bool = False
     hflip: bool = True  # with augment: off for digits
     record_steps: list[int] = field(default_factory=lambda: [10, 30, 100, 300, 1000])

@@ -23,9 +23,10 @@ import torch
 import torchvision.transforms.functional as TF
 from PIL import Image
 
-from bench.errors import ConfigError, DataError
+from bench.errors import DataError
 from bench.models import build_model, first_conv
 from bench.whitening.analyses import jackknife_se
+from bench.whitening.config import ImageSet
 from bench.whitening.fits import fit_rows
 from bench.whitening.patch_pca import PatchPCA, leave_one_out, patch_pca
 from bench.whitening.profile import energy_profile
@@ -33,7 +34,8 @@ from bench.whitening.profile import energy_profile
 log = logging.getLogger(__name__)
 INSTALL = "bash scripts/assets/pretrained_weights.sh (make assets)"
 # image set -> (file pattern under <assets>/foolbox, number of files, classes the model predicts)
-IMAGE_SETS = {"foolbox_imagenet": ("imagenet_*.jpg", 20, 1000), "foolbox_cifar10": ("cifar10_*.png", 20, 10)}
+IMAGE_SETS = {ImageSet.foolbox_imagenet: ("imagenet_*.jpg", 20, 1000),
+              ImageSet.foolbox_cifar10: ("cifar10_*.png", 20, 10)}
 
 
 @dataclass
@@ -72,9 +74,6 @@ def load_image_set(assets: Path, images: str, input_cfg: dict) -> tuple[torch.Te
 def measure(model_cfg, entry, assets: Path, kernel_size: int) -> Pretrained | None:
     """Load one pretrained model and the PCA of its image set; None (with one warning naming the
     install command) when its weights or images are not installed."""
-    if entry.images not in IMAGE_SETS:  # a typo is a config error, not an asset to install
-        raise ConfigError(f"task.pretrained: {entry.name}'s images={entry.images!r} is not an image set; one of "
-                          f"{', '.join(IMAGE_SETS)}")
     weights = Path(entry.weights)
     n_classes = IMAGE_SETS[entry.images][2]
     if not weights.is_file():

@@ -34,7 +34,6 @@ import torch
 PAPER_ETA = 1e-7
 PAPER_T = (10_000, 4_999_750, 250)  # first t, last t, step (the authors' reference grid)
 PAPER_IMAGE = 32  # the paper's CIFAR images: the patch count its grid is defined at
-GRIDS = ("paper", "wide")
 # Bars a fit must clear to count (issue 22; fixed with the measures, before any fit was looked at)
 FIT_OVER_POWER, FIT_OVER_LAMBDA, FORMULA_FROM_LAMBDA = 0.05, 0.2, 0.2
 POWERS = torch.linspace(-2.0, 2.0, 401, dtype=torch.float64)  # lambda^p: p = 1 is e ∝ lambda, -1 whitening

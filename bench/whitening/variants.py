@@ -9,15 +9,15 @@ from omegaconf.errors import OmegaConfBaseException
 
 from bench.errors import ConfigError
 from bench.training import optimizer_node
+from bench.whitening.config import FirstLayer, VariantLabels
 
 # the axes along which two variants are compared (consistency_r of a pair differing in one of them)
 AXES = ("arch", "width", "seed", "labels", "first_layer")
 # labels=pca: each image's class is the quantile of its patches' energy along one PCA direction
 # (task.pca_labels_component), the paper's counterexample, where labels and PCA coefficients are
 # tied and the formula must fail. Built in this task from the true-label data module.
-LABELS = ("true", "random", "pca")
-FIRST_LAYER = ("learned", "frozen")
-LOSSES = ("ce", "mse")
+LABELS = tuple(VariantLabels)  # the order a pair's labels are named in (true-random: the paper's Table 2)
+FIRST_LAYER = tuple(FirstLayer)
 # The formula's own model class (conv -> pool -> linear): reported as kind=linear, a control for the
 # theory, apart from the trained nonlinear CNNs (kind=cnn).
 LINEAR_MODELS = frozenset({"linear_cnn"})
@@ -88,13 +88,6 @@ def resolve_variants(cfg: DictConfig) -> list[Variant]:
                            int(v.batch_size if v.batch_size is not None else cfg.data.batch_size),
                            float(v.first_layer_init_scale if v.first_layer_init_scale is not None
                                  else cfg.task.first_layer_init_scale), bool(v.double)))
-    for v in out:
-        if v.labels not in LABELS:
-            raise ConfigError(f"a variant's labels must be one of {', '.join(LABELS)}, not {v.labels!r}")
-        if v.loss not in LOSSES:
-            raise ConfigError(f"a variant's loss must be one of {', '.join(LOSSES)}, not {v.loss!r}")
-        if v.first_layer not in FIRST_LAYER:
-            raise ConfigError(f"a variant's first_layer must be one of {', '.join(FIRST_LAYER)}, not {v.first_layer!r}")
     ids = [v.id for v in out]
     if len(set(ids)) != len(ids):
         raise ConfigError(f"task.variants lists the same model twice: {ids}")

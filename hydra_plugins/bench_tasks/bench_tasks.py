@@ -1,4 +1,4 @@
-"""Hydra finds search-path plugins under ``hydra_plugins``: this exposes bench's (see :mod:`bench.searchpath`)."""
-from bench.searchpath import BenchTasksSearchPath
+"""Hydra finds plugins under ``hydra_plugins``: this exposes bench's (see :mod:`bench.searchpath`)."""
+from bench.searchpath import BenchTasksSearchPath, RegistryModels
 
-__all__ = ["BenchTasksSearchPath"]
+__all__ = ["BenchTasksSearchPath", "RegistryModels"]

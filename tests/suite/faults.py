@@ -17,7 +17,7 @@ from bench.report.cli import main as report_main
 from bench.store import RUN_ID_ENV, Run, read_run
 
 REPO = Path(__file__).resolve().parents[2]
-TINY = ["data=digits", "data.n_train=256", "model=linear_cnn", "trainer.max_steps=3", "task.variants=[{}]",
+TINY = ["task=whitening", "data=digits", "data.n_train=256", "model=linear_cnn", "trainer.max_steps=3", "task.variants=[{}]",
         "task.record_steps=[1]", "task.autocorr_images=16", "task.tau_grid_size=20", "logger=none",
         "trainer.enable_progress_bar=false"]
 # 40 epochs of 4 steps: long enough that the kill (sent within ~10 ms of the first last.ckpt) lands mid-training

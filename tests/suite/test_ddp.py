@@ -23,7 +23,7 @@ BENCH = str(Path(sys.executable).parent / "bench")
 # linear model keeps float differences at their size (~1e-6 relative after 60 steps), where a deep net's
 # chaotic training amplifies them.
 N_TRAIN = 1024
-TINY = ["data=digits", f"data.n_train={N_TRAIN}", "model=linear_cnn", "trainer.max_epochs=60",
+TINY = ["task=whitening", "data=digits", f"data.n_train={N_TRAIN}", "model=linear_cnn", "trainer.max_epochs=60",
         "task.variants=[{}]", "task.autocorr_images=64",
         "task.optim._target_=torch.optim.AdamW", "task.optim.lr=0.03", "trainer.enable_progress_bar=false"]
 BATCH = N_TRAIN

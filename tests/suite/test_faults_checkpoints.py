@@ -45,7 +45,7 @@ def test_a_killed_training_resumes_at_the_next_epoch_with_the_same_metrics(tmp_p
 
 @pytest.mark.parametrize("damage", ["garbage", "truncated"])
 def test_a_corrupt_checkpoint_is_discarded_with_a_warning_and_training_restarts(compose, tmp_path, caplog, damage):
-    trainer_cfg = compose(["trainer.enable_progress_bar=false"]).trainer
+    trainer_cfg = compose(["task=whitening", "trainer.enable_progress_bar=false"]).trainer
     ckpt = tmp_path / "ckpt"
     tiny_fit(trainer_cfg, ckpt, max_epochs=1)  # an interrupted attempt left last.ckpt
     last = ckpt / "last.ckpt"
@@ -65,7 +65,7 @@ def test_a_checkpoint_written_with_another_thread_count_is_not_resumed(compose, 
     """Resumed on 2 threads, a training begun on 1 would match neither count's bits: it starts over."""
     import torch
 
-    trainer_cfg = compose(["trainer.enable_progress_bar=false"]).trainer
+    trainer_cfg = compose(["task=whitening", "trainer.enable_progress_bar=false"]).trainer
     ckpt = tmp_path / "ckpt"
     threads = torch.get_num_threads()
     tiny_fit(trainer_cfg, ckpt, max_epochs=1)
@@ -82,7 +82,7 @@ def test_a_checkpoint_that_records_no_numerics_is_not_resumed(compose, tmp_path,
     """A last.ckpt without bench's numerics record (another tool's, or an older bench's) is not trusted."""
     import torch
 
-    trainer_cfg = compose(["trainer.enable_progress_bar=false"]).trainer
+    trainer_cfg = compose(["task=whitening", "trainer.enable_progress_bar=false"]).trainer
     ckpt = tmp_path / "ckpt"
     tiny_fit(trainer_cfg, ckpt, max_epochs=1)
     state = torch.load(ckpt / "last.ckpt", weights_only=True)
@@ -99,7 +99,7 @@ def test_a_failed_checkpoint_save_leaves_no_temporary_file(compose, tmp_path, mo
 
     from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
-    trainer_cfg = compose(["trainer.enable_progress_bar=false"]).trainer
+    trainer_cfg = compose(["task=whitening", "trainer.enable_progress_bar=false"]).trainer
     ckpt = tmp_path / "ckpt"
     tiny_fit(trainer_cfg, ckpt, max_epochs=1)
     before = (ckpt / "last.ckpt").read_bytes()
@@ -127,7 +127,7 @@ def test_checkpoint_folders_have_one_owner_a_second_process_waits(compose, tmp_p
     while not (tmp_path / "held").exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     t0 = time.monotonic()
-    trainer = tiny_fit(compose(["trainer.enable_progress_bar=false"]).trainer, ckpt, max_epochs=1)
+    trainer = tiny_fit(compose(["task=whitening", "trainer.enable_progress_bar=false"]).trainer, ckpt, max_epochs=1)
     waited = time.monotonic() - t0
     assert holder.wait(timeout=60) == 0 and trainer.global_step == 4
     assert waited > 1.5, f"trained into a live process's checkpoint folder after {waited:.1f} s"

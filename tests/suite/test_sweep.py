@@ -14,7 +14,7 @@ from bench import cli, tracking
 from bench.store import iter_run_dirs, read_run
 from bench.training import ClassifierModule, build_trainer, fit
 
-TINY = ["data=digits", "data.n_train=256", "model=linear_cnn", "trainer.max_steps=3", "task.variants=[{}]",
+TINY = ["task=whitening", "data=digits", "data.n_train=256", "model=linear_cnn", "trainer.max_steps=3", "task.variants=[{}]",
         "task.record_steps=[1]", "task.autocorr_images=16", "task.tau_grid_size=20", "logger=none",
         "trainer.enable_progress_bar=false"]
 
@@ -77,7 +77,7 @@ def test_fit_resumes_an_interrupted_training_from_last_ckpt(compose, tmp_path):
     torch.manual_seed(0)
     x, y = torch.randn(64, 1, 8, 8), torch.randint(0, 3, (64,))
     dm = L.LightningDataModule.from_datasets(train_dataset=TensorDataset(x, y), batch_size=16)
-    trainer_cfg = compose(["trainer.enable_progress_bar=false"]).trainer
+    trainer_cfg = compose(["task=whitening", "trainer.enable_progress_bar=false"]).trainer
     ckpt = tmp_path / "ckpt"
 
     def module() -> ClassifierModule:

@@ -104,12 +104,3 @@ def test_a_missing_dataset_still_measures_stage_b(compose, bench_root, caplog):
     assert record["status"] == "completed"
     assert {r["params"].get("stage") for r in rows} == {"pretrained"}
     assert "cifar10 not found under" in caplog.text and "trained models are not measured" in caplog.text
-
-
-def test_an_unknown_image_set_is_a_config_error(compose, bench_root):
-    from bench.cli import execute
-    from bench.errors import ConfigError
-
-    with pytest.raises(ConfigError, match="images='imagenet' is not an image set; one of foolbox_imagenet"):
-        execute(compose(["task=whitening", "logger=none",
-                         "task.pretrained=[{name: tv_mobilenet_v2, weights: x.pth, images: imagenet}]"]))

@@ -102,13 +102,6 @@ def test_an_autocorrelation_shift_the_images_cannot_hold_is_a_clear_error(compos
         execute(compose([*TINY, "logger=none", "task.autocorr_max_delta=14", "task.variants=[{}]"]))
 
 
-def test_unknown_fit_grid_is_a_clear_error(compose):
-    from bench.errors import ConfigError
-
-    with pytest.raises(ConfigError, match="task.fit.grid must be one of paper, wide"):
-        execute(compose([*TINY, "logger=none", "task.fit.grid=log"]))
-
-
 def test_variant_epochs_override_the_trainer(compose):
     """A variant's ``epochs`` trains that model longer (the paper's random labels) and only it."""
     from safetensors.torch import load_file

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from bench.context import RunContext
 from bench.errors import ConfigError
-from bench.shift.config import GeneratorConfig
+from bench.shift.config import GeneratorConfig, GeneratorKind
 from bench.shift.generators.base import Generator, resolve_device, weights_hash
 
-KINDS = ("vae", "unet", "dit", "edm")
+KINDS = tuple(GeneratorKind)
 EMBEDDED = "embedded"  # generator.source of the generators bench trains itself
 
 __all__ = ["Generator", "KINDS", "build_generator", "weights_hash"]
