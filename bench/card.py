@@ -2,9 +2,9 @@
 
 A task is a package ``<pkg>`` with ``<pkg>/card.py`` defining ``CARD = TaskCard(...)`` and
 ``<pkg>/task.py`` exposing ``run(cfg, run)`` and ``SCHEMAS``; :mod:`bench.tasks` finds it (no
-central list). The card says which paper the task reproduces, which config groups it reads,
-how its metrics are shown on the leaderboard, its embedded preset, and the paper's claims
-(:mod:`bench.claims`) that every run and every seed group is checked against.
+central list). The card says which paper the task reproduces, how its metrics are shown on the
+leaderboard, its embedded preset, and the paper's claims (:mod:`bench.claims`) that every run and every
+seed group is checked against. The config groups a task reads are its ``SCHEMAS``' keys, said nowhere else.
 
 A minimal card (see docs/adding_a_task.md)::
 
@@ -12,7 +12,7 @@ A minimal card (see docs/adding_a_task.md)::
     from bench.claims import AtLeast, Claim, Value
 
     CARD = TaskCard(
-        name="toy", version="1", preset="toy/tiny", groups=("task",),
+        name="toy", version="1", preset="toy/tiny",
         paper=Paper("A toy paper", "Doe", "NeurIPS 2030", "3001.00001"),
         metrics=(Metric("acc", "accuracy", higher_is_better=True),),
         claims=(Claim("learns", "the model learns", paper="acc 0.99",
@@ -97,7 +97,6 @@ class TaskCard:
     name: str  # the ``task.name`` of its config and the runs/<task>/ folder
     version: str  # bump when the protocol changes what a metric means
     paper: Paper
-    groups: tuple[str, ...]  # the config groups its SCHEMAS validate
     preset: str  # the embedded preset `make run` runs (``experiment/<preset>.yaml`` in the task's ``conf/``)
     metrics: tuple[Metric, ...] = ()
     claims: tuple[Claim, ...] = ()

@@ -139,7 +139,6 @@ CARD = TaskCard(
     version="3",
     paper=Paper("Is the modality gap a bug or a feature? A robustness perspective",
                 "Chowers, Naparstek, Barzelay & Weiss", "CVPR 2026", "2603.29080"),
-    groups=("task", "clip", "zeroshot"),
     preset="modality_gap/embedded",
     ranking_unit=("clip.name", "clip.pretrained"),  # one leaderboard row per CLIP evaluated
     metrics=(

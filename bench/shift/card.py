@@ -43,7 +43,6 @@ CARD = TaskCard(
     version="2",
     paper=Paper("Control+Shift: generating controllable distribution shifts", "Friedman & Chowers",
                 "ECCV 2024 workshop", "2409.07940"),
-    groups=("task", "generator", "model"),
     preset="shift/embedded",
     ranking_unit=("arch", "width"),  # one leaderboard row per classifier the run trains
     metrics=(

@@ -142,7 +142,6 @@ CARD = TaskCard(
     version="3",  # 3: the paper grid converted to the paper's patch count; null baselines; Stage B/C
     paper=Paper("What do CNNs learn in the first layer, and why? A linear systems perspective",
                 "Chowers & Weiss", "ICML 2023", "2206.02454"),
-    groups=("task", "data", "model"),
     preset="whitening/embedded",
     ranking_unit=("arch", "width"),  # one leaderboard row per architecture and width the run trains
     metrics=(

@@ -7,7 +7,6 @@ CARD = TaskCard(
     version="1",
     paper=Paper("Least-squares classification of 8×8 handwritten digits (bench's fixture task)",
                 "bench tests", "tests/fixture_task"),
-    groups=("task",),
     preset="lsq_digits/tiny",
     metrics=(Metric("accuracy", "test accuracy", ".3f", True, columns=("labels",)),),
     claims=(

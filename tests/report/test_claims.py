@@ -126,9 +126,9 @@ def test_seeds_that_read_an_item_set_at_different_lengths_count_deciding_items_b
 def test_card_validates_its_targets_and_names():
     paper = Paper("T", "A", "V")
     with pytest.raises(ValueError, match="targets unknown claim"):
-        TaskCard("t", "1", paper, ("task",), "t/p", targets={"t/p": ("nope",)})
+        TaskCard("t", "1", paper, "t/p", targets={"t/p": ("nope",)})
     with pytest.raises(ValueError, match="duplicate metric m"):
-        TaskCard("t", "1", paper, ("task",), "t/p", metrics=(Metric("m", "m"), Metric("m", "m")))
+        TaskCard("t", "1", paper, "t/p", metrics=(Metric("m", "m"), Metric("m", "m")))
 
 
 def test_a_preset_that_declares_seeds_declares_every_claim():
@@ -136,7 +136,7 @@ def test_a_preset_that_declares_seeds_declares_every_claim():
     claims = tuple(Claim(i, "t", "p", AtLeast(Value("r"), 0.5)) for i in ("a", "b"))
 
     def card(**kw):
-        return TaskCard("t", "1", paper, ("task",), "t/p", claims=claims, **kw)
+        return TaskCard("t", "1", paper, "t/p", claims=claims, **kw)
 
     with pytest.raises(ValueError, match="neither targets nor says why it cannot test b"):
         card(targets={"t/p": ("a",)}, seeds={"t/p": (0, 1, 2)})
@@ -163,10 +163,8 @@ def test_fewer_items_than_the_preset_declares_is_invalid():
 
 
 @pytest.mark.parametrize("name", task_names())
-def test_every_card_names_its_config_groups_and_known_presets(name):
+def test_every_card_names_known_presets(name):
     task = get_task(name)
-    _, schemas = task.load()
-    assert set(task.card.groups) == set(schemas)
     from tests.conftest import conf_roots
 
     for preset in {task.card.preset, *task.card.targets, *task.card.seeds, *task.card.items, *task.card.cannot_test}:
