@@ -272,9 +272,10 @@ def register_schemas(schemas_by_task: dict[str, dict[str, type]]) -> None:
     """Put each config group's defaults into Hydra's ConfigStore, from its dataclass: the one source.
 
     A group's YAML options start their defaults list with ``schema`` (a task's own file with
-    ``<task>_schema``) and hold only what differs (the ``model`` group's options are the registry's names: :mod:`bench.searchpath`). They are stored as plain dicts, not typed
-    nodes, so a wrong type still reaches :func:`validate` (one ``bench: error`` line naming the
-    key and the expected type) instead of failing inside Hydra's composition."""
+    ``<task>_schema``) and hold only what differs (the ``model`` group's options are the registry's
+    names: :mod:`bench.searchpath`). They are stored as plain dicts, not typed nodes, so a wrong type
+    still reaches :func:`validate` (one ``bench: error`` line naming the key and the expected type, or
+    the choices) instead of failing inside Hydra's composition."""
     from hydra.core.config_store import ConfigStore
 
     store = ConfigStore.instance()
