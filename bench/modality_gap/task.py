@@ -19,6 +19,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from bench.context import RunContext
+from bench.device import resolve_device
 from bench.errors import ConfigError
 from bench.modality_gap import plots
 from bench.modality_gap.clip_models import (FASHION_CLIP, LOCAL_DIR, SMALL_CLIP, SMALL_CLIP_MINILM, WEIGHTS_FILE,
@@ -100,14 +101,6 @@ def _embeddings(ctx: RunContext, bundle: ClipBundle, weights: str, data: EvalDat
     return cached(ctx.cache, key, build, write=ctx.writes)  # rank 0 alone writes the cache
 
 
-def _device(name: str) -> str:
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("task.device=cuda but no GPU is visible; use task.device=auto or cpu")
-    return name
-
-
 @dataclass
 class View:
     """One search the task measures: queries, the set they search, what is correct, and the
@@ -174,7 +167,7 @@ def run(ctx: RunContext) -> None:
     _log_gap(run, views[0].query, views[0].retrieval, list(cfg.task.orthogonality_k), seed=ctx.derive("gap_null"))
     if hasattr(bundle.model, "logit_scale"):  # the learned temperature's inverse (CLIP: 100 at its clamp)
         run.log_metric("logit_scale", float(bundle.model.logit_scale.exp()), higher_is_better=False)
-    device = _device(cfg.task.device)
+    device = resolve_device(cfg.task.device, "task.device")
     for shift in shifts.values():
         for view in views:
             _evaluate(ctx, shift, view, device, f"{bundle.name} on {data.name}")

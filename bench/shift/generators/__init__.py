@@ -12,7 +12,8 @@ from __future__ import annotations
 from bench.context import RunContext
 from bench.errors import ConfigError
 from bench.shift.config import GeneratorConfig, GeneratorKind
-from bench.shift.generators.base import Generator, resolve_device, weights_hash
+from bench.device import resolve_device
+from bench.shift.generators.base import Generator, weights_hash
 
 KINDS = tuple(GeneratorKind)
 EMBEDDED = "embedded"  # generator.source of the generators bench trains itself
@@ -32,7 +33,7 @@ def _vae(cfg: GeneratorConfig, ctx: RunContext, seed: int) -> Generator:
     state = trained_state(ctx, "vae", hp, lambda: ConditionalVAE(**hp), mnist_train_tensors, cfg.train, seed)
     vae = ConditionalVAE(**hp)
     vae.load_state_dict(state)
-    return VAEGenerator(vae.decoder, cfg.latent_dim, 10, tag=EMBEDDED, device=resolve_device(cfg.device))
+    return VAEGenerator(vae.decoder, cfg.latent_dim, 10, tag=EMBEDDED, device=resolve_device(cfg.device, "generator.device"))
 
 
 def build_generator(cfg: GeneratorConfig, ctx: RunContext, seed: int = 0) -> Generator:

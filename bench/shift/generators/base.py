@@ -10,7 +10,6 @@ from abc import ABC, abstractmethod
 import torch
 from torch import nn
 
-from bench.errors import ConfigError
 from bench.provenance import update_with_tensors
 
 
@@ -62,12 +61,3 @@ def weights_hash(*modules: nn.Module) -> str:
     for module in modules:
         update_with_tensors(h, module.state_dict())
     return h.hexdigest()
-
-
-def resolve_device(device: str) -> torch.device:
-    """``cpu``, ``cuda``, ``cuda:1`` or ``auto`` (CUDA when present); a clear error otherwise."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"generator.device={device} but no CUDA device is visible; use generator.device=cpu")
-    return torch.device(device)

@@ -18,7 +18,8 @@ from torch.nn import functional as F
 from bench.context import RunContext
 from bench.errors import ConfigError, ModelError
 from bench.shift.config import GeneratorConfig
-from bench.shift.generators.base import Generator, resolve_device, weights_hash
+from bench.device import resolve_device
+from bench.shift.generators.base import Generator, weights_hash
 from bench.shift.generators.sampling import make_scheduler, ode_sample
 
 #: the training scheduler of the embedded UNet (DDPM, linear betas, epsilon prediction)
@@ -75,7 +76,7 @@ class UNetGenerator(Generator):
         if unet.config.num_class_embeds is None:
             raise ModelError(f"the UNet of {tag} is not class-conditional (num_class_embeds is unset); "
                              "the shift benchmark needs G(z, y)")
-        self.device = resolve_device(cfg.device)
+        self.device = resolve_device(cfg.device, "generator.device")
         self.unet = unet.eval().to(self.device)
         self.scheduler_config = dict(scheduler_config)
         self.cfg = cfg

@@ -14,7 +14,8 @@ from torch.nn import functional as F
 
 from bench.errors import ConfigError, ModelError
 from bench.shift.config import GeneratorConfig
-from bench.shift.generators.base import Generator, resolve_device, weights_hash
+from bench.device import resolve_device
+from bench.shift.generators.base import Generator, weights_hash
 from bench.shift.generators.sampling import make_scheduler, ode_sample
 
 
@@ -25,7 +26,7 @@ class DiTGenerator(Generator):
         n_imagenet = pipe.transformer.config.num_embeds_ada_norm
         if any(not 0 <= c < n_imagenet for c in cfg.classes):
             raise ConfigError(f"generator.classes must be ImageNet ids in [0, {n_imagenet})")
-        self.device = resolve_device(cfg.device)
+        self.device = resolve_device(cfg.device, "generator.device")
         self.transformer = pipe.transformer.eval().to(self.device)
         self.vae = pipe.vae.eval().to(self.device)
         self.scheduler_config = dict(pipe.scheduler.config)
@@ -71,7 +72,7 @@ def build_dit_generator(cfg: GeneratorConfig) -> DiTGenerator:
     if cfg.source == "embedded":
         raise ConfigError("generator=dit needs generator.source=<hub id or local pipeline directory> "
                           "(e.g. facebook/DiT-XL-2-256); bench does not train DiT")
-    device = resolve_device(cfg.device)
+    device = resolve_device(cfg.device, "generator.device")
     dtype = torch.float16 if device.type == "cuda" else torch.float32
     try:
         pipe = DiTPipeline.from_pretrained(cfg.source, local_files_only=True, dtype=dtype)

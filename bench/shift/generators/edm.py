@@ -36,7 +36,8 @@ from torch import nn
 
 from bench.errors import ConfigError, ModelError
 from bench.shift.config import GeneratorConfig
-from bench.shift.generators.base import Generator, resolve_device, weights_hash
+from bench.device import resolve_device
+from bench.shift.generators.base import Generator, weights_hash
 
 Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 EDM_SAMPLERS = ("ctrl_shift", "heun", "euler")
@@ -172,7 +173,7 @@ class EDMGenerator(Generator):
         classes = list(cfg.classes) if cfg.classes else list(range(label_dim))
         if any(not 0 <= c < label_dim for c in classes):
             raise ConfigError(f"generator.classes must be class ids of the network, in [0, {label_dim})")
-        self.device = resolve_device(cfg.device)
+        self.device = resolve_device(cfg.device, "generator.device")
         self.net = net.eval().requires_grad_(False).to(self.device)
         self.cfg, self.label_dim = cfg, label_dim
         self.class_ids = torch.tensor(classes, device=self.device)
