@@ -2,8 +2,11 @@
 
 Hydra composes ``bench/conf/`` and each task's ``conf/``; :func:`validate` then merges each top-level group into its
 dataclass schema, so a misspelt key or a wrong type fails before any work with a
-message naming the key (``trainer.max_epoch: not a key of TrainerConfig``). Each
-task registers the schemas of the groups it reads (see :mod:`bench.tasks`).
+message naming the key (``trainer.max_epoch: not a key of TrainerConfig``). A setting with a fixed
+set of values is a ``StrEnum`` whose member names are its values (OmegaConf reads a member by name; a
+member compares, hashes and serialises as its string), so a value outside the set fails the same way,
+naming the choices (``task.loss=l1: use one of ce, mse``). Each task registers the schemas of the groups
+it reads (see :mod:`bench.tasks`).
 """
 from __future__ import annotations
 
