@@ -16,10 +16,31 @@ SMALL_CLIP_MINILM = "bench-mnist-clip-minilm"
 FASHION_CLIP = "bench-fashion-clip"  # small ResNet image tower (from scratch) + locked MiniLM text tower
 
 
+class ClipVariant(StrEnum):
+    """The embedded CLIP a run trains: both towers from scratch on MNIST (``scratch``), a MiniLM text tower
+    kept locked (``locked_text``), or Fashion-MNIST's ResNet image tower under a locked MiniLM (``fashion_lit``)."""
+    scratch = "scratch"
+    locked_text = "locked_text"
+    fashion_lit = "fashion_lit"
+
+
+class ClipInit(StrEnum):
+    """The towers' init: the library's (``default``) or re-centred so the gap starts near 0 (``isotropic``,
+    scratch towers only)."""
+    default = "default"
+    isotropic = "isotropic"
+
+
+class Batching(StrEnum):
+    """See :class:`ClipTrainConfig`."""
+    random = "random"
+    class_unique = "class_unique"
+
+
 @dataclass
 class ClipTrainConfig:
-    variant: str = "scratch"
-    init: str = "isotropic"
+    variant: ClipVariant = ClipVariant.scratch
+    init: ClipInit = ClipInit.isotropic
     epochs: int = 20
     batch_size: int = 128
     # open_clip's recipe: AdamW (gains, biases and the temperature are not decayed: contrastive.py puts them
@@ -34,7 +55,7 @@ class ClipTrainConfig:
     # random: the contrastive softmax runs over the whole batch (same-class pairs are negatives of each other);
     # class_unique: over groups of one image per class, so every row and column has one positive, as in
     # CLIP's web-scale batches (a batch holds batch_size // n_classes groups)
-    batching: str = "random"
+    batching: Batching = Batching.random
     init_temperature: float = 0.07  # the learnable temperature's start (CLIP: 0.07; it ends at its 0.01 clamp)
     dynamics_every: int = 10  # the training seed is derive(seed, "clip", variant): a seed sweep trains one CLIP per seed
 
