@@ -5,39 +5,29 @@
     bench experiment=<task>/embedded trainer=ddp           # DDP over every visible GPU of one node
 
 Compose -> validate against the schemas -> skip if already completed -> record a Run
-around the task's ``run(cfg, run)``.
+around the task's ``run(ctx)`` (:class:`bench.context.RunContext`).
 
-Hydra and DDP: Lightning starts ranks > 0 by re-executing this command line. Under ``-m`` that
-would start the whole sweep again in every child, so the job publishes its own overrides and
-output directory in ``BENCH_DDP_JOB`` and a child rank runs exactly that job (see
-:func:`ddp_child_argv`). Children inherit the run id and never write (see :mod:`bench.store`).
+Hydra and DDP: a DDP job's child ranks re-run its own job (:mod:`bench.ddp`).
 """
 from __future__ import annotations
 
 import errno
-import json
 import logging
 import os
 import signal
 import sys
-from contextlib import contextmanager
-from collections.abc import Iterator
 from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from bench.ddp import check_launchable, ddp_child_argv, ddp_job_scope, n_devices
 from bench.errors import BenchError
 from bench.searchpath import CONF_DIR, register as register_search_path
 from bench.config import no_task_problem
 from bench.tasks import register_config_schemas, tasks
 
 log = logging.getLogger("bench")
-DDP_JOB_ENV = "BENCH_DDP_JOB"
-# What Lightning's subprocess launcher exports in the launching process; cleared after each job
-# so that the next job of a sequential sweep launches (and rendezvouses with) its own ranks.
-LAUNCHER_ENV = ("LOCAL_RANK", "NODE_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
-CONFIG_FLAGS = ("--config-dir", "-cd", "--config-path", "-cp", "--config-name", "-cn")
 
 
 def _hydra_context() -> tuple[list[str], dict | None, str | None]:
@@ -58,72 +48,6 @@ def sweep_name(sweep_dir: str) -> str:
     """A sweep's name (its W&B group): the sweep directory below the log dir, e.g. ``<task>/multirun_<time>``."""
     path = Path(sweep_dir)
     return f"{path.parent.name}/{path.name}" if path.parent.name else path.name
-
-
-def ddp_child_argv(argv: list[str], environ: os._Environ | dict = os.environ) -> list[str]:
-    """The arguments a process must run with: its own, unless it is a DDP child rank of a bench job.
-
-    Lightning re-executes the parent's command line (plus ``hydra.run.dir``) for ranks > 0; a child
-    of a multirun would run the whole sweep. A child runs its parent's job instead: the same task
-    overrides, the same output directory (one per job), no second ``.hydra/`` config dump.
-    """
-    spec = environ.get(DDP_JOB_ENV)
-    rank = environ.get("LOCAL_RANK", "0")
-    if not spec or rank == "0":
-        return argv
-    job = json.loads(spec)
-    out_dir = job["output_dir"].replace("\\", "\\\\").replace("'", "\\'")
-    return [argv[0], *_config_flags(argv[1:]), *job["overrides"], f"hydra.run.dir='{out_dir}'",
-            "hydra.output_subdir=null", f"hydra.job.name=rank{rank}"]
-
-
-def _config_flags(args: list[str]) -> list[str]:
-    """The ``--config-dir/-path/-name`` flags (and values) of a command line: a child needs the same config."""
-    out, keep_next = [], False
-    for arg in args:
-        if keep_next or arg.split("=", 1)[0] in CONFIG_FLAGS:
-            out.append(arg)
-            keep_next = not keep_next and "=" not in arg
-        else:
-            keep_next = False
-    return out
-
-
-@contextmanager
-def ddp_job_scope(overrides: list[str], output_dir: str | None, run_id: str) -> Iterator[None]:
-    """Publish this job (and its run id, so every rank names the same run) for DDP child ranks, and end
-    its process group when the job ends.
-
-    The process that publishes the job (rank 0) also clears what it and Lightning's launcher exported,
-    so the next job of a sequential multirun mints its own run id and starts its own ranks on a fresh port.
-    """
-    from bench.store import RUN_ID_ENV
-
-    owner = output_dir is not None and DDP_JOB_ENV not in os.environ
-    env_before = set(os.environ)
-    if owner:
-        os.environ[DDP_JOB_ENV] = json.dumps({"overrides": overrides, "output_dir": output_dir})
-        os.environ[RUN_ID_ENV] = run_id
-    ok = False
-    try:
-        yield
-        ok = True
-    finally:
-        _end_process_group(wait_for_ranks=ok)
-        if owner:
-            for key in (DDP_JOB_ENV, RUN_ID_ENV, *LAUNCHER_ENV):
-                if key not in env_before:
-                    os.environ.pop(key, None)
-
-
-def _end_process_group(wait_for_ranks: bool) -> None:
-    """Destroy this job's process group (after a barrier, so every rank has finished the job)."""
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        if wait_for_ranks:
-            dist.barrier()
-        dist.destroy_process_group()
 
 
 def execute(cfg: DictConfig, overrides: list[str] | None = None) -> Path | None:
@@ -152,7 +76,7 @@ def execute(cfg: DictConfig, overrides: list[str] | None = None) -> Path | None:
     config = OmegaConf.to_container(cfg, resolve=True)
     digest = config_hash(config, task_version=task.card.version)
     hydra_overrides, sweep, output_dir = _hydra_context()
-    _check_launchable(cfg.trainer, hydra_in_use=output_dir is not None)
+    check_launchable(cfg.trainer, hydra_in_use=output_dir is not None)
     results_dir = Path(cfg.paths.results_dir)
     # null: skip inside a sweep (re-running a sweep resumes it), run again when run alone.
     skip = cfg.skip_existing if cfg.skip_existing is not None else sweep is not None
@@ -171,9 +95,9 @@ def execute(cfg: DictConfig, overrides: list[str] | None = None) -> Path | None:
         tracker = Tracker(cfg.logger.mode, cfg.logger.project, cfg.paths.wandb_dir,
                           name=cfg.get("run_name"), group=group,
                           tags=[cfg.task.name, *(["sweep"] if sweep else []), *cfg.logger.tags], config=config)
-        n_devices = _n_devices(cfg.trainer.devices) * int(cfg.trainer.num_nodes)
+        devices = n_devices(cfg.trainer.devices) * int(cfg.trainer.num_nodes)
         provenance = {"task_version": task.card.version, "git": git_state(), "versions": versions(),
-                      "hardware": hardware(cfg.trainer.accelerator, n_devices)}
+                      "hardware": hardware(cfg.trainer.accelerator, devices)}
         run_id = os.environ.get(RUN_ID_ENV) or new_run_id()  # a DDP child rank: its parent's run
         with ddp_job_scope(hydra_overrides, output_dir, run_id), \
                 Run(results_dir, cfg.task.name, config, config_hash=digest,
@@ -223,30 +147,10 @@ def _check_accelerator(trainer: DictConfig) -> None:
     from bench.errors import ConfigError
 
     visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    wanted = _n_devices(trainer.devices)
+    wanted = n_devices(trainer.devices)
     if visible < wanted:
         raise ConfigError(f"trainer.accelerator={trainer.accelerator} with {wanted} device(s), but this machine has "
                           f"{visible} visible CUDA GPU(s); use trainer=cpu (or trainer=ddp_cpu), or run on a GPU node")
-
-
-def _check_launchable(trainer: DictConfig, hydra_in_use: bool) -> None:
-    """DDP re-executes the command line for ranks > 0, which only works from the ``bench`` command
-    (from a notebook or pytest it would re-run those instead)."""
-    launched_externally = any(k in os.environ for k in ("LOCAL_RANK", "RANK", "SLURM_PROCID"))
-    if str(trainer.strategy).startswith("ddp") and _n_devices(trainer.devices) * int(trainer.num_nodes) > 1 \
-            and not hydra_in_use and not launched_externally:
-        from bench.errors import ConfigError
-
-        raise ConfigError(f"trainer.strategy={trainer.strategy} starts one process per device by re-running the "
-                          "command; run it with the `bench` command (or torchrun/srun), not from Python")
-
-
-def _n_devices(devices: object) -> int:
-    if isinstance(devices, int):
-        return max(devices, 1)
-    if isinstance(devices, (list, tuple)) or OmegaConf.is_list(devices):
-        return len(devices)
-    return 1
 
 
 class _DropLightningTips(logging.Filter):

@@ -19,7 +19,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from bench.atomic import atomic_save, atomic_write_json, atomic_write_text
+from bench.artifacts import Artifacts
+from bench.atomic import atomic_write_json, atomic_write_text
 from bench.errors import Interrupted
 from bench.schema import (
     SCHEMA_VERSION, SchemaError, loads_finite, preset_of, upgrade_run, validate_metric, validate_run)
@@ -55,7 +56,7 @@ def _json_scalar(value: Any) -> Any:
     return str(value)
 
 
-class Run:
+class Run(Artifacts):
     """One benchmark run being recorded. Use as ``with Run(...) as run: run.log_metric(...)``."""
 
     def __init__(self, results_dir: str | os.PathLike, task: str, config: dict, *, config_hash: str,
@@ -227,44 +228,6 @@ class Run:
         if self.is_writer:
             text = "".join(json.dumps(r, sort_keys=True, allow_nan=False) + "\n" for r in self._rows)
             atomic_write_text(self.dir / "metrics.jsonl", text)
-
-    # -- artifacts -------------------------------------------------------------------------
-    def artifact_path(self, name: str) -> Path:
-        """Where an artifact called ``name`` lives (inside ``artifacts/``)."""
-        path = (self.artifacts_dir / name).resolve()
-        if self.artifacts_dir.resolve() not in path.parents:
-            raise ValueError(f"artifact name {name!r} escapes the run's artifacts directory")
-        return path
-
-    def save_figure(self, name: str, fig: Any, dpi: int = 120) -> Path:
-        """Save a matplotlib figure as ``artifacts/<name>.png`` (atomic) and mirror it to W&B."""
-        import matplotlib.pyplot as plt
-
-        path = self.artifact_path(f"{name}.png")
-        if self.is_writer:
-            atomic_save(path, lambda tmp: fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png"))
-            if self.tracker is not None:
-                self.tracker.log_image(name, path)
-        plt.close(fig)
-        return path
-
-    def save_tensors(self, name: str, tensors: dict[str, Any]) -> Path:
-        """Save named arrays as ``artifacts/<name>.safetensors`` (atomic)."""
-        import torch
-        from safetensors.torch import save_file
-
-        path = self.artifact_path(f"{name}.safetensors")
-        if self.is_writer:
-            clean = {k: torch.as_tensor(v).detach().cpu().contiguous() for k, v in tensors.items()}
-            atomic_save(path, lambda tmp: save_file(clean, tmp))
-        return path
-
-    def save_json(self, name: str, obj: Any) -> Path:
-        """Save a JSON artifact ``artifacts/<name>.json`` (atomic)."""
-        path = self.artifact_path(f"{name}.json")
-        if self.is_writer:
-            atomic_write_json(path, obj)
-        return path
 
 
 # -- reading ---------------------------------------------------------------------------------

@@ -14,7 +14,8 @@ from bench.context import Payload, RunContext, Training
 from bench.errors import ConfigError
 from bench.models import build_model, first_conv, n_params
 from bench.seeding import derive
-from bench.training import ClassifierModule, accuracy
+from bench.scoring import accuracy
+from bench.training import ClassifierModule
 from bench.whitening.recording import FirstLayerRecorder, StoppingRule, evaluate
 from bench.whitening.variants import Variant
 

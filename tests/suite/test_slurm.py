@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import cli
+from bench import cli, ddp
 
 
 class _Submitted(Exception):
@@ -71,12 +71,12 @@ def test_bench_multirun_on_slurm_writes_the_sbatch_script(fake_sbatch, monkeypat
 
 
 def test_ddp_child_runs_its_parents_job_not_the_sweep():
-    env = {cli.DDP_JOB_ENV: '{"overrides": ["seed=1", "trainer=ddp"], "output_dir": "/o/sweep/1"}',
+    env = {ddp.DDP_JOB_ENV: '{"overrides": ["seed=1", "trainer=ddp"], "output_dir": "/o/sweep/1"}',
            "LOCAL_RANK": "1"}
     argv = ["/venv/bin/bench", "-m", "--config-dir", "extra", "seed=0,1", "trainer=ddp",
             'hydra.run.dir="x"', "hydra.job.name=train_ddp_process_1", "hydra.output_subdir=null"]
-    assert cli.ddp_child_argv(argv, env) == [
+    assert ddp.ddp_child_argv(argv, env) == [
         "/venv/bin/bench", "--config-dir", "extra", "seed=1", "trainer=ddp", "hydra.run.dir='/o/sweep/1'",
         "hydra.output_subdir=null", "hydra.job.name=rank1"]
-    assert cli.ddp_child_argv(argv, {**env, "LOCAL_RANK": "0"}) == argv  # rank 0 runs as it was started
-    assert cli.ddp_child_argv(argv, {"LOCAL_RANK": "1"}) == argv  # not a bench job (e.g. torchrun)
+    assert ddp.ddp_child_argv(argv, {**env, "LOCAL_RANK": "0"}) == argv  # rank 0 runs as it was started
+    assert ddp.ddp_child_argv(argv, {"LOCAL_RANK": "1"}) == argv  # not a bench job (e.g. torchrun)
