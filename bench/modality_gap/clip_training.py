@@ -26,6 +26,7 @@ from bench.modality_gap.config import ClipVariant
 from bench.modality_gap.contrastive import (CaptionedImages, ClassUniqueBatches, ContrastiveCLIP, GapDynamics,
                                             centre_towers, locked_text_features)
 from bench.modality_gap.zeroshot import ClassSet, load_class_set
+from bench.seeding import derive, torch_generator
 
 VARIANTS = {ClipVariant.scratch: SMALL_CLIP, ClipVariant.locked_text: SMALL_CLIP_MINILM,
             ClipVariant.fashion_lit: FASHION_CLIP}
@@ -111,7 +112,8 @@ def _train(train: Mapping[str, Any], seed: int, arch: str, training: Training) -
         model.lock_text_tower(unlocked_layers=0, freeze_layer_norm=True)
         frozen_text = locked_text_features(model, captions)
     images, labels = _preprocessed(bundle, dataset, train["n_train"])
-    gen = torch.Generator().manual_seed(seed)
+    # one stream per purpose: the global RNG (reseeded with ``seed``: init, caption draws), the probe, the order
+    gen = torch_generator(seed, "probe")
     probe = torch.randperm(len(labels), generator=gen)[:PROBE]
     probe_ids = torch.stack([ids[torch.randint(len(ids), (), generator=gen)]
                              for ids in (caption_ids[int(labels[i])] for i in probe)])
@@ -122,9 +124,10 @@ def _train(train: Mapping[str, Any], seed: int, arch: str, training: Training) -
     dynamics = GapDynamics(images[probe], probe_ids, train["dynamics_every"])
     pairs = CaptionedImages(images, labels, caption_ids)
     if train["batching"] == "class_unique":
-        loader = DataLoader(pairs, batch_sampler=ClassUniqueBatches(labels, train["batch_size"], seed))
+        loader = DataLoader(pairs, batch_sampler=ClassUniqueBatches(labels, train["batch_size"],
+                                                                    derive(seed, "data_order")))
     else:
         loader = DataLoader(pairs, batch_size=train["batch_size"], shuffle=True, drop_last=True,
-                            generator=torch.Generator().manual_seed(seed))
+                            generator=torch_generator(seed, "data_order"))
     training.fit(clip, callbacks=[dynamics], train_dataloaders=loader)
     return TrainedClip(training.entry.parent, dynamics.history, model)

@@ -18,6 +18,7 @@ from bench.context import RunContext, Training
 from bench.data.datamodule import TensorImages, batch_as_is, channel_stats
 from bench.shift.config import ClassifierTrainConfig
 from bench.models import build_model
+from bench.seeding import torch_generator
 from bench.errors import TrainingError
 from bench.training import ClassifierModule, build_trainer
 
@@ -37,9 +38,10 @@ class Normaliser:
 
 
 def _loader(ds: TensorImages, batch_size: int, shuffle: bool, seed: int = 0) -> DataLoader:
-    # TensorImages.__getitems__ returns whole batches, so collation is the identity
+    # TensorImages.__getitems__ returns whole batches, so collation is the identity; the order is its own
+    # stream of ``seed`` (the global RNG, reseeded with ``seed``, draws the init and the augmentation)
     return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, collate_fn=batch_as_is,
-                      generator=torch.Generator().manual_seed(seed) if shuffle else None)
+                      generator=torch_generator(seed, "data_order") if shuffle else None)
 
 
 def train_steps(n_full: int, epochs: int, batch_size: int) -> int:

@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from bench.context import RunContext, Training, tensors_payload
 from bench.data.embedded import load_mnist
+from bench.seeding import torch_generator
 
 log = logging.getLogger("bench.shift")
 
@@ -52,8 +53,8 @@ def trained_state(ctx: RunContext, kind: str, config: dict[str, Any], module: Ca
         log.info("training the embedded %s generator (cached in %s)", kind, training.entry.parent)
         t0 = time.monotonic()
         generator = module()
-        loader = DataLoader(data(), batch_size=train_cfg.batch_size, shuffle=True,
-                            generator=torch.Generator().manual_seed(seed), drop_last=True)
+        loader = DataLoader(data(), batch_size=train_cfg.batch_size, shuffle=True,  # its own stream: the order
+                            generator=torch_generator(seed, "data_order"), drop_last=True)
         training.fit(generator, train_dataloaders=loader)
         seconds.append(round(time.monotonic() - t0, 1))
         return generator.state_dict()
