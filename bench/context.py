@@ -5,9 +5,9 @@
     ctx.generator("scatter")          a CPU ``torch.Generator`` for one purpose (the global RNG untouched)
     ctx.cache                         the task-versioned cache (:mod:`bench.cache`)
     ctx.writes                        whether this process writes results and the cache (rank 0)
-    ctx.trained(name, key, train, seed=...)
-                                      the one train-and-cache path: a model trained resumably, cached, and
-                                      written by rank 0 alone (:meth:`RunContext.trained`)
+    ctx.trained(name, kind, key, train, seed=..., payload=..., trainer=...)
+                                      the one train-and-cache path: a model trained resumably with the run's
+                                      Trainer, cached, written by rank 0 alone (:meth:`RunContext.trained`)
 
 Outside a run (library code, tests) a context is built from its parts: ``RunContext(Cache(folder))``.
 """
