@@ -52,7 +52,9 @@ def test_retrieval_both_directions_and_the_subspace_choice(compose):
     _, rows_k = read_run(execute(compose(base + ["task.subspace='k=5'"])))
     gap = {r["params"]["alpha"]: r["value"] for r in _rows(rows_k, "gap_norm_after", direction="i2t")}
     assert gap[1.0] < gap[0.0]
-    changed = _rows(rows_k, "clean_predictions_changed", direction="i2t", alpha=1.0)[0]["value"]
+    # which direction's neighbours a 1-epoch CLIP changes at k=5 depends on its draw (i2t 0 of 200, t2i 95 of
+    # 120 since each training stream has its own seed); a shift that moved nothing would change neither
+    changed = sum(r["value"] for r in _rows(rows_k, "clean_predictions_changed", alpha=1.0))
     assert changed > 0
 
 
