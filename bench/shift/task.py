@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import torch
 from omegaconf import DictConfig
@@ -28,12 +27,12 @@ from bench.models import n_params as count_params
 from bench.shift import plots
 from bench.shift.ablations import Variant, check_recipes, recipe, trains_on, variants
 from bench.shift.config import SCHEMAS, GeneratorConfig, ShiftTaskConfig  # noqa: F401  (SCHEMAS: the task API)
-from bench.shift.dataset import SetSpec, ShardedDatasets
+from bench.shift.sets import Sets, generate
 from bench.shift.evaluate import auc, binomial_stderr, correct, train_classifier, train_steps
 from bench.shift.families import (
     FAMILIES, PARAM_NAMES, Shift, parse_values, validate_sweep)
 from bench.shift.divergence import latent_kl_gauss, latent_kl_gauss_mc, sample_divergences
-from bench.shift.rng import REFERENCE_ANCHOR_SEED, REFERENCE_SEEDS, check_reference_sizes, draw_anchors
+from bench.shift.rng import check_reference_sizes
 from bench.shift.generators import Generator, build_generator
 
 log = logging.getLogger("bench.shift")
@@ -56,23 +55,6 @@ def sweeps(task: DictConfig) -> dict[str, list[float]]:
     if not out:
         raise ConfigError("every shift family is switched off (null); give one its values")
     return out
-
-
-def _join_launched_ranks(trainer: DictConfig) -> None:
-    """Ranks started all at once by torchrun (``RANK`` set) join their process group before generation,
-    so they split it (:meth:`ShardedDatasets.build`); Lightning's DDP then reuses the group. Ranks that
-    Lightning itself launches start at the first fit, after generation, and find the sets complete."""
-    import os
-
-    import torch.distributed as dist
-
-    if dist.is_initialized() or "RANK" not in os.environ or int(os.environ.get("WORLD_SIZE", "1")) < 2 \
-            or "MASTER_ADDR" not in os.environ:
-        return
-    gpu = trainer.accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available()
-    if gpu:
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-    dist.init_process_group("nccl" if gpu else "gloo")
 
 
 def _save_png(run, name: str, image: torch.Tensor) -> None:
@@ -99,7 +81,31 @@ def _real_data(task: DictConfig, generator: Generator):
 
 
 def run(ctx: RunContext) -> None:
+    """The benchmark (see the module docstring), phase by phase."""
     cfg, run = ctx.cfg, ctx.run
+    sweep, grid = _checked(cfg)
+    # the generator and the sets derive from the data seed; classifiers from the run's seed
+    data_seed = cfg.seed if cfg.task.data_seed is None else cfg.task.data_seed
+    generator = build_generator(cfg.generator, ctx, seed=derive(data_seed, "generator", cfg.generator.kind))
+    log.info("generator %s (weights %s), latent dim %d", generator.id, generator.weights_hash[:12], generator.latent_dim)
+    run.save_json("generator", generator.describe())
+    sets = generate(ctx, generator, sweep, data_seed)
+    run.set_dataset(f"shift:{generator.id}", "test", cfg.task.n_test)
+    latent = _latent_divergences(ctx, sets, data_seed)
+    real = _real_data(cfg.task, generator)
+    table, n_params = _classifiers(ctx, sets, grid, latent, real)
+    if real is not None:
+        _real_classifier(ctx, sets, grid, real)
+    run.set_model("+".join(dict.fromkeys(v.model["name"] for v in grid)), f"trained on {generator.id}",
+                  n_params if len({v.model["name"] for v in grid}) == 1 else None)
+    run.save_json("accuracy_table", table)
+    for family in sweep:
+        run.save_figure(f"accuracy_vs_intensity_{family}", plots.accuracy_vs_intensity(table, family))
+    _log_table(table)
+
+
+def _checked(cfg: DictConfig) -> tuple[dict[str, list[float]], list[Variant]]:
+    """Each family's sweep and the classifier grid, every setting checked before any generator or data."""
     task = cfg.task
     sweep = sweeps(task)
     grid = variants(cfg)
@@ -109,79 +115,50 @@ def run(ctx: RunContext) -> None:
     if task.rng == "reference":
         check_reference_sizes(n_train=task.n_train, n_val=task.n_val, n_test=task.n_test)
     check_recipes(task, grid)
-    # the generator and the sets derive from the data seed; classifiers from the run's seed
-    data_seed = cfg.seed if task.data_seed is None else task.data_seed
-    cache = ctx.cache
-    generator = build_generator(cfg.generator, ctx, seed=derive(data_seed, "generator", cfg.generator.kind))
-    log.info("generator %s (weights %s), latent dim %d", generator.id, generator.weights_hash[:12], generator.latent_dim)
-    run.save_json("generator", generator.describe())
-    # bench: every draw derives from the data seed by purpose (bench.seeding): anchors, then each
-    # split's eps/labels (a test set is one draw decoded at every intensity of every family);
-    # reference: the reference script's seeds (bench.shift.rng)
-    if task.rng == "reference":
-        anchor_seed = REFERENCE_ANCHOR_SEED
-        split_seed = dict(REFERENCE_SEEDS)
-    else:
-        anchor_seed = derive(data_seed, "shift", "anchors")
-        split_seed = {split: derive(data_seed, "shift", "eps_and_labels", split) for split in ("train", "val", "test")}
-    # the units claims resample: item i of every test set is the same eps and label (paired)
-    item_set = {split: f"shift:{split}-seed{split_seed[split]}[0:{task[f'n_{split}']}]" for split in ("val", "test")}
-    anchors = draw_anchors(generator.latent_dim, anchor_seed, task.rng)
-    store = ShardedDatasets(generator, cache.root / "shift" / "datasets", anchors, anchor_seed,
-                            task.shard_size, cfg.generator.batch_size, rng=task.rng, cache=cache)
+    return sweep, grid
 
-    # -- generation: base train/val per family, paired test sets per intensity -------------
-    base = {f: Shift(f, values[0]) for f, values in sweep.items()}
-    train_specs = {f: SetSpec("train", base[f], task.n_train, split_seed["train"]) for f in sweep}
-    val_specs = {f: SetSpec("val", base[f], task.n_val, split_seed["val"]) for f in sweep}
-    test_specs = {f: [SetSpec("test", Shift(f, v), task.n_test, split_seed["test"]) for v in values]
-                  for f, values in sweep.items()}
-    _join_launched_ranks(cfg.trainer)
-    store.build([*train_specs.values(), *val_specs.values(), *(s for specs in test_specs.values() for s in specs)])
-    run.set_dataset(f"shift:{generator.id}", "test", task.n_test)
 
-    # -- latent divergences and angles beside each intensity; sample grids and the morph per family
-    div_rows, latent = [], {}
-    for family, specs in test_specs.items():
-        angle_eps = torch.randn(task.mmd_samples, generator.latent_dim, dtype=torch.float64,
+def _latent_divergences(ctx: RunContext, sets: Sets, data_seed: int) -> dict[Shift, dict]:
+    """The latent divergences and angles beside each intensity (rows, and per shift for the accuracy table);
+    the sample grids and the morph of each family as artifacts."""
+    run, task = ctx.run, ctx.cfg.task
+    rows, latent = [], {}
+    for family, specs in sets.test.items():
+        angle_eps = torch.randn(task.mmd_samples, sets.generator.latent_dim, dtype=torch.float64,
                                 generator=torch_generator(data_seed, "shift", "latent_angle"))
+        base = sets.base[family]
         for spec in specs:
             s = spec.shift
-            measured = s.measured_angle(anchors, angle_eps)
+            measured = s.measured_angle(sets.anchors, angle_eps)
             params = {"family": family, "intensity": s.value, "param": PARAM_NAMES[family], "angle": s.angle,
                       "angle_measured": measured}
-            mc, se = latent_kl_gauss_mc(s, base[family], anchors, task.mc_samples,
+            mc, se = latent_kl_gauss_mc(s, base, sets.anchors, task.mc_samples,
                                         seed=derive(data_seed, "shift", "latent_kl_gauss_mc"))
             latent[s] = {"angle": s.angle, "angle_measured": measured,
-                         "latent_kl_gauss": latent_kl_gauss(s, base[family], anchors),
-                         **sample_divergences(s, base[family], anchors, task.mmd_samples,
+                         "latent_kl_gauss": latent_kl_gauss(s, base, sets.anchors),
+                         **sample_divergences(s, base, sets.anchors, task.mmd_samples,
                                               seed=derive(data_seed, "shift", "latent_mmd2", family), k=task.knn_k)}
-            div_rows += [dict(metric=m, value=latent[s][m], params=params, higher_is_better=False,
-                              n=None if m == "latent_kl_gauss" else task.mmd_samples)
-                         for m in ("latent_kl_gauss", "latent_mmd2", "latent_support_out", "latent_support_out_knn")]
-            div_rows.append(dict(metric="latent_kl_gauss_mc", value=mc, stderr=se, params=params, n=task.mc_samples,
-                                 higher_is_better=False))
-            _save_png(run, f"grid_{family}_{s.value:g}", store.grid(spec, task.grid_size))
-        _save_png(run, f"morph_{family}", store.morph(specs, task.morph_rows))
-    run.log_metrics(div_rows)
+            rows += [dict(metric=m, value=latent[s][m], params=params, higher_is_better=False,
+                          n=None if m == "latent_kl_gauss" else task.mmd_samples)
+                     for m in ("latent_kl_gauss", "latent_mmd2", "latent_support_out", "latent_support_out_knn")]
+            rows.append(dict(metric="latent_kl_gauss_mc", value=mc, stderr=se, params=params, n=task.mc_samples,
+                             higher_is_better=False))
+            _save_png(run, f"grid_{family}_{s.value:g}", sets.store.grid(spec, task.grid_size))
+        _save_png(run, f"morph_{family}", sets.store.morph(specs, task.morph_rows))
+    run.log_metrics(rows)
+    return latent
 
-    # -- classifiers: one per base set (extend and overlap share theirs) x variant ----------
-    bases: dict[Path, list[str]] = {}
-    for family, spec in train_specs.items():
-        bases.setdefault(store.path(spec), []).append(family)
-    real = _real_data(task, generator)
-    loaded: dict[SetSpec, tuple[torch.Tensor, torch.Tensor]] = {}
 
-    def load(spec: SetSpec) -> tuple[torch.Tensor, torch.Tensor]:
-        if spec not in loaded:
-            loaded[spec] = store.load(spec)
-        return loaded[spec]
-
+def _classifiers(ctx: RunContext, sets: Sets, grid: list[Variant], latent: dict[Shift, dict],
+                 real: tuple | None) -> tuple[list[dict], int | None]:
+    """Every classifier variant trained on each base set and scored image by image along each sweep (and on
+    the real held-out images: ``cas``); the accuracy table and the first model's size."""
+    cfg, run, task = ctx.cfg, ctx.run, ctx.cfg.task
     table: list[dict] = []
     n_params = None
-    for families in bases.values():
-        images, labels = store.load(train_specs[families[0]])
-        val_set = store.load(val_specs[families[0]])
+    for families in sets.bases().values():
+        images, labels = sets.store.load(sets.train[families[0]])
+        val_set = sets.store.load(sets.val[families[0]])
         base_name = "+".join(families)
         for variant in (v for v in grid if trains_on(v, families, task)):
             log.info("training %s on the %s base set", variant.label, base_name)
@@ -189,48 +166,45 @@ def run(ctx: RunContext) -> None:
             # every size trains for the steps the full set takes in trainer.max_epochs
             steps = train_steps(task.n_train, cfg.trainer.max_epochs, train.batch_size)
             model, norm = train_classifier(ctx, images[:variant.n_train], labels[:variant.n_train], variant.model,
-                                           train, variant.augment, generator.num_classes,
+                                           train, variant.augment, sets.generator.num_classes,
                                            seed=ctx.derive("classifier", base_name, variant.model, variant.augment,
                                                            variant.n_train),
                                            name=f"{base_name}/{variant.label}", steps=steps)
             n_params = count_params(model) if n_params is None else n_params
-            sets = [val_set, *([real[1]] if real is not None else []),
-                    *(load(spec) for family in families for spec in test_specs[family])]
-            hits = iter(correct(model, norm, sets, cfg.trainer))
-            val_hits = next(hits)
-            rows = [_accuracy_row("base_accuracy", val_hits, {"base": base_name, **variant.params}, item_set["val"],
-                                  split="val")]
+            scored = [val_set, *([real[1]] if real is not None else []),
+                      *(sets.load(spec) for family in families for spec in sets.test[family])]
+            hits = iter(correct(model, norm, scored, cfg.trainer))
+            rows = [_accuracy_row("base_accuracy", next(hits), {"base": base_name, **variant.params},
+                                  sets.item_set["val"], split="val")]
             if real is not None:
                 rows.append(_accuracy_row("cas", next(hits), {"base": base_name, **variant.params}))
             for family in families:
-                sweep_hits = [next(hits) for _ in test_specs[family]]
-                values = [spec.shift.value for spec in test_specs[family]]
-                rows += _sweep_rows(family, values, sweep_hits, variant.params, item_set["test"])
+                sweep_hits = [next(hits) for _ in sets.test[family]]
+                values = [spec.shift.value for spec in sets.test[family]]
+                rows += _sweep_rows(family, values, sweep_hits, variant.params, sets.item_set["test"])
                 table += [{"family": family, "intensity": v, **latent[spec.shift], "classifier": variant.label,
                            **variant.params, "accuracy": float(h.mean()), "stderr": binomial_stderr(float(h.mean()), len(h)),
-                           "n": len(h)} for v, spec, h in zip(values, test_specs[family], sweep_hits)]
+                           "n": len(h)} for v, spec, h in zip(values, sets.test[family], sweep_hits)]
             run.log_metrics(rows)
+    return table, n_params
 
-    # -- the other direction of the generator check: a real-trained classifier on generated data
-    if real is not None:  # the same recipe and optimizer steps as the generated-data classifiers
-        variant = Variant(grid[0].model, False, len(real[0][1]))
-        train = recipe(task, variant.model["name"])
-        model, norm = train_classifier(ctx, *real[0], variant.model, train, False, generator.num_classes,
-                                       seed=ctx.derive("classifier", "real", variant.model), name="real",
-                                       steps=train_steps(task.n_train, cfg.trainer.max_epochs, train.batch_size))
-        gen_tests = [load(test_specs[families[0]][0]) for families in bases.values()]
-        hits = correct(model, norm, [real[1], *gen_tests], cfg.trainer)
-        rows = [_accuracy_row("real_accuracy", hits[0], variant.params)]
-        rows += [_accuracy_row("real_on_generated", h, {"base": "+".join(families), **variant.params})
-                 for families, h in zip(bases.values(), hits[1:])]
-        run.log_metrics(rows)
 
-    run.set_model("+".join(dict.fromkeys(v.model["name"] for v in grid)), f"trained on {generator.id}",
-                  n_params if len({v.model["name"] for v in grid}) == 1 else None)
-    run.save_json("accuracy_table", table)
-    for family in sweep:
-        run.save_figure(f"accuracy_vs_intensity_{family}", plots.accuracy_vs_intensity(table, family))
-    _log_table(table)
+def _real_classifier(ctx: RunContext, sets: Sets, grid: list[Variant], real: tuple) -> None:
+    """The other direction of the generator check: a real-trained classifier on generated data (the same
+    recipe and optimizer steps as the generated-data classifiers)."""
+    cfg, task = ctx.cfg, ctx.cfg.task
+    variant = Variant(grid[0].model, False, len(real[0][1]))
+    train = recipe(task, variant.model["name"])
+    model, norm = train_classifier(ctx, *real[0], variant.model, train, False, sets.generator.num_classes,
+                                   seed=ctx.derive("classifier", "real", variant.model), name="real",
+                                   steps=train_steps(task.n_train, cfg.trainer.max_epochs, train.batch_size))
+    bases = sets.bases()
+    gen_tests = [sets.load(sets.test[families[0]][0]) for families in bases.values()]
+    hits = correct(model, norm, [real[1], *gen_tests], cfg.trainer)
+    rows = [_accuracy_row("real_accuracy", hits[0], variant.params)]
+    rows += [_accuracy_row("real_on_generated", h, {"base": "+".join(families), **variant.params})
+             for families, h in zip(bases.values(), hits[1:])]
+    ctx.run.log_metrics(rows)
 
 
 def _accuracy_row(metric: str, hits: torch.Tensor, params: dict, item_set: str | None = None,
