@@ -142,6 +142,14 @@ def test_a_bad_choice_is_one_error_line_naming_the_choices(compose, task, path, 
     assert ", ".join(c.value for c in choices) in message, message
 
 
+def test_a_choice_that_reads_as_a_boolean_says_to_quote_it(compose):
+    """``data.labels=true`` on the command line is YAML's boolean, not the choice ``true``."""
+    with pytest.raises(ConfigError, match=r"^data.labels=True: use one of true, random \(a choice that reads as a "
+                                          r"boolean is quoted: data.labels='true'\)$"):
+        validate(compose(["task=whitening", "data.labels=true"]), get_task("whitening").schemas())
+    assert validate(compose(["task=whitening", "data.labels='true'"]), get_task("whitening").schemas()).data.labels == "true"
+
+
 def test_choice_fields_cover_every_task():
     """The parametrised test above sees the value sets of the shared groups and of each task."""
     fields = {(task, ".".join(map(str, path))) for task, path, _ in (p.values for p in _choice_fields())}
@@ -153,6 +161,28 @@ def test_unknown_task_lists_the_choices(compose):
     cfg = compose(["task=whitening", "task.name=whitenin"])
     with pytest.raises(ConfigError, match="unknown task 'whitenin'.*whitening"):
         execute(cfg)
+
+
+def test_a_command_without_a_task_names_the_presets_and_the_tasks():
+    """``task: ???``: bench runs no task by default; a task, a preset or one of Hydra's own flags passes."""
+    from bench.config import no_task_problem
+
+    presets = {"a": "a/embedded", "b": "b/embedded"}
+    for argv in ([], ["seed=1"], ["-m", "seed=0,1"], ["model=vgg11", "trainer=gpu"]):
+        assert no_task_problem(argv, presets) == ("no task given: run a preset, bench experiment=<task>/embedded "
+                                                  "(a/embedded, b/embedded), or pick a task, bench task=<task> ... "
+                                                  "(a, b)"), argv
+    for argv in (["task=a"], ["-m", "experiment=b/embedded", "seed=0,1"], ["+task=a"], ["--help"], ["-cn", "mine"]):
+        assert no_task_problem(argv, presets) is None, argv
+
+
+@pytest.mark.integration
+def test_a_bare_bench_is_one_error_line(tmp_path):
+    bench = Path(sys.executable).parent / "bench"
+    res = subprocess.run([str(bench)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert res.returncode == 2 and res.stdout == "", res.stderr[-2000:]
+    assert res.stderr.startswith("bench: error: no task given: run a preset, bench experiment=<task>/embedded (")
+    assert len(res.stderr.splitlines()) == 1 and "task=<task>" in res.stderr
 
 
 @pytest.mark.integration
