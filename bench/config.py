@@ -44,12 +44,18 @@ class RunConfig:
     run_name: Optional[str] = None
 
 
+#: Hydra flags after which a command line need not name a task: another primary config (which may pick
+#: one), or output that composes no config. (``--help``, ``--cfg`` and ``--info`` compose one: they need a task.)
+NO_TASK_FLAGS = ("--config-name", "-cn", "--config-path", "-cp", "--config-dir", "-cd", "--hydra-help", "--version",
+                 "--shell-completion", "-sc")
+
+
 def no_task_problem(argv: list[str], presets: dict[str, str]) -> str | None:
     """Why a command line runs nothing (``task: ???`` in ``bench/conf/config.yaml``: a bare ``bench``
-    picks no task), naming the fix; None when it names a task or a preset, or passes Hydra's own flags
-    (``--help``, ``--config-name``, ...), which Hydra handles. ``presets``: task -> its embedded preset."""
+    picks no task), naming the fix; None when it names a task or a preset, or passes one of
+    :data:`NO_TASK_FLAGS`. ``presets``: task -> its embedded preset."""
     if any(arg.lstrip("+").partition("=")[0] in ("task", "experiment") for arg in argv) or \
-            any(arg.startswith("-") and arg not in ("-m", "--multirun") for arg in argv):
+            any(arg.partition("=")[0] in NO_TASK_FLAGS for arg in argv):
         return None
     return (f"no task given: run a preset, bench experiment=<task>/embedded ({', '.join(presets.values())}), "
             f"or pick a task, bench task=<task> ... ({', '.join(presets)})")

@@ -168,11 +168,12 @@ def test_a_command_without_a_task_names_the_presets_and_the_tasks():
     from bench.config import no_task_problem
 
     presets = {"a": "a/embedded", "b": "b/embedded"}
-    for argv in ([], ["seed=1"], ["-m", "seed=0,1"], ["model=vgg11", "trainer=gpu"]):
+    for argv in ([], ["seed=1"], ["-m", "seed=0,1"], ["model=vgg11", "trainer=gpu"], ["--help"], ["--cfg", "job"]):
         assert no_task_problem(argv, presets) == ("no task given: run a preset, bench experiment=<task>/embedded "
                                                   "(a/embedded, b/embedded), or pick a task, bench task=<task> ... "
                                                   "(a, b)"), argv
-    for argv in (["task=a"], ["-m", "experiment=b/embedded", "seed=0,1"], ["+task=a"], ["--help"], ["-cn", "mine"]):
+    for argv in (["task=a"], ["-m", "experiment=b/embedded", "seed=0,1"], ["+task=a"], ["-cn", "mine"],
+                 ["--config-dir=mine"], ["--hydra-help"]):
         assert no_task_problem(argv, presets) is None, argv
 
 
