@@ -13,6 +13,16 @@ from bench.errors import TrainingError
 from bench.training import build_trainer
 
 
+def predictions(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``model``'s top-1 class of each image of ``x``; non-finite logits (diverged weights, which would score
+    as "always class 0") are a :class:`TrainingError`."""
+    logits = model(x)
+    if not torch.isfinite(logits).all():
+        raise TrainingError("a trained classifier outputs non-finite logits (training diverged); lower its "
+                            "learning rate or set trainer.gradient_clip_val (shift: its recipe's gradient_clip_val)")
+    return logits.argmax(1)
+
+
 class AccuracyModule(L.LightningModule):
     """Top-1 accuracy of a trained classifier under ``trainer.test`` (torchmetrics: summed over every
     batch and, under DDP, over every process)."""
@@ -26,11 +36,7 @@ class AccuracyModule(L.LightningModule):
 
     def test_step(self, batch: Any, batch_idx: int) -> None:
         x, y = batch
-        logits = self.model(x)
-        if not torch.isfinite(logits).all():  # diverged weights would score as "always class 0"
-            raise TrainingError("the trained model outputs non-finite logits (training diverged); lower the "
-                                "learning rate or set trainer.gradient_clip_val")
-        self.accuracy.update(logits.argmax(1), y)
+        self.accuracy.update(predictions(self.model, x), y)
         self.log("test/acc", self.accuracy, on_epoch=True)
 
 

@@ -19,7 +19,7 @@ from bench.data.datamodule import TensorImages, batch_as_is, channel_stats
 from bench.shift.config import ClassifierTrainConfig
 from bench.models import build_model
 from bench.seeding import torch_generator
-from bench.errors import TrainingError
+from bench.scoring import predictions
 from bench.training import ClassifierModule, build_trainer
 
 
@@ -95,11 +95,7 @@ class _Correct(L.LightningModule):
 
     def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         x, y = batch
-        logits = self.model(x)
-        if not torch.isfinite(logits).all():  # diverged weights would score as "always class 0"
-            raise TrainingError("a trained classifier outputs non-finite logits (training diverged); lower its "
-                                "learning rate or set its recipe's gradient_clip_val")
-        return (logits.argmax(1) == y).cpu()
+        return (predictions(self.model, x) == y).cpu()
 
 
 def correct(model: nn.Module, norm: Normaliser, sets: list[tuple[torch.Tensor, torch.Tensor]],
