@@ -76,7 +76,7 @@ class Interval:
     def text(self) -> str:
         if self.exact:
             return f"{self.value:.4g} (exact)"
-        return f"{self.value:.4g} [{self.level:.0%}: {self.low:.4g}, {self.high:.4g}]"
+        return f"{self.value:.4g} [{100 * self.level:.4g}%: {self.low:.4g}, {self.high:.4g}]"  # 97.5%, not 98%
 
 
 def _verdict(status: str, iv: Interval, threshold: float | None, margin: float | None, figures: Iterable[str],

@@ -92,6 +92,7 @@ def test_monotone_within_noise_and_beyond_it():
     assert v.margin < -4  # the deciding criterion is the step against the rise (-0.1 over 0.014), not the rise
     # and the value and interval shown are that step's (the first-to-last change, +0.2, clears 0: it decides nothing)
     assert v.value == pytest.approx(-0.1) and v.low < -0.1 < v.high < 0, v
+    assert "(value and 97.50% interval: -0.1 [97.5%:" in v.note  # a Bonferroni level shown as it is
     flat = curve([0.5, 0.5, 0.51, 0.5], 0.01)
     assert verdict(Monotone("rob", "alpha", span=(0.0, 1.0)), flat).status == INCONCLUSIVE
     assert verdict(Monotone("rob", "alpha", rising=False), curve([0.9, 0.8, 0.7, 0.6], None),
