@@ -21,7 +21,7 @@ from enum import StrEnum
 from typing import Any, Optional
 
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
+from omegaconf.errors import ConfigKeyError, KeyValidationError, OmegaConfBaseException, ValidationError
 
 from bench.errors import ConfigError
 
@@ -237,6 +237,8 @@ def _explain(e: OmegaConfBaseException, node: DictConfig, schema: type, key: str
     valid = ", ".join(f.name for f in dataclasses.fields(parent)) if dataclasses.is_dataclass(parent) else "?"
     if isinstance(e, ConfigKeyError):
         return f"{full} is not a key of {getattr(parent, '__name__', key)}; valid keys: {valid}"
+    if isinstance(e, KeyValidationError) and typing.get_origin(parent) is dict:  # a dict keyed by choices
+        return f"{full}: the key {parts[-1]} is not a choice; use {_type_name(typing.get_args(parent)[0])}"
     if isinstance(e, ValidationError) and parts:
         holder = e.object_type if dataclasses.is_dataclass(e.object_type) else parent
         name = parts[-1].split("[")[0]  # modes[1]: an entry of the list field `modes`

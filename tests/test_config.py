@@ -83,9 +83,12 @@ def test_wrong_type_names_the_key(compose):
         validate(cfg, get_task("whitening").load()[1])
 
 
+KEY = "<key>"  # a path's last part when the choices are a dict's keys
+
+
 def _choices(tp, path: tuple) -> list[tuple[tuple, type]]:
     """(path, Enum) of every choice field under a field of type ``tp``: lists and dicts entered at one
-    entry (index 0, key ``x``), Optional unwrapped."""
+    entry (index 0, key ``x``), Optional unwrapped; a dict keyed by choices gives (``(*path, KEY)``, Enum)."""
     args = [a for a in typing.get_args(tp) if a is not type(None)]
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
@@ -93,7 +96,8 @@ def _choices(tp, path: tuple) -> list[tuple[tuple, type]]:
     if origin is list:
         return _choices(args[0], (*path, 0))
     if origin is dict:
-        return _choices(args[1], (*path, "x"))
+        keys = [((*path, KEY), args[0])] if isinstance(args[0], type) and issubclass(args[0], enum.Enum) else []
+        return keys + _choices(args[1], (*path, "x"))
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
         return [(path, tp)]
     if dataclasses.is_dataclass(tp):
@@ -133,12 +137,17 @@ def _override(path: tuple, value: str) -> tuple[str, str]:
 def test_a_bad_choice_is_one_error_line_naming_the_choices(compose, task, path, choices):
     """Every value set is an Enum in its schema: a value outside it fails validation with one line
     naming the key and every allowed value (the line `bench` prints after ``bench: error:``)."""
-    override, named = _override(path, "bogus")
+    if path[-1] == KEY:
+        field = ".".join(path[:-1])
+        override, start = f"++{field}={{bogus: [1]}}", f"{field}.bogus: the key bogus is not a choice; use one of "
+    else:
+        override, named = _override(path, "bogus")
+        start = f"{named}=bogus: use one of "
     cfg = compose([f"task={task}", override])
     with pytest.raises(ConfigError) as e:
         validate(cfg, get_task(task).schemas())
     message = str(e.value)
-    assert "\n" not in message and message.startswith(f"{named}=bogus: use one of "), message
+    assert "\n" not in message and message.startswith(start), message
     assert ", ".join(c.value for c in choices) in message, message
 
 

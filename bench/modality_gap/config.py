@@ -89,6 +89,13 @@ class GapMode(StrEnum):
     image_only = "image_only"
 
 
+class PerturbationKind(StrEnum):
+    """A perturbation of the retrieval set (see :class:`bench.modality_gap.perturbation.Perturbation`)."""
+    gaussian = "gaussian"
+    quantize = "quantize"
+    paraphrase = "paraphrase"
+
+
 class Convention(StrEnum):
     """How a gaussian perturbation's level reads: ``norm``, E||eps||^2 = sigma^2 (the paper's scale), or
     ``coordinate``, sigma^2 per coordinate (see :class:`bench.modality_gap.robustness.Perturbation`)."""
@@ -104,7 +111,8 @@ class ModalityGapTaskConfig:
     subspace: str = "rank"  # PCs of the retrieval set removed from g (paper mode): rank | k=<int> | var=<fraction>
     renormalize: bool = False
     orthogonality_k: list[int] = field(default_factory=lambda: [1, 5, 10])
-    perturbations: dict[str, Any] = field(default_factory=lambda: {"gaussian": [0.005, 0.022, 0.04]})
+    perturbations: dict[PerturbationKind, Any] = field(  # kind -> its levels
+        default_factory=lambda: {PerturbationKind.gaussian: [0.005, 0.022, 0.04]})
     gaussian_convention: Convention = Convention.norm
     trials: int = 20
     retrieval_ks: list[int] = field(default_factory=lambda: [1, 5, 10])

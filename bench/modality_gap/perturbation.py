@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 import torch
 
-from bench.modality_gap.config import Convention
+from bench.modality_gap.config import Convention, PerturbationKind
 
-KINDS = ("gaussian", "quantize", "paraphrase")
+KINDS = tuple(PerturbationKind)
 CONVENTIONS = tuple(Convention)
 
 @dataclass(frozen=True)
