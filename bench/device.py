@@ -1,6 +1,6 @@
 """The one device resolver: a config's ``device`` setting (``auto``, ``cpu``, ``cuda``, ``cuda:<index>``) as
 the torch device work runs on, for the computations bench runs outside a Lightning Trainer (a generator's
-sampling, the modality-gap sweeps); a Trainer's device is ``trainer.accelerator``'s."""
+sampling, the modality-gap sweeps), and whether a Trainer's ``trainer.accelerator`` puts it on CUDA."""
 from __future__ import annotations
 
 import torch
@@ -19,3 +19,8 @@ def resolve_device(device: str, key: str) -> torch.device:
         return torch.device(device)
     except RuntimeError:
         raise ConfigError(f"{key}={device} is not a device; use auto, cpu, cuda or cuda:<index>") from None
+
+
+def trainer_on_cuda(accelerator: str) -> bool:
+    """Whether a Trainer with ``trainer.accelerator`` runs on CUDA GPUs (``auto`` picks them when visible)."""
+    return str(accelerator) in ("gpu", "cuda", "auto") and torch.cuda.is_available()

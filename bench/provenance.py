@@ -108,7 +108,9 @@ def hardware(accelerator: str = "cpu", n_devices: int = 1) -> dict[str, Any]:
     """Where the run executes: device name, device count, world size, host, CPU threads and CPU capability."""
     import torch
 
-    if accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available():
+    from bench.device import trainer_on_cuda
+
+    if trainer_on_cuda(accelerator):
         device = torch.cuda.get_device_name(0)
     else:
         device = platform.processor() or platform.machine() or "cpu"

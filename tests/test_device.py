@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from bench.device import resolve_device
+from bench.device import resolve_device, trainer_on_cuda
 from bench.errors import ConfigError
 
 
@@ -21,3 +21,8 @@ def test_cuda_without_a_gpu_names_the_setting_and_the_fix(key):
 def test_an_unknown_device_is_a_config_error():
     with pytest.raises(ConfigError, match="generator.device=tpu7 is not a device; use auto, cpu, cuda or cuda:<index>"):
         resolve_device("tpu7", "generator.device")
+
+
+def test_a_trainer_is_on_cuda_only_with_a_gpu_accelerator_and_a_visible_gpu():
+    assert not trainer_on_cuda("cpu")
+    assert trainer_on_cuda("auto") == trainer_on_cuda("gpu") == trainer_on_cuda("cuda") == torch.cuda.is_available()

@@ -9,6 +9,7 @@ import torch
 from omegaconf import DictConfig
 
 from bench.context import RunContext
+from bench.device import trainer_on_cuda
 from bench.seeding import derive
 from bench.shift.dataset import SetSpec, ShardedDatasets
 from bench.shift.families import Shift
@@ -83,7 +84,7 @@ def _join_launched_ranks(trainer: DictConfig) -> None:
     if dist.is_initialized() or "RANK" not in os.environ or int(os.environ.get("WORLD_SIZE", "1")) < 2 \
             or "MASTER_ADDR" not in os.environ:
         return
-    gpu = trainer.accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available()
+    gpu = trainer_on_cuda(trainer.accelerator)
     if gpu:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     dist.init_process_group("nccl" if gpu else "gloo")
