@@ -19,7 +19,7 @@ def predictions(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     logits = model(x)
     if not torch.isfinite(logits).all():
         raise TrainingError("a trained classifier outputs non-finite logits (training diverged); lower its "
-                            "learning rate or set trainer.gradient_clip_val (shift: its recipe's gradient_clip_val)")
+                            "learning rate or set trainer.gradient_clip_val (or the task recipe's own gradient_clip_val)")
     return logits.argmax(1)
 
 

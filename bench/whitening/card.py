@@ -97,11 +97,12 @@ CLAIMS = (
           check=AtMost(fit_margin(over="seeds", kind="cnn", weights="init", labels="true"), 0.0)),
     Claim("seed_consistency", "Energy profiles are consistent across seeds (r ≥ 0.9)",
           paper="r = 0.99 CIFAR-10, 0.97 CIFAR-100, 0.99 CelebA (Table 1)",
-          check=AtLeast(Value("consistency_r", axis="seed", kind="cnn", labels="true", first_layer="learned"), 0.9),
+          check=AtLeast(Value("consistency_r", axis="seed", kind="cnn", labels="true", first_layer="learned",
+                              over="pairs"), 0.9),
           gates=_trained_gate("true", 0.5)),
     Claim("labels_consistency", "True- and random-label profiles agree (r ≥ 0.88)",
           paper="r = 0.90 ± 0.02 CIFAR-10, 0.91 CIFAR-100, 0.96 CelebA (Table 2)",
-          check=AtLeast(Value("consistency_r", axis="labels", kind="cnn", labels="true-random"), 0.88),
+          check=AtLeast(Value("consistency_r", axis="labels", kind="cnn", labels="true-random", over="pairs"), 0.88),
           gates=(_trained_gate("true", 0.5), _trained_gate("random", 0.2))),
     Claim("pca_labels_break_fit", "Labels tied to one PCA direction break the fit: the PCA-label CNN fits ≥ 0.1 "
           "worse than the worst true- or random-label CNN (at the stopping point)",
@@ -130,7 +131,7 @@ CLAIMS = (
           "input's (δ = 10 px on 32x32 images, scaled with the image)",
           paper="C(10): raw RGB > 0.5, learned ≈ 0.2 (ratio ≈ 0.4), perfect whitening 0",
           check=AtMost(Value("autocorr_ratio", filters="trained", kind="cnn", first_layer="learned",
-                             labels="true"), 0.7),
+                             labels="true", over="seeds"), 0.7),
           gates=_trained_gate("true", 0.5)),
     Claim("random_filters_do_not_whiten", "Random filters do not: their outputs' C(δ) stays above 0.7x the "
           "input's", paper="random filters about the same as the input (ratio ≈ 1)",
@@ -159,11 +160,12 @@ CARD = TaskCard(
         Metric("formula_t", "best t", ".0f", None, headline=False),
         Metric("fit_edge", "best t on the grid edge", ".0f", None, headline=False),
         Metric("consistency_r", "consistency r", ".3f", True, columns=("axis",),  # as the claims: learned layers
-               where={"kind": ("cnn",), "first_layer": ("learned",)}),  # linear / frozen pairs: per-condition table
+               where={"kind": ("cnn",), "first_layer": ("learned",), "over": ("pairs",)}),  # the rest: per condition
         # Whitening evidence: C(delta) of each filter bank's outputs over the input's C(delta) (paper,
         # delta = 10 px on 32x32 images: learned ~0.2/0.5+, random ~1, ZCA 0), at task.autocorr_max_delta.
         Metric("autocorr_ratio", "C(δ) / input C(δ)", ".3f", False, columns=("filters",),
-               where={"kind": ("cnn",), "first_layer": ("learned",)}, order={"filters": ("trained", "random", "zca")}),
+               where={"kind": ("cnn",), "first_layer": ("learned",), "over": ("seeds",)},
+               order={"filters": ("trained", "random", "zca")}),
         Metric("autocorr", "autocorr C(10)", ".3f", None, columns=("filters",), where={"delta": (10,)}),
         Metric("label_pca_corr", "label-PCA corr", ".3f", False, columns=("labels",),
                order={"labels": ("true", True)}),

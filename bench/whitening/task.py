@@ -17,7 +17,9 @@ image set (:mod:`bench.whitening.pretrained`), with the same fit rows (stage=pre
 from __future__ import annotations
 
 import itertools
+import json
 import logging
+import math
 from pathlib import Path
 
 import numpy as np
@@ -168,7 +170,9 @@ def _model_rows(cfg: DictConfig, datamodules: dict, trained: dict[Variant, Train
 
 
 def _consistency_rows(variants: list[Variant], profiles: dict[str, torch.Tensor]) -> list[dict]:
-    """consistency_r of every pair of models that differ in exactly one axis."""
+    """consistency_r of every pair of models that differ in exactly one axis (over=pair), and per kind
+    of pair one row pooled over its pairs (over=pairs) whose items are the pairs: the claims' interval
+    is over the pairs of models trained (pairs along the seed axis share models, so theirs is rough)."""
     rows = []
     for a, b in itertools.combinations(variants, 2):
         differs = [ax for ax in AXES if getattr(a, ax) != getattr(b, ax)]
@@ -180,8 +184,16 @@ def _consistency_rows(variants: list[Variant], profiles: dict[str, torch.Tensor]
                                      # two frozen layers are two random inits: not a learned profile's consistency
                                      "first_layer": "-".join(sorted({a.first_layer, b.first_layer},
                                                                     key=FIRST_LAYER.index)),
-                                     "a": a.id, "b": b.id}))
-    return rows
+                                     "a": a.id, "b": b.id, "over": "pair"}))
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        kind = {k: v for k, v in r["params"].items() if k not in ("a", "b", "over")}
+        groups.setdefault(json.dumps(kind, sort_keys=True), []).append(r)
+    pooled = [dict(metric="consistency_r", value=math.fsum(r["value"] for r in pairs) / len(pairs),
+                   params={**json.loads(kind), "over": "pairs"}, items=[r["value"] for r in pairs],
+                   item_set="whitening:pairs[" + ",".join(f"{r['params']['a']}|{r['params']['b']}" for r in pairs) + "]")
+              for kind, pairs in groups.items() if len(pairs) > 1]
+    return rows + pooled
 
 
 def _profile_figures(run: Run, trained: dict[Variant, Trained], profiles: dict[str, torch.Tensor], fits: dict,
@@ -214,7 +226,8 @@ def _autocorrelation(ctx: RunContext, dm, trained: dict[Variant, Trained], varia
     random = first.init if first.init is not None else torch.nn.init.kaiming_normal_(
         torch.empty_like(first.final), generator=ctx.generator("whitening", "random_filters"))
     banks = {"input": (None, {}), "random": (random, {}), "zca": (zca_filters(pca, first.final.shape[1:]), {})}
-    banks |= {f"trained:{v.id}": (t.final, {"kind": v.kind, "labels": v.labels, "first_layer": v.first_layer})
+    banks |= {f"trained:{v.id}": (t.final, {"kind": v.kind, "arch": v.arch, "width": v.width, "seed": v.seed,
+                                            "labels": v.labels, "first_layer": v.first_layer})
               for v, t in trained.items()}
     # the images are the units: each ratio's stderr is a jackknife over JACKKNIFE_GROUPS groups of them
     group = torch.arange(len(images)) % JACKKNIFE_GROUPS
@@ -226,14 +239,15 @@ def _autocorrelation(ctx: RunContext, dm, trained: dict[Variant, Trained], varia
             curves[name] = c
             without[name] = [float(spatial_autocorrelation(maps[group != g], d)[d]) for g in range(JACKKNIFE_GROUPS)]
             kind, _, variant = name.partition(":")
-            params = {"filters": kind, "variant": variant or None, **extra}
+            params = {"filters": kind, **({} if extra else {"variant": None}), **extra}
             rows += [dict(metric="autocorr", value=float(c[i]), higher_is_better=False, n=len(images),
                           params={"delta": i, **params}) for i in range(d + 1)]
             if weight is not None:
                 se = jackknife_se([b / a for b, a in zip(without[name], without["input"])])
                 rows.append(dict(metric="autocorr_ratio", value=float(c[d] / curves["input"][d]), stderr=se,
                                  higher_is_better=False, n=len(images), params={"delta": d, **params}))
-    run.log_metrics(rows)
+    # the trained banks' ratio per condition, pooled over its seeds (items: the models)
+    run.log_metrics(rows + pooled_over_seeds(rows, ("autocorr_ratio",)))
     run.save_figure("autocorrelation", plots.autocorr_curves(curves))
 
 

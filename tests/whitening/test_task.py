@@ -58,11 +58,16 @@ def test_whitening_study_end_to_end(compose, bench_root):
         assert margin == pytest.approx(min(r["value"] - power - 0.05, r["value"] - lam - 0.2, dist - 0.2))
     auto = {(r["params"]["filters"], r["params"]["delta"]): r["value"] for r in rows if r["metric"] == "autocorr"}
     assert auto[("input", 0)] == pytest.approx(1.0) and auto[("input", 4)] < 1.0
-    ratios = {(r["params"]["filters"], r["params"]["variant"]): r["value"] for r in rows if r["metric"] == "autocorr_ratio"}
+    ratios = {(r["params"]["filters"], r["params"].get("variant")): r["value"] for r in rows
+              if r["metric"] == "autocorr_ratio" and r["params"].get("over") != "seeds"}
     assert ratios[("zca", None)] == pytest.approx(auto[("zca", 4)] / auto[("input", 4)])
     assert ratios[("zca", None)] < 0.5 * ratios[("random", None)]  # a perfect whitening decorrelates
     # the images are the units: each ratio carries a jackknife stderr over groups of them
-    assert all(r["stderr"] > 0 for r in rows if r["metric"] == "autocorr_ratio")
+    assert all(r["stderr"] > 0 for r in rows if r["metric"] == "autocorr_ratio" and r["params"].get("over") != "seeds")
+    # the trained banks' ratio pooled per condition over the seeds (items: the two true-label models), and the
+    # seed pair's consistency as one row over its pairs
+    pooled_ratio = [r for r in rows if r["metric"] == "autocorr_ratio" and r["params"].get("over") == "seeds"]
+    assert [len(r["items"]) for r in pooled_ratio] == [2] and pooled_ratio[0]["params"]["labels"] == "true"
     arts = {p.name for p in (run_dir / "artifacts").iterdir()}
     for name in ("profile_vs_formula.png", "consistency_heatmap.png", "autocorrelation.png",
                  "profile_over_time_linear_cnn-w0.25-s0-true.png", "profiles.safetensors", "patch_pca.safetensors"):
