@@ -70,7 +70,7 @@ def test_every_cards_preset_composes_from_the_installed_wheel(installed, name, t
 ASSETS = Path(os.environ.get("BENCH_ASSETS") or REPO / ".cache" / "assets")
 
 
-@pytest.mark.slow  # the whitening preset end to end: ~2 min CPU, 5 min wall on a busy 2-core machine
+@pytest.mark.slow  # the whitening preset end to end: 13 min CPU on one thread (its ResNet20 Stage C)
 @pytest.mark.skipif(not (ASSETS / "fashion_mnist").is_dir() or not (ASSETS / "pretrained_weights").is_dir(),
                     reason=f"no assets under {ASSETS}: run 'make assets' (or point BENCH_ASSETS at them)")
 def test_the_installed_bench_command_runs_the_whitening_preset_from_another_directory(installed, tmp_path):
