@@ -125,13 +125,23 @@ class RunContext:
         value is not cached (only the checkpoint folder is keyed), e.g. a model scored right away."""
         from bench.training import weight_settings
 
+        from bench.resume import claim, release
+
         overrides = dict(trainer or {})
-        full_key = {**key, "trainer": weight_settings(self.trainer_cfg, overrides)}
+        # the seed is the init and data order: part of what the entry holds, whatever the caller's key says
+        full_key = {**key, "seed": seed, "trainer": weight_settings(self.trainer_cfg, overrides)}
         path = self._entry(kind, full_key, name, payload)
         if payload is not None and self.cache.verify(path):
             log.info("from cache: %s", path)
             return payload.load(path)
         checkpoint_dir = path.with_name(path.name + ".ckpt")
+        if self.writes and payload is not None:
+            claim(checkpoint_dir)  # waits while another process trains this very entry
+            if self.cache.verify(path):  # it cached the model while this one waited: read it, train nothing
+                release(checkpoint_dir)
+                shutil.rmtree(checkpoint_dir, ignore_errors=True)
+                log.info("from cache (trained by another process meanwhile): %s", path)
+                return payload.load(path)
         seed_everything(seed)
         value = train(Training(self, name, path, checkpoint_dir, overrides))
         if self.writes:

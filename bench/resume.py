@@ -17,6 +17,7 @@ and the training starts over.
 from __future__ import annotations
 
 import atexit
+import enum
 import logging
 import os
 import random
@@ -108,6 +109,18 @@ class ResumeCheckpoint(L.Callback):
             _set_rng_state(state_dict["rng"])
 
 
+def _config_enums() -> list[type]:
+    """bench's config value sets (``enum.Enum`` subclasses defined in bench): a module's hyperparameters
+    hold them, so its checkpoint does, and ``weights_only`` loading must know them to resume it."""
+    found, todo = [], list(enum.Enum.__subclasses__())
+    while todo:
+        cls = todo.pop()
+        todo += cls.__subclasses__()
+        if cls.__module__.split(".")[0] == "bench":
+            found.append(cls)
+    return found
+
+
 def last_checkpoint(checkpoint_dir: str | Path | None, discard: bool = True) -> str | None:
     """``checkpoint_dir/last.ckpt`` when an earlier attempt left one that loads (``weights_only=True``) and was
     written with this process's numerics (threads, CPU kernels, torch: :func:`bench.cache.numerics`). Any
@@ -115,6 +128,8 @@ def last_checkpoint(checkpoint_dir: str | Path | None, discard: bool = True) -> 
     last = Path(checkpoint_dir) / LAST if checkpoint_dir else None
     if last is None or not last.is_file():
         return None
+    # process-wide, so Lightning's own weights_only load of this checkpoint accepts them too
+    torch.serialization.add_safe_globals(_config_enums())
     try:
         state = torch.load(last, map_location="cpu", weights_only=True)
     except Exception as e:  # a torn zip, garbage bytes, a foreign pickle: never resumed

@@ -5,12 +5,14 @@ The tasks are the ones bench finds (:func:`bench.tasks.tasks`), each run with it
 `bench -m experiment=<preset> seed=<s1>,<s2>,...` sweep over the seeds the card declares for the
 preset (``TaskCard.seeds``), or `bench experiment=<preset>` (the config's seed) when it declares none.
 
-The tasks run at the same time, each with an equal share of the cores as its ``threads`` (at least
-one): on a 2-core machine three single-threaded sweeps keep both cores busy, where one sweep after
-another would leave a core idle through every serial step. ``threads`` is config, recorded in each
-run's provenance, so the figures depend on that share, never on the load. Each task's output goes to
-``results/logs/<task>.log``. When every sweep has ended the script prints each task's Paper claims
-table (`bench-report --claims`); it exits with the first failing sweep's code.
+The tasks run at the same time, each single-threaded (``threads=1``): on a 2-core machine three
+single-threaded sweeps keep both cores busy where one sweep after another would leave a core idle
+through every serial step. The thread count is fixed, not a share of this machine's cores or of
+the number of tasks installed, because it changes the bits of every result (it is recorded in each
+run's provenance): make run's figures are the same on any machine with the same CPU kernels. Each
+task's output goes to ``results/logs/<task>-<time>.log``; a failure is reported when it happens,
+the other sweeps go on, and the leaderboard is built from every record there is. Ctrl-C stops
+every sweep (their records so far stay). The exit code is the first failure's, else the report's.
 """
 from __future__ import annotations
 
@@ -23,51 +25,70 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
+THREADS = 1  # per task; see the module docstring
+
+
+def _exit_code(rc: int) -> int:
+    """A child killed by signal N (Popen's -N) as a shell reports it: 128 + N."""
+    return 128 - rc if rc < 0 else rc
+
+
 def main() -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("WANDB_MODE", "offline")
     sys.path.insert(0, str(ROOT))
-    from bench.config import default_threads
     from bench.tasks import tasks
 
-    found = list(tasks().values())
-    threads = max(1, default_threads() // len(found))
     bindir = Path(sys.executable).parent
     root = ROOT / os.environ.get("BENCH_ROOT", ".")
     results = root / "results"
     logs = results / "logs"
     logs.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
     t0 = time.monotonic()
-    running = {}
-    for task in found:
-        preset = task.card.preset
-        seeds = task.card.seeds_for(preset)
-        args = ["-m", f"experiment={preset}", "seed=" + ",".join(map(str, seeds))] if seeds else [f"experiment={preset}"]
-        args.append(f"threads={threads}")
-        log = logs / f"{task.name}.log"
-        print(f"==> bench {' '.join(args)}   (output: {log})", flush=True)
-        with open(log, "w") as out:
-            running[task.name] = (args, log, subprocess.Popen([str(bindir / "bench"), *args], cwd=ROOT,
-                                                              stdout=out, stderr=subprocess.STDOUT))
+    running: dict[str, tuple[list[str], Path, subprocess.Popen]] = {}
     failed = 0
-    for name, (args, log, proc) in running.items():
-        rc = proc.wait()
-        if rc:
-            tail = "".join(log.read_text(errors="replace").splitlines(keepends=True)[-20:])
-            print(f"bench {' '.join(args)} failed with exit code {rc}; the end of {log}:\n{tail}", file=sys.stderr)
-            failed = failed or rc
-        else:
-            print(f"    {name} done at {time.monotonic() - t0:.0f} s", flush=True)
-    if failed:
-        return failed
+    try:
+        for task in tasks().values():
+            preset = task.card.preset
+            seeds = task.card.seeds_for(preset)
+            args = ["-m", f"experiment={preset}", "seed=" + ",".join(map(str, seeds))] if seeds else \
+                [f"experiment={preset}"]
+            args.append(f"threads={THREADS}")
+            log = logs / f"{task.name}-{stamp}.log"
+            print(f"==> bench {' '.join(args)}   (output: {log})", flush=True)
+            with open(log, "w") as out:
+                proc = subprocess.Popen([str(bindir / "bench"), *args], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+            running[task.name] = (args, log, proc)
+        pending = dict(running)
+        while pending:  # report each sweep as it ends, a failure as soon as it happens
+            for name, (args, log, proc) in list(pending.items()):
+                rc = proc.poll()
+                if rc is None:
+                    continue
+                del pending[name]
+                if rc:
+                    tail = "".join(log.read_text(errors="replace").splitlines(keepends=True)[-20:])
+                    print(f"bench {' '.join(args)} failed with exit code {rc}; the end of {log}:\n{tail}",
+                          file=sys.stderr, flush=True)
+                    failed = failed or _exit_code(rc)
+                else:
+                    print(f"    {name} done at {time.monotonic() - t0:.0f} s", flush=True)
+            time.sleep(0.5 if pending else 0)
+    finally:  # Ctrl-C or an error here: stop every sweep still running (what they recorded stays)
+        for _, _, proc in running.values():
+            if proc.poll() is None:
+                proc.terminate()
+        for _, _, proc in running.values():
+            proc.wait()
     report = subprocess.run([str(bindir / "bench-report"), "--claims"], cwd=ROOT, stdout=subprocess.PIPE, text=True)
     print(f"\nAll done in {time.monotonic() - t0:.0f} s.\n"
           f"  run records + plots: {results / 'runs'}/<task>/<run_id>/ (run.json, metrics.jsonl, artifacts/)\n"
           f"  leaderboard:         {results / 'leaderboard.md'}, {results / 'leaderboard.html'}\n"
-          f"  logs:                {logs}/<task>.log\n"
+          f"  logs:                {logs}/<task>-{stamp}.log\n"
           f"  W&B offline runs:    {root / 'outputs' / 'wandb'} (push with `wandb sync`)\n", flush=True)
     print(report.stdout, flush=True)
-    return report.returncode
+    return failed or report.returncode
 
 
 if __name__ == "__main__":

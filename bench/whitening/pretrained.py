@@ -102,6 +102,10 @@ def profile(p: Pretrained) -> torch.Tensor:
     return energy_profile(p.weight, p.pca.eigvecs)
 
 
+# grid argmaxes (the best t, whether it is the grid's edge): the jackknife is not valid for them
+DISCRETE = ("formula_t", "fit_edge")
+
+
 def jackknife_stderr(p: Pretrained, kernel_size: int, grid: str, tau_grid_size: int) -> dict[tuple, float]:
     """The jackknife standard error over the images of every fit row (keyed by metric and grid), from
     the row's value without each image in turn."""
@@ -110,4 +114,4 @@ def jackknife_stderr(p: Pretrained, kernel_size: int, grid: str, tau_grid_size: 
         return {(r["metric"], r["params"].get("grid")): r["value"] for r in rows}
 
     loo = [values(pca) for pca in p.without_each]
-    return {key: jackknife_se([v[key] for v in loo]) for key in loo[0]}
+    return {key: jackknife_se([v[key] for v in loo]) for key in loo[0] if key[0] not in DISCRETE}

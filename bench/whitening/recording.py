@@ -105,6 +105,13 @@ class StoppingRule(FirstLayerRecorder):
             self._snap(pl_module, trainer.global_step)
             trainer.should_stop = True
 
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_start(trainer, pl_module)
+        # resumed from the checkpoint of the last epoch (a crash after it, before the model was cached):
+        # should_stop is not in the checkpoint, so stop again here rather than train an epoch past it
+        if self.stop_epoch is not None and trainer.current_epoch >= (2 if self.double else 1) * self.stop_epoch:
+            trainer.should_stop = True
+
     def accuracy_at(self, module: L.LightningModule, epoch: int) -> float:
         """Training accuracy at the end of ``epoch``: a read of the rule's, or ``module``'s own at the last epoch."""
         read = {h[0]: h[1] for h in self.history}
@@ -119,8 +126,9 @@ class StoppingRule(FirstLayerRecorder):
         double (2E, or the last epoch trained)."""
         if self.stop_epoch is None:
             return {}
-        half = max([h[0] for h in self.history if h[0] <= math.ceil(self.stop_epoch / 2)], default=self.stop_epoch)
-        out = {"half": half, "stop": self.stop_epoch}
+        reads = [h[0] for h in self.history if h[0] <= math.ceil(self.stop_epoch / 2)]
+        out = {"half": max(reads)} if reads else {}  # no read that early (E = check_every): no half
+        out["stop"] = self.stop_epoch
         return out | {"double": min(2 * self.stop_epoch, max(self.epoch_steps))} if self.double else out
 
     def state_dict(self) -> dict:

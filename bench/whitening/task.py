@@ -83,6 +83,16 @@ def _checked(cfg: DictConfig) -> list[Variant]:
     variants = resolve_variants(cfg)
     optimizer_node(cfg.task.optim, "task.optim")
     scheduler_node(cfg.task.scheduler, "task.scheduler")
+    stop = cfg.task.stopping
+    if stop.enabled:
+        if stop.check_every < 1 or stop.max_epochs < 1:
+            raise ConfigError(f"task.stopping.check_every ({stop.check_every}) and max_epochs ({stop.max_epochs}) "
+                              "must be >= 1")
+        # the rule decides the length: a training cut short by the trainer would end before it fires
+        cut = {k: cfg.trainer.get(k) for k in ("max_steps", "fast_dev_run", "limit_train_batches")}
+        if cut["max_steps"] not in (None, -1) or cut["fast_dev_run"] or cut["limit_train_batches"] not in (None, 1.0):
+            raise ConfigError(f"task.stopping decides each training's length, but trainer sets {cut}: drop the "
+                              "trainer limit, or set task.stopping.enabled=false")
     return variants
 
 
@@ -189,10 +199,14 @@ def _consistency_rows(variants: list[Variant], profiles: dict[str, torch.Tensor]
     for r in rows:
         kind = {k: v for k, v in r["params"].items() if k not in ("a", "b", "over")}
         groups.setdefault(json.dumps(kind, sort_keys=True), []).append(r)
-    pooled = [dict(metric="consistency_r", value=math.fsum(r["value"] for r in pairs) / len(pairs),
-                   params={**json.loads(kind), "over": "pairs"}, items=[r["value"] for r in pairs],
-                   item_set="whitening:pairs[" + ",".join(f"{r['params']['a']}|{r['params']['b']}" for r in pairs) + "]")
-              for kind, pairs in groups.items() if len(pairs) > 1]
+    pooled = []
+    for kind, pairs in groups.items():
+        row = dict(metric="consistency_r", value=math.fsum(r["value"] for r in pairs) / len(pairs),
+                   params={**json.loads(kind), "over": "pairs"})
+        if len(pairs) > 1:  # one pair is one unit: no spread to draw from (its claim reads inconclusive)
+            names = ",".join(f"{r['params']['a']}|{r['params']['b']}" for r in pairs)
+            row |= {"items": [r["value"] for r in pairs], "item_set": f"whitening:pairs[{names}]"}
+        pooled.append(row)
     return rows + pooled
 
 
@@ -230,14 +244,15 @@ def _autocorrelation(ctx: RunContext, dm, trained: dict[Variant, Trained], varia
                                             "labels": v.labels, "first_layer": v.first_layer})
               for v, t in trained.items()}
     # the images are the units: each ratio's stderr is a jackknife over JACKKNIFE_GROUPS groups of them
-    group = torch.arange(len(images)) % JACKKNIFE_GROUPS
+    groups = min(JACKKNIFE_GROUPS, len(images))
+    group = torch.arange(len(images)) % groups
     curves, without, rows = {}, {}, []
     with torch.no_grad():
         for name, (weight, extra) in banks.items():
             maps = first_layer_outputs(images, weight)
             c = spatial_autocorrelation(maps, d)
             curves[name] = c
-            without[name] = [float(spatial_autocorrelation(maps[group != g], d)[d]) for g in range(JACKKNIFE_GROUPS)]
+            without[name] = [float(spatial_autocorrelation(maps[group != g], d)[d]) for g in range(groups)]
             kind, _, variant = name.partition(":")
             params = {"filters": kind, **({} if extra else {"variant": None}), **extra}
             rows += [dict(metric="autocorr", value=float(c[i]), higher_is_better=False, n=len(images),
@@ -264,7 +279,7 @@ def _pretrained(cfg: DictConfig, run: Run) -> None:
         fit_of, fits[entry.name] = fit_rows(prof, p.pca.eigvals, cfg.task.kernel_size, cfg.task.fit.grid,
                                             cfg.task.tau_grid_size, params)
         se = pretrained.jackknife_stderr(p, cfg.task.kernel_size, cfg.task.fit.grid, cfg.task.tau_grid_size)
-        rows += [{**r, "n": p.n_images, "stderr": se[(r["metric"], r["params"].get("grid"))]} for r in fit_of]
+        rows += [{**r, "n": p.n_images, "stderr": se.get((r["metric"], r["params"].get("grid")))} for r in fit_of]
         # the weights are the right ones: they classify the image set's own (file-name) labels
         rows.append(dict(metric="pretrained_acc", value=p.accuracy, params=params, n=p.n_images))
     if rows:

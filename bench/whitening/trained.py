@@ -70,6 +70,8 @@ def train_or_load(ctx: RunContext, dm, variant: Variant) -> Trained:
     cfg = ctx.cfg
     task = OmegaConf.to_container(cfg.task)
     key = {"data": dm.cache_key, "labels": variant.labels, "variant": asdict(variant),  # its loss, optim, batch
+           # random labels are one permutation drawn with the data's seed (the run's, not the variant's)
+           "label_seed": dm.seed if variant.labels == "random" else None,
            "model": OmegaConf.to_container(cfg.model),
            "recipe": {k: task[k] for k in ("scheduler", "augment", "hflip")},
            "pca_labels_component": cfg.task.pca_labels_component if variant.labels == "pca" else None,

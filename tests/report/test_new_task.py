@@ -98,7 +98,8 @@ def test_the_guide_shows_the_fixture_files_verbatim():
         assert text == (REPO / path).read_text(), f"docs/adding_a_task.md is out of date for {path}"
 
 
-def test_make_run_runs_every_task_found_at_once_and_ends_with_the_claims(monkeypatch, capsys, tmp_path):
+def _run_embedded(monkeypatch, tmp_path, rc=0):
+    """scripts/run_embedded.py's main with every sweep a fake that ends with ``rc``; the calls it made."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("run_embedded", REPO / "scripts" / "run_embedded.py")
@@ -106,33 +107,43 @@ def test_make_run_runs_every_task_found_at_once_and_ends_with_the_claims(monkeyp
     spec.loader.exec_module(script)
     calls = []
 
-    class Finished:  # a sweep that has ended well
+    class Ended:  # a sweep that has ended with rc
         def __init__(self, cmd, **kw):
             calls.append(cmd[1:])
 
-        def wait(self):
-            return 0
+        def poll(self):
+            return rc
+
+        wait = poll
 
     monkeypatch.setenv("BENCH_TASKS", "tests.fixture_task")
     monkeypatch.setenv("BENCH_ROOT", str(tmp_path))
-    monkeypatch.setenv("OMP_NUM_THREADS", "4")
-    monkeypatch.setattr(script.subprocess, "Popen", Finished)
+    monkeypatch.setattr(script.subprocess, "Popen", Ended)
     monkeypatch.setattr(script.subprocess, "run", lambda cmd, **kw: calls.append(cmd[1:]) or
                         subprocess.CompletedProcess(cmd, 0, stdout="### Paper claims: lsq_digits\n"))
-    assert script.main() == 0
+    return script.main(), calls
+
+
+def test_make_run_runs_every_task_found_at_once_and_ends_with_the_claims(monkeypatch, capsys, tmp_path):
+    code, calls = _run_embedded(monkeypatch, tmp_path)
+    assert code == 0
     from bench.tasks import tasks
 
     # one sweep over the seeds each card declares for its preset (the fixture: 0, 1, 2), all started
-    # together, each with an equal share of the 4 cores as its threads
-    found = list(tasks().values())
-    share = f"threads={max(1, 4 // len(found))}"
+    # together, each single-threaded whatever the machine's cores or the number of tasks
     sweeps = [["-m", f"experiment={t.card.preset}", "seed=" + ",".join(map(str, t.card.seeds_for(t.card.preset))),
-               share] if t.card.seeds_for(t.card.preset) else [f"experiment={t.card.preset}", share]
-              for t in found]
+               "threads=1"] if t.card.seeds_for(t.card.preset) else [f"experiment={t.card.preset}", "threads=1"]
+              for t in tasks().values()]
     assert calls == [*sweeps, ["--claims"]]
     assert calls[0][:3] == ["-m", "experiment=lsq_digits/tiny", "seed=0,1,2"]
-    assert (tmp_path / "results" / "logs").is_dir()
+    assert len(list((tmp_path / "results" / "logs").glob("lsq_digits-*.log"))) == 1
     assert capsys.readouterr().out.rstrip().endswith("### Paper claims: lsq_digits")
+
+
+def test_make_run_reports_a_failed_sweep_and_still_builds_the_leaderboard(monkeypatch, capsys, tmp_path):
+    code, calls = _run_embedded(monkeypatch, tmp_path, rc=-9)  # killed by SIGKILL
+    assert code == 137 and calls[-1] == ["--claims"]
+    assert "failed with exit code -9" in capsys.readouterr().err
 
 
 def test_outside_its_own_package_no_module_names_a_task():

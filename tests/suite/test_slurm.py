@@ -37,7 +37,7 @@ def fake_sbatch(monkeypatch, tmp_path):
 
 
 def test_slurm_launcher_composes_from_the_trainer_preset(compose_hydra):
-    cfg = compose_hydra(["hydra/launcher=slurm", "trainer=ddp", "trainer.devices=4", "trainer.num_nodes=2",
+    cfg = compose_hydra(["task=whitening", "hydra/launcher=slurm", "trainer=ddp", "trainer.devices=4", "trainer.num_nodes=2",
                          "hydra.launcher.partition=gpu-a100", "hydra.launcher.timeout_min=90"])
     launcher = cfg.hydra.launcher
     assert launcher._target_.endswith("SlurmLauncher")

@@ -82,6 +82,18 @@ def test_stopping_rule_read_every_few_epochs():
     assert (rule.stop_epoch, stopped, rule.phases()) == (6, 6, {"half": 3, "stop": 6})
 
 
+def test_a_resume_after_the_last_epoch_trains_no_further():
+    # the rule stopped at E = 3 and trained to 6; a crash before the model was cached resumes at epoch 6
+    rule, _ = _rule([(0.5, 1.0), (0.9, 0.5), (0.995, 0.1)] + [(1.0, 0.01)] * 5)
+    trainer = _Trainer()
+    trainer.current_epoch, trainer.global_step = 6, 24
+    rule.on_train_start(trainer, None)
+    assert trainer.should_stop
+    trainer.current_epoch, trainer.should_stop = 5, False  # an epoch short of 2E: it trains on
+    rule.on_train_start(trainer, None)
+    assert not trainer.should_stop
+
+
 def test_both_ends_disagreeing_is_inconclusive():
     from bench.claims import AtLeast, Claim, Value
     from bench.whitening.card import AtBothEnds

@@ -117,7 +117,8 @@ def test_variant_epochs_override_the_trainer(compose):
         model, _, step = key.partition("@step")
         steps[model] = max(steps.get(model, 0), int(step))
     assert steps == {"linear_cnn-w0.25-s0-true": 4, "linear_cnn-w0.25-s0-random": 8}  # 200 / 50 = 4 steps an epoch
-    labels_pair = [r for r in read_run(run_dir)[1] if r["metric"] == "consistency_r" and r["params"]["axis"] == "labels"]
+    labels_pair = [r for r in read_run(run_dir)[1] if r["metric"] == "consistency_r" and r["params"]["axis"] == "labels"
+                   and r["params"]["over"] == "pair"]
     assert len(labels_pair) == 1  # the length differs too, but the pair is still the labels comparison
 
 
@@ -203,6 +204,14 @@ def test_frozen_first_layer_and_pca_tied_labels(compose):
     x, _ = dm.train.tensors()
     labels = quantile_labels(pca_energy(x, pca, 2), pca_energy(x, pca, 2), dm.num_classes)
     assert torch.bincount(labels).max() - torch.bincount(labels).min() <= 1  # balanced
+
+
+@pytest.mark.parametrize("limit", ["trainer.max_steps=3", "trainer.fast_dev_run=true", "task.stopping.check_every=0"])
+def test_a_trainer_limit_with_the_stopping_rule_is_a_config_error(compose, limit):
+    from bench.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="stopping"):
+        execute(compose([*TINY, "task.stopping.enabled=true", limit, "logger=none"]))
 
 
 @pytest.mark.integration
