@@ -276,11 +276,12 @@ def fit(trainer: L.Trainer, module: L.LightningModule, datamodule: L.LightningDa
         raise
 
 
-#: The ``trainer`` settings that change trained weights beyond the recipe: numerics, the global batch and the
-#: training's length (a ``fast_dev_run`` smoke test is cached apart, never read as the trained model). Part of
-#: the cache key of every model bench trains (:meth:`bench.context.RunContext.trained`).
-WEIGHT_SETTINGS = ("precision", "devices", "num_nodes", "sync_batchnorm", "deterministic", "max_epochs", "max_steps",
-                   "limit_train_batches", "fast_dev_run", "gradient_clip_val")
+#: The ``trainer`` settings that change trained weights beyond the recipe: numerics (the device kind and
+#: strategy included: GPU kernels and a distributed reduction sum in another order than the CPU's), the global
+#: batch and the training's length (a ``fast_dev_run`` smoke test is cached apart, never read as the trained
+#: model). Part of the cache key of every model bench trains (:meth:`bench.context.RunContext.trained`).
+WEIGHT_SETTINGS = ("accelerator", "strategy", "precision", "devices", "num_nodes", "sync_batchnorm", "deterministic",
+                   "max_epochs", "max_steps", "limit_train_batches", "fast_dev_run", "gradient_clip_val")
 
 
 def weight_settings(trainer_cfg: Any = None, overrides: dict | None = None) -> dict:
