@@ -27,8 +27,9 @@ fails when one of them is not reproduced).
 
 A preset is *declared* before it runs, not from what passed: ``seeds`` (the seeds `make run` and a
 study run: ``bench -m experiment=<preset> seed=0,1,2``), ``items`` (the units each seed evaluates
-per item set; a claim that read fewer is "invalid") and ``cannot_test`` (claim id -> why the preset
-cannot measure it). For a preset that declares its seeds, every claim of the card is either a target
+per item set; a claim that read fewer is "invalid"), ``cannot_test`` (claim id -> why the preset
+cannot measure it) and ``threads`` (what `make run` runs it with; 1 unless declared). For a preset
+that declares its seeds, every claim of the card is either a target
 or in ``cannot_test``: a claim the preset can measure is a target, whatever its outcome.
 """
 from __future__ import annotations
@@ -106,6 +107,9 @@ class TaskCard:
     seeds: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
     # preset -> the units per seed in every item set its claims read (fewer read: the verdict is invalid)
     items: Mapping[str, int] = field(default_factory=dict)
+    # preset -> the CPU threads `make run` runs it with (default 1): a number declared with the preset, never
+    # a share of the machine, since it changes the bits of every result (recorded in each run's provenance)
+    threads: Mapping[str, int] = field(default_factory=dict)
     # preset -> {claim id: why the preset cannot measure it}, said in advance
     cannot_test: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     # The unit a leaderboard row ranks, the model under test: metric-row params (e.g. ``arch``: one run
@@ -164,6 +168,10 @@ class TaskCard:
     def seeds_for(self, preset: str) -> tuple[int, ...]:
         """The seeds ``preset`` declares (empty: the config's own seed)."""
         return tuple(self.seeds.get(preset, ()))
+
+    def threads_for(self, preset: str) -> int:
+        """The threads ``preset`` declares for `make run` (1 unless declared)."""
+        return int(self.threads.get(preset, 1))
 
     def min_items(self, preset: str | None) -> int | None:
         """The units per item set ``preset`` declares its claims read (None: not declared)."""

@@ -136,8 +136,8 @@ class RunContext:
             return payload.load(path)
         checkpoint_dir = path.with_name(path.name + ".ckpt")
         if self.writes and payload is not None:
-            claim(checkpoint_dir)  # waits while another process trains this very entry
-            if self.cache.verify(path):  # it cached the model while this one waited: read it, train nothing
+            # waits while another process trains this very entry; if it did, that process cached the model
+            if claim(checkpoint_dir) and self.cache.verify(path):  # read it, train nothing
                 release(checkpoint_dir)
                 shutil.rmtree(checkpoint_dir, ignore_errors=True)
                 log.info("from cache (trained by another process meanwhile): %s", path)

@@ -162,11 +162,11 @@ def _discard(last: Path, reason: str, discard: bool) -> None:
     return None
 
 
-def claim(checkpoint_dir: str | Path, poll_s: float = 1.0) -> None:
+def claim(checkpoint_dir: str | Path, poll_s: float = 1.0) -> bool:
     """Make this process the owner of ``checkpoint_dir``: take its lock, waiting while a live process
     holds it (that process trains the same model into it; when it is done the model is cached). A dead
     owner's lock is broken, and its checkpoint resumed. Held until the folder is removed, training fails
-    (:func:`release`) or the process exits."""
+    (:func:`release`) or the process exits. Returns whether it waited for another process."""
     folder = Path(checkpoint_dir)
     lock = _claimed.get(folder) or FileLock(folder / OWNER)
     waited = False
@@ -177,6 +177,7 @@ def claim(checkpoint_dir: str | Path, poll_s: float = 1.0) -> None:
             waited = True
         time.sleep(poll_s)
     _claimed[folder] = lock
+    return waited
 
 
 def release(checkpoint_dir: str | Path) -> None:

@@ -5,11 +5,13 @@ The tasks are the ones bench finds (:func:`bench.tasks.tasks`), each run with it
 `bench -m experiment=<preset> seed=<s1>,<s2>,...` sweep over the seeds the card declares for the
 preset (``TaskCard.seeds``), or `bench experiment=<preset>` (the config's seed) when it declares none.
 
-The tasks run at the same time, each single-threaded (``threads=1``): on a 2-core machine three
-single-threaded sweeps keep both cores busy where one sweep after another would leave a core idle
-through every serial step. The thread count is fixed, not a share of this machine's cores or of
-the number of tasks installed, because it changes the bits of every result (it is recorded in each
-run's provenance): make run's figures are the same on any machine with the same CPU kernels. Each
+The tasks run at the same time, each with the threads its card declares for the preset
+(``TaskCard.threads``, default 1): on a 2-core machine the sweeps side by side keep both cores busy
+where one after another would leave a core idle through every serial step, and a long one that
+declares 2 threads has both cores once the others end. The thread count is declared, not a share of this
+machine's cores or of the number of tasks installed, because it changes the bits of every result (it
+is recorded in each run's provenance): make run's figures are the same on any machine with the same
+CPU kernels. Each
 task's output goes to ``results/logs/<task>-<time>.log``; a failure is reported when it happens,
 the other sweeps go on, and the leaderboard is built from every record there is. Ctrl-C stops
 every sweep (their records so far stay). The exit code is the first failure's, else the report's.
@@ -23,9 +25,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-THREADS = 1  # per task; see the module docstring
 
 
 def _exit_code(rc: int) -> int:
@@ -54,7 +53,7 @@ def main() -> int:
             seeds = task.card.seeds_for(preset)
             args = ["-m", f"experiment={preset}", "seed=" + ",".join(map(str, seeds))] if seeds else \
                 [f"experiment={preset}"]
-            args.append(f"threads={THREADS}")
+            args.append(f"threads={task.card.threads_for(preset)}")
             log = logs / f"{task.name}-{stamp}.log"
             print(f"==> bench {' '.join(args)}   (output: {log})", flush=True)
             with open(log, "w") as out:

@@ -130,10 +130,12 @@ def test_make_run_runs_every_task_found_at_once_and_ends_with_the_claims(monkeyp
     from bench.tasks import tasks
 
     # one sweep over the seeds each card declares for its preset (the fixture: 0, 1, 2), all started
-    # together, each single-threaded whatever the machine's cores or the number of tasks
+    # together, each with the threads its card declares (1 unless declared), whatever the machine's cores
     sweeps = [["-m", f"experiment={t.card.preset}", "seed=" + ",".join(map(str, t.card.seeds_for(t.card.preset))),
-               "threads=1"] if t.card.seeds_for(t.card.preset) else [f"experiment={t.card.preset}", "threads=1"]
+               f"threads={t.card.threads_for(t.card.preset)}"] if t.card.seeds_for(t.card.preset)
+              else [f"experiment={t.card.preset}", f"threads={t.card.threads_for(t.card.preset)}"]
               for t in tasks().values()]
+    assert calls[0][-1] == "threads=1"  # the fixture declares none
     assert calls == [*sweeps, ["--claims"]]
     assert calls[0][:3] == ["-m", "experiment=lsq_digits/tiny", "seed=0,1,2"]
     assert len(list((tmp_path / "results" / "logs").glob("lsq_digits-*.log"))) == 1
