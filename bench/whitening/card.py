@@ -184,8 +184,5 @@ CARD = TaskCard(
         f"table3_fit_{a}": "the embedded study trains ResNet20 x0.5 on 14x14 Fashion-MNIST only; Table 3's "
                            "architectures on CIFAR-10 are whitening/table3's" for a in (*TABLE3, "mean")}},
     seeds={"whitening/embedded": (0,)},  # one study: its three seeds per label kind are models inside the run
-    items={"whitening/embedded": 3},
-    # make run's longest task (~10 min of one core's training): its second thread has a core to itself once
-    # the other tasks end
-    threads={"whitening/embedded": 2},  # the models pooled per condition (seeds 0-2)
+    items={"whitening/embedded": 3},  # the models pooled per condition (seeds 0-2)
 )
