@@ -8,7 +8,7 @@ preset (``TaskCard.seeds``), or `bench experiment=<preset>` (the config's seed) 
 The tasks run at the same time, each with the threads its card declares for the preset
 (``TaskCard.threads``, default 1): on a 2-core machine the sweeps side by side keep both cores busy
 where one after another would leave a core idle through every serial step. (A second thread does
-not pay for small models: whitening/embedded at 2 threads had trained 6 of its 8 models at 744 s
+not pay for small models: the longest preset at 2 threads had trained 6 of its 8 models at 744 s
 where at 1 thread all 8 were done at 702 s.) The thread count is declared, not a share of this
 machine's cores or of the number of tasks installed, because it changes the bits of every result (it
 is recorded in each run's provenance): make run's figures are the same on any machine with the same
