@@ -89,8 +89,9 @@ def patch_pca(batches: Iterable[torch.Tensor], kernel_size: int, progress: bool 
 
 def leave_one_out(images: torch.Tensor, kernel_size: int) -> list[PatchPCA]:
     """The patch PCA of ``images`` without image i, for each i (a jackknife over the images: the units a
-    PCA of a few images samples). Each image's moments are taken once, about one shift, and subtracted
-    from the total, so n images cost n + 1 moment passes, not n^2."""
+    PCA of a few images samples). Each image's moments are taken once, about one shift, and the others'
+    are summed for each i (n passes over the pixels, not n^2; sums, not a subtraction from the total,
+    which would cancel)."""
     shift = images.double().mean(dim=(0, 2, 3))
     per_image = []
     for x in images:

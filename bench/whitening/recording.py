@@ -101,15 +101,20 @@ class StoppingRule(FirstLayerRecorder):
             self.rule = self._fires(epoch)
             if self.rule:
                 self.stop_epoch = epoch
-        if self.stop_epoch is not None and epoch >= (2 if self.double else 1) * self.stop_epoch:
+        if self.stop_epoch is not None and epoch >= self.last_epoch:
             self._snap(pl_module, trainer.global_step)
             trainer.should_stop = True
+
+    @property
+    def last_epoch(self) -> int:
+        """The epoch training ends at once the rule has fired: 2E, or E without ``double``."""
+        return (2 if self.double else 1) * self.stop_epoch
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_train_start(trainer, pl_module)
         # resumed from the checkpoint of the last epoch (a crash after it, before the model was cached):
         # should_stop is not in the checkpoint, so stop again here rather than train an epoch past it
-        if self.stop_epoch is not None and trainer.current_epoch >= (2 if self.double else 1) * self.stop_epoch:
+        if self.stop_epoch is not None and trainer.current_epoch >= self.last_epoch:
             trainer.should_stop = True
 
     def accuracy_at(self, module: L.LightningModule, epoch: int) -> float:
@@ -129,7 +134,7 @@ class StoppingRule(FirstLayerRecorder):
         reads = [h[0] for h in self.history if h[0] <= math.ceil(self.stop_epoch / 2)]
         out = {"half": max(reads)} if reads else {}  # no read that early (E = check_every): no half
         out["stop"] = self.stop_epoch
-        return out | {"double": min(2 * self.stop_epoch, max(self.epoch_steps))} if self.double else out
+        return out | {"double": min(self.last_epoch, max(self.epoch_steps))} if self.double else out
 
     def state_dict(self) -> dict:
         return {**super().state_dict(), "history": list(self.history), "epoch_steps": dict(self.epoch_steps),
